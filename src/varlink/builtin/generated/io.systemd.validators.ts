@@ -1,0 +1,2 @@
+// No methods: nothing to validate.
+export {};

@@ -1,0 +1,136 @@
+/**
+ * What Node's `net` module cannot do on AF_UNIX sockets, done through libc with koffi:
+ * reading the peer's credentials (SO_PEERCRED), telling a listening socket from a connected one
+ * (SO_ACCEPTCONN), and binding or connecting abstract socket names with their exact length
+ * (Node 20's libuv pads them to the full 108 bytes, which no other implementation matches).
+ */
+import koffi from 'koffi';
+import type { Socket } from 'node:net';
+
+export interface PeerCredentials {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const SO_ACCEPTCONN = 30;
+
+interface Libc {
+  getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  connect: (fd: number, addr: Buffer, len: number) => number;
+  listen: (fd: number, backlog: number) => number;
+  close: (fd: number) => number;
+  errno: () => number;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  const lib = koffi.load('libc.so.6');
+  const errnoLocation = lib.func('int *__errno_location()');
+  libc = {
+    getsockopt: lib.func('int getsockopt(int, int, int, _Out_ uint8_t *, _Inout_ uint8_t *)'),
+    socket: lib.func('int socket(int, int, int)'),
+    bind: lib.func('int bind(int, const uint8_t *, uint32_t)'),
+    connect: lib.func('int connect(int, const uint8_t *, uint32_t)'),
+    listen: lib.func('int listen(int, int)'),
+    close: lib.func('int close(int)'),
+    errno: () => koffi.decode(errnoLocation(), 'int') as number,
+  };
+  return libc;
+}
+
+export class SystemCallError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+  ) {
+    super(`${syscall} failed: errno ${errno}`);
+    this.name = 'SystemCallError';
+  }
+}
+
+/** The file descriptor behind a connected net.Socket, or -1 when it has none. */
+export function socketFd(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: { fd?: number } })._handle;
+  return typeof handle?.fd === 'number' ? handle.fd : -1;
+}
+
+const unknownPeer: PeerCredentials = Object.freeze({ uid: -1, gid: -1, pid: 0 });
+
+/** Reads SO_PEERCRED; returns uid/gid -1 when the descriptor is not a Unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  if (fd < 0) return unknownPeer;
+  const c = load();
+  const value = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(12);
+  if (c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, len) !== 0) return unknownPeer;
+  return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8) };
+}
+
+/** True when fd is a socket in the listening state (SO_ACCEPTCONN). */
+export function isListeningSocket(fd: number): boolean {
+  const c = load();
+  const value = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4);
+  if (c.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, len) !== 0) return false;
+  return value.readInt32LE(0) !== 0;
+}
+
+/** sockaddr_un for an abstract name: family, a leading NUL, the name; no padding. */
+function abstractAddress(name: string): Buffer {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length + 1 > 107) throw new Error(`abstract socket name too long: @${name}`);
+  const addr = Buffer.alloc(3 + bytes.length);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  addr[2] = 0;
+  bytes.copy(addr, 3);
+  return addr;
+}
+
+function newSocket(c: Libc): number {
+  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new SystemCallError('socket', c.errno());
+  return fd;
+}
+
+/** Creates a listening socket bound to the abstract name `@name`; returns its descriptor. */
+export function listenAbstract(name: string, backlog = 4096): number {
+  const c = load();
+  const fd = newSocket(c);
+  const addr = abstractAddress(name);
+  if (c.bind(fd, addr, addr.length) !== 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SystemCallError('bind', e);
+  }
+  if (c.listen(fd, backlog) !== 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SystemCallError('listen', e);
+  }
+  return fd;
+}
+
+/** Connects a new socket to the abstract name `@name`; returns its descriptor. */
+export function connectAbstract(name: string): number {
+  const c = load();
+  const fd = newSocket(c);
+  const addr = abstractAddress(name);
+  if (c.connect(fd, addr, addr.length) !== 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SystemCallError('connect', e);
+  }
+  return fd;
+}

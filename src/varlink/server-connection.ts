@@ -1,0 +1,336 @@
+/**
+ * One accepted connection on the server side.
+ *
+ * Calls are handled strictly one after another, in the order they arrived; later calls wait in
+ * a queue while a handler is still working or a stream is still sending. Replies produced while
+ * handling one chunk of input are written together. A protocol violation (not JSON, not an
+ * object, an unknown header key, a non-boolean flag, two flags at once, an oversized message)
+ * closes this connection and nothing else.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
+import { VarlinkError, SystemError } from './errors.js';
+import { Replies, type Call } from './call.js';
+import type { PeerCredentials } from './peer.js';
+
+export interface IncomingCall {
+  method: string;
+  parameters: Record<string, unknown>;
+  oneway: boolean;
+  more: boolean;
+  upgrade: boolean;
+}
+
+/** What the connection needs from its server. */
+export interface Dispatcher {
+  /** Validates and runs a call; returns what the handler returned, or throws a VarlinkError. */
+  dispatch(call: IncomingCall, context: Call): unknown;
+  readonly logger: Logger;
+  readonly maxMessageSize: number;
+}
+
+/** Thrown by a dispatcher to close the connection without replying (as sd-varlink does). */
+export class DropConnection extends Error {}
+
+const HEADER_KEYS = new Set(['method', 'parameters', 'oneway', 'more', 'upgrade']);
+const QUEUE_HIGH_WATER = 256;
+
+/** Turns one message text into a call, or returns a reason to drop the connection. */
+export function parseCall(text: string): IncomingCall | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return 'invalid JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'message is not a JSON object';
+  const o = v as Record<string, unknown>;
+  for (const k in o) if (!HEADER_KEYS.has(k)) return `unknown key '${k}' in call`;
+  if (typeof o.method !== 'string') return 'method missing or not a string';
+  let flags = 0;
+  for (const k of ['oneway', 'more', 'upgrade'] as const) {
+    const f = o[k];
+    if (f === undefined) continue;
+    if (typeof f !== 'boolean') return `'${k}' is not a boolean`;
+    if (f) flags++;
+  }
+  if (flags > 1) return 'more than one of oneway/more/upgrade set';
+  const p = o.parameters;
+  if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p))) return 'parameters is not an object';
+  return {
+    method: o.method,
+    parameters: (p ?? {}) as Record<string, unknown>,
+    oneway: o.oneway === true,
+    more: o.more === true,
+    upgrade: o.upgrade === true,
+  };
+}
+
+export class ServerConnection {
+  private readonly reader: MessageReader;
+  private readonly queue: IncomingCall[] = [];
+  private out: string[] = [];
+  private busy = false;
+  private closed = false;
+  private paused = false;
+  private upgrading = false;
+  private peerDone = false;
+  private readonly abort = new AbortController();
+  private logger?: Logger;
+  private upgradeHandler?: (socket: Socket, rest: Buffer) => void;
+
+  constructor(
+    readonly socket: Socket,
+    readonly peer: PeerCredentials,
+    private readonly server: Dispatcher,
+    private readonly onClose: (c: ServerConnection) => void,
+  ) {
+    this.reader = new MessageReader(server.maxMessageSize);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+    socket.on('end', () => {
+      // The peer finished sending: answer what is queued, then close.
+      this.peerDone = true;
+      if (!this.busy && this.queue.length === 0) this.close();
+    });
+  }
+
+  get log(): Logger {
+    this.logger ??= this.server.logger.child({ peer: { uid: this.peer.uid, pid: this.peer.pid } });
+    return this.logger;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.abort.abort();
+    this.socket.destroy();
+    this.onClose(this);
+  }
+
+  private protocolError(reason: string): void {
+    this.log.debug({ reason }, 'closing connection after protocol violation');
+    this.close();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed || this.upgrading) return;
+    this.reader.push(chunk);
+    this.readQueued();
+    this.pump();
+  }
+
+  /** Moves complete messages from the reader into the call queue (not past an upgrade call). */
+  private readQueued(): void {
+    while (!this.upgrading && !this.closed) {
+      let text: string | undefined;
+      try {
+        text = this.reader.next();
+      } catch (err) {
+        if (err instanceof MessageTooLargeError) return this.protocolError(err.message);
+        throw err;
+      }
+      if (text === undefined) return;
+      const call = parseCall(text);
+      if (typeof call === 'string') {
+        // Answer what came before the bad message, then drop the connection.
+        this.pump();
+        return this.protocolError(call);
+      }
+      this.queue.push(call);
+      // Bytes after an upgrade call belong to the next protocol: stop reading messages.
+      if (call.upgrade) this.upgrading = true;
+    }
+  }
+
+  private onDrain(): void {
+    if (this.paused && !this.busy) this.pump();
+  }
+
+  /** Runs queued calls until one needs to wait, then writes the collected replies. */
+  private pump(): void {
+    while (!this.busy && !this.closed && this.queue.length > 0) {
+      if (this.socket.writableNeedDrain) break;
+      const call = this.queue.shift()!;
+      const pending = this.run(call);
+      if (pending) {
+        this.busy = true;
+        pending.then(
+          () => {
+            this.busy = false;
+            if (this.afterCall(call)) this.pump();
+          },
+          (err) => {
+            this.log.error({ err }, 'connection handler failed');
+            this.close();
+          },
+        );
+        break;
+      }
+      if (!this.afterCall(call)) return;
+    }
+    this.flush();
+    this.applyBackpressure();
+    if (!this.busy && this.queue.length === 0 && this.peerDone && !this.closed) this.close();
+  }
+
+  /** Finishes an upgrade call; returns false when the connection left Varlink. */
+  private afterCall(call: IncomingCall): boolean {
+    if (!call.upgrade) return true;
+    this.flush();
+    if (this.upgradeHandler) {
+      this.handOver();
+      return false;
+    }
+    // The upgrade was refused with an error: the connection keeps speaking Varlink.
+    this.upgrading = false;
+    this.readQueued();
+    return true;
+  }
+
+  private applyBackpressure(): void {
+    const shouldPause = this.queue.length > QUEUE_HIGH_WATER || this.socket.writableNeedDrain;
+    if (shouldPause && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    } else if (!shouldPause && this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private flush(): void {
+    if (this.out.length === 0 || this.closed) return;
+    const data = this.out.length === 1 ? this.out[0]! : this.out.join('');
+    this.out = [];
+    this.socket.write(data);
+  }
+
+  private context(call: IncomingCall): Call {
+    const conn = this;
+    return {
+      method: call.method,
+      more: call.more,
+      oneway: call.oneway,
+      upgrade: call.upgrade,
+      peer: this.peer,
+      get log() {
+        return conn.log.child({ method: call.method });
+      },
+      signal: this.abort.signal,
+      onUpgrade: (h) => {
+        if (!call.upgrade) throw new Error('onUpgrade() on a call made without upgrade');
+        this.upgradeHandler = h;
+      },
+    };
+  }
+
+  /** Handles one call. Returns a promise only when the call could not be completed at once. */
+  private run(call: IncomingCall): Promise<void> | undefined {
+    let result: unknown;
+    try {
+      result = this.server.dispatch(call, this.context(call));
+    } catch (err) {
+      if (err instanceof DropConnection) {
+        this.protocolError(err.message);
+        return undefined;
+      }
+      this.fail(call, err);
+      return undefined;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (value) => this.complete(call, value),
+        (err) => this.fail(call, err),
+      );
+    }
+    return this.complete(call, result);
+  }
+
+  private complete(call: IncomingCall, value: unknown): Promise<void> | undefined {
+    if (value instanceof Replies) return this.stream(call, value);
+    if (!call.oneway) this.out.push(encodeReply(value as object, false));
+    return undefined;
+  }
+
+  private fail(call: IncomingCall, err: unknown): void {
+    this.upgradeHandler = undefined;
+    if (call.oneway) return;
+    if (err instanceof VarlinkError) {
+      this.out.push(encodeError(err.error, err.parameters));
+      return;
+    }
+    this.log.error({ err, method: call.method }, 'method handler failed');
+    const errno = typeof (err as { errno?: unknown })?.errno === 'number' ? Math.abs((err as { errno: number }).errno) : 5;
+    const e = new SystemError(errno);
+    this.out.push(encodeError(e.error, e.parameters));
+  }
+
+  /**
+   * Sends a stream, holding each reply back until the next one (or the end) is known, so the
+   * last reply goes out without `continues`. Waits for the socket to drain when the peer reads
+   * slowly, so an unread stream cannot grow memory without bound.
+   */
+  private async stream(call: IncomingCall, replies: Replies<unknown>): Promise<void> {
+    let held: unknown;
+    let have = false;
+    try {
+      for await (const item of replies.source as AsyncIterable<unknown>) {
+        if (this.closed) return;
+        if (!call.more) {
+          // Without `more` only one reply may be sent.
+          held = item;
+          have = true;
+          break;
+        }
+        if (have && !call.oneway) {
+          this.out.push(encodeReply(held as object, true));
+          if (this.out.length >= 64 || this.socket.writableNeedDrain) {
+            this.flush();
+            if (this.socket.writableNeedDrain) await this.drained();
+          }
+        }
+        held = item;
+        have = true;
+      }
+    } catch (err) {
+      this.fail(call, err);
+      return;
+    }
+    if (call.oneway) return;
+    if (have) this.out.push(encodeReply(held as object, false));
+    else if (replies.empty) this.fail(call, replies.empty());
+    else this.out.push(encodeReply({}, false));
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve();
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  private handOver(): void {
+    const handler = this.upgradeHandler!;
+    this.upgradeHandler = undefined;
+    const rest = this.reader.takeRest();
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('drain');
+    this.socket.removeAllListeners('end');
+    this.socket.removeAllListeners('error');
+    this.socket.removeAllListeners('close');
+    this.closed = true;
+    this.onClose(this);
+    handler(this.socket, rest);
+  }
+}

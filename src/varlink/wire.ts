@@ -1,0 +1,109 @@
+/**
+ * NUL framing: a Varlink message is one JSON object followed by one zero byte.
+ *
+ * The reader collects chunks as they arrive and hands out complete message texts. A peer that
+ * sends more than `maxMessageSize` bytes without a terminator is a protocol violation: the
+ * reader reports it so the connection can be closed (sd-varlink drops the connection with
+ * ENOBUFS at 16 MiB).
+ */
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+export class MessageTooLargeError extends Error {
+  constructor(readonly size: number) {
+    super(`message exceeds ${size} bytes without a terminating NUL`);
+    this.name = 'MessageTooLargeError';
+  }
+}
+
+export class MessageReader {
+  /** Unconsumed input; only the first part may have been partly consumed. */
+  private parts: Buffer[] = [];
+  private length = 0;
+  private hasTerminator = false;
+
+  constructor(private readonly maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE) {}
+
+  /** Bytes received and not yet handed out as messages. */
+  get buffered(): number {
+    return this.length;
+  }
+
+  /** Adds received bytes. Node hands each read its own buffer, so chunks are kept, not copied. */
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.parts.push(chunk);
+    this.length += chunk.length;
+    if (!this.hasTerminator && chunk.indexOf(0) !== -1) this.hasTerminator = true;
+  }
+
+  /**
+   * Returns the next complete message text, or undefined when none is complete yet.
+   * Throws MessageTooLargeError when an unterminated message has grown past the limit.
+   */
+  next(): string | undefined {
+    if (!this.hasTerminator) {
+      if (this.length > this.maxMessageSize) {
+        this.parts = [];
+        this.length = 0;
+        throw new MessageTooLargeError(this.maxMessageSize);
+      }
+      return undefined;
+    }
+    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.length)];
+    const buf = this.parts[0]!;
+    const nul = buf.indexOf(0);
+    const text = buf.toString('utf8', 0, nul);
+    const rest = buf.subarray(nul + 1);
+    this.length = rest.length;
+    if (rest.length === 0) {
+      this.parts = [];
+      this.hasTerminator = false;
+    } else {
+      this.parts[0] = rest;
+      this.hasTerminator = rest.indexOf(0) !== -1;
+    }
+    return text;
+  }
+
+  /** Convenience for tests and simple readers: push, then collect every complete message. */
+  pushAll(chunk: Buffer): string[] {
+    this.push(chunk);
+    const out: string[] = [];
+    for (let m = this.next(); m !== undefined; m = this.next()) out.push(m);
+    return out;
+  }
+
+  /** Everything not handed out yet (used when a connection is upgraded to another protocol). */
+  takeRest(): Buffer {
+    const rest = Buffer.concat(this.parts, this.length);
+    this.parts = [];
+    this.length = 0;
+    this.hasTerminator = false;
+    return rest;
+  }
+}
+
+/** Serialises one message, terminator included. */
+export function frame(message: object): string {
+  return JSON.stringify(message) + '\0';
+}
+
+/**
+ * Serialises a reply. `parameters` is always written, `{}` when empty: clients must accept both
+ * forms, and systemd 257's sd-varlink (the compatibility target) writes it.
+ */
+export function encodeReply(parameters: object | undefined | null, continues: boolean): string {
+  const body = parameters ? JSON.stringify(parameters) : '{}';
+  return continues ? `{"parameters":${body},"continues":true}\0` : `{"parameters":${body}}\0`;
+}
+
+export function encodeError(error: string, parameters: Record<string, unknown> | undefined | null): string {
+  const body = parameters ? JSON.stringify(parameters) : '{}';
+  return `{"error":${JSON.stringify(error)},"parameters":${body}}\0`;
+}
+
+export function isEmptyObject(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
