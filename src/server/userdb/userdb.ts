@@ -1,0 +1,359 @@
+/**
+ * UserDb: users and groups of user-namespaced machines, answered from memory.
+ *
+ * The registry tells UserDb which machines exist and what their leaders' uid_map/gid_map say
+ * (`setMachine`/`removeMachine`); lookups never touch the file system. Query handling reproduces
+ * systemd-machined 257's io.systemd.UserDatabase answers (measured against the real daemon; the
+ * vectors are in test/unit/userdb/). UserDb knows nothing of Varlink: it takes the call's parameters
+ * as a plain object and returns a result for the API layer to translate.
+ *
+ * Besides machined's lookups it answers berth's own questions: every machine's ranges, who owns a
+ * host ID, and which existing ranges a new machine's ranges overlap.
+ */
+import { type IdMapLine, type IdMapSource, isIdMapError } from './idmap.js';
+import { CONTAINER_ID_MIN, UID_INVALID, UID_INVALID16, isValidUid, isValidUserGroupNameRelaxed, isValidUserGroupNameStrict, parseUid } from './names.js';
+import { type ContainerGroupRecord, type ContainerUserRecord, groupNameFor, groupRecord, userNameFor, userRecord } from './records.js';
+import { RangeIndex } from './range-index.js';
+
+export const UserDbErrors = {
+  NoRecordFound: 'io.systemd.UserDatabase.NoRecordFound',
+  BadService: 'io.systemd.UserDatabase.BadService',
+  ConflictingRecordFound: 'io.systemd.UserDatabase.ConflictingRecordFound',
+  EnumerationNotSupported: 'io.systemd.UserDatabase.EnumerationNotSupported',
+} as const;
+export type UserDbErrorName = (typeof UserDbErrors)[keyof typeof UserDbErrors];
+
+const EINVAL = 22;
+
+/**
+ * What a lookup answers. `records` holds exactly one record (machined never streams several);
+ * `invalidParameter` names the offending key (→ org.varlink.service.InvalidParameter);
+ * `errno` comes with `io.systemd.System`.
+ */
+export type UserDbResult<R> =
+  | { records: R[] }
+  | { error: UserDbErrorName }
+  | { error: 'io.systemd.System'; errno: number }
+  | { invalidParameter: string };
+
+export type IdKind = 'uid' | 'gid';
+
+export interface UserDbMachine {
+  readonly name: string;
+  /** `container` machines get records; other classes (`vm`) only show up in ranges and owners. */
+  readonly class: string;
+  /** The leader's PID, kept so that a caller can re-read maps that were still empty at registration. */
+  readonly leader?: number;
+  readonly uidMap: IdMapSource;
+  readonly gidMap: IdMapSource;
+  /** UID of the peer that registered the machine. */
+  readonly registeredBy: number;
+}
+
+/** One line of a machine's uid or gid map, as berth reports it. */
+export interface IdRange {
+  readonly machine: string;
+  readonly class: string;
+  readonly kind: IdKind;
+  /** First host ID. */
+  readonly base: number;
+  readonly size: number;
+  /** First ID inside the machine. */
+  readonly inside: number;
+  readonly registeredBy: number;
+}
+
+export interface IdOwner {
+  readonly machine: string;
+  readonly class: string;
+  /** The ID as the machine sees it. */
+  readonly inside: number;
+  readonly range: IdRange;
+}
+
+export interface RangeOverlap {
+  readonly kind: IdKind;
+  /** The new machine's range. */
+  readonly range: IdRange;
+  /** The existing range it overlaps. */
+  readonly other: IdRange;
+}
+
+interface Entry {
+  readonly machine: UserDbMachine;
+  readonly seq: number;
+  readonly uidRanges: IdRange[];
+  readonly gidRanges: IdRange[];
+}
+
+type Params = Readonly<Record<string, unknown>> | null | undefined;
+
+interface Spec {
+  readonly id?: IdKind;
+  readonly names: readonly string[];
+}
+const USER_SPEC: Spec = { id: 'uid', names: ['userName'] };
+const GROUP_SPEC: Spec = { id: 'gid', names: ['groupName'] };
+const MEMBERSHIP_SPEC: Spec = { names: ['userName', 'groupName'] };
+
+/** A line maps into a private host range unless its host side starts at 0 (the identity map of the host's own namespace). */
+function isPrivateLine(l: IdMapLine): boolean {
+  return l.outside !== 0;
+}
+
+function rangesOf(m: UserDbMachine, kind: IdKind): IdRange[] {
+  const src = kind === 'uid' ? m.uidMap : m.gidMap;
+  if (isIdMapError(src)) return [];
+  return src.filter(isPrivateLine).map((l) => ({
+    machine: m.name,
+    class: m.class,
+    kind,
+    base: l.outside,
+    size: l.count,
+    inside: l.inside,
+    registeredBy: m.registeredBy,
+  }));
+}
+
+/**
+ * What 257's IDL validator rejects before the handler runs, in its order: the declared fields in
+ * declaration order (an int field takes any integral number within 64 bits, or any string; a string
+ * field takes a string; nullable fields take null), then the first undeclared key. berth's Varlink
+ * layer does the same before UserDb is called; repeating it keeps UserDb's answers right on its own.
+ */
+function idlCheck(entries: [string, unknown][], spec: Spec): string | undefined {
+  const params = new Map(entries);
+  const declared = [...(spec.id ? [spec.id] : []), ...spec.names];
+  for (const key of declared) {
+    const v = params.get(key);
+    if (v === undefined || v === null) continue;
+    const ok = key === spec.id ? typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 64) : typeof v === 'string';
+    if (!ok) return key;
+  }
+  const service = params.get('service');
+  if (typeof service !== 'string') return 'service';
+  for (const [key] of entries) if (key !== 'service' && !declared.includes(key)) return key;
+  return undefined;
+}
+
+export interface UserDbOptions {
+  /** The userdb socket's file name; calls must name it in `service`, and records carry it. */
+  readonly service?: string;
+}
+
+export class UserDb {
+  readonly service: string;
+  private readonly machines = new Map<string, Entry>();
+  private readonly uidIndex = new RangeIndex<IdRange>();
+  private readonly gidIndex = new RangeIndex<IdRange>();
+  private seq = 0;
+
+  constructor(options: UserDbOptions = {}) {
+    this.service = options.service ?? 'io.systemd.Machine';
+  }
+
+  /**
+   * Adds a machine, or replaces one of the same name (keeping its place in registration order).
+   * Returns the existing ranges the machine's private ranges overlap, for the caller to warn about.
+   * Where ranges overlap, lookups by host ID pick the machine registered first.
+   */
+  setMachine(m: UserDbMachine): { overlaps: RangeOverlap[] } {
+    const previous = this.machines.get(m.name);
+    const entry: Entry = { machine: m, seq: previous?.seq ?? this.seq++, uidRanges: rangesOf(m, 'uid'), gidRanges: rangesOf(m, 'gid') };
+    const overlaps: RangeOverlap[] = [];
+    for (const [kind, ranges, index] of [
+      ['uid', entry.uidRanges, this.uidIndex],
+      ['gid', entry.gidRanges, this.gidIndex],
+    ] as const) {
+      for (const r of ranges) {
+        for (const o of index.intersecting(r.base, r.base + r.size, m.name)) overlaps.push({ kind, range: r, other: o.value });
+      }
+      index.set(
+        m.name,
+        ranges.map((r) => ({ start: r.base, end: r.base + r.size, order: entry.seq, value: r })),
+      );
+    }
+    this.machines.set(m.name, entry);
+    return { overlaps };
+  }
+
+  removeMachine(name: string): boolean {
+    if (!this.machines.delete(name)) return false;
+    this.uidIndex.delete(name);
+    this.gidIndex.delete(name);
+    return true;
+  }
+
+  hasMachine(name: string): boolean {
+    return this.machines.has(name);
+  }
+
+  /** Machines whose uid or gid map was empty when set (user namespace created, map not written yet), with their leaders. */
+  unmappedMachines(): { name: string; leader?: number }[] {
+    const out: { name: string; leader?: number }[] = [];
+    for (const { machine: m } of this.machines.values()) {
+      const empty = (s: IdMapSource) => !isIdMapError(s) && s.length === 0;
+      if (empty(m.uidMap) || empty(m.gidMap)) out.push({ name: m.name, leader: m.leader });
+    }
+    return out;
+  }
+
+  /** Every private UID and GID range, or one machine's; ordered by registration, then by map line. */
+  ranges(name?: string): IdRange[] {
+    const entries = name === undefined ? [...this.machines.values()] : [this.machines.get(name)].filter((e): e is Entry => !!e);
+    entries.sort((a, b) => a.seq - b.seq);
+    return entries.flatMap((e) => [...e.uidRanges, ...e.gidRanges]);
+  }
+
+  /** Who owns host UID `uid`: every machine mapping it, first-registered first. Any ID, not only ≥ 65536. */
+  uidOwner(uid: number): IdOwner[] {
+    return this.owners(this.uidIndex, uid);
+  }
+
+  gidOwner(gid: number): IdOwner[] {
+    return this.owners(this.gidIndex, gid);
+  }
+
+  /** io.systemd.UserDatabase.GetUserRecord with the call's parameters. */
+  getUserRecord(params: Params): UserDbResult<ContainerUserRecord> {
+    const q = this.dispatch(params, USER_SPEC);
+    if ('invalidParameter' in q || 'error' in q) return q;
+    const uid = q.id;
+    const userName = q.names.userName;
+    if (uid !== undefined) {
+      const r = this.userByUid(uid);
+      if ('records' in r && userName !== undefined && r.records[0]!.userName !== userName) return { error: UserDbErrors.ConflictingRecordFound };
+      return r;
+    }
+    if (userName !== undefined) return this.userByName(userName);
+    return { error: UserDbErrors.EnumerationNotSupported };
+  }
+
+  /** io.systemd.UserDatabase.GetGroupRecord with the call's parameters. */
+  getGroupRecord(params: Params): UserDbResult<ContainerGroupRecord> {
+    const q = this.dispatch(params, GROUP_SPEC);
+    if ('invalidParameter' in q || 'error' in q) return q;
+    const gid = q.id;
+    const groupName = q.names.groupName;
+    if (gid !== undefined) {
+      const r = this.groupByGid(gid);
+      if ('records' in r && groupName !== undefined && r.records[0]!.groupName !== groupName) return { error: UserDbErrors.ConflictingRecordFound };
+      return r;
+    }
+    if (groupName !== undefined) return this.groupByName(groupName);
+    return { error: UserDbErrors.EnumerationNotSupported };
+  }
+
+  /** io.systemd.UserDatabase.GetMemberships: machined models no memberships, so valid calls always miss. */
+  getMemberships(params: Params): UserDbResult<{ userName: string; groupName: string }> {
+    const q = this.dispatch(params, MEMBERSHIP_SPEC);
+    if ('invalidParameter' in q || 'error' in q) return q;
+    return { error: UserDbErrors.NoRecordFound };
+  }
+
+  /** The user record for host UID `uid`, bypassing parameter checks. */
+  userByUid(uid: number): UserDbResult<ContainerUserRecord> {
+    const hit = this.translateOut(this.uidIndex, uid);
+    if ('error' in hit) return hit;
+    const name = userNameFor(hit.machine, hit.inside);
+    if (!isValidUserGroupNameStrict(name)) return { error: UserDbErrors.NoRecordFound };
+    return { records: [userRecord(name, uid, hit.machine, hit.inside, this.service)] };
+  }
+
+  groupByGid(gid: number): UserDbResult<ContainerGroupRecord> {
+    const hit = this.translateOut(this.gidIndex, gid);
+    if ('error' in hit) return hit;
+    const name = groupNameFor(hit.machine, hit.inside);
+    if (!isValidUserGroupNameStrict(name)) return { error: UserDbErrors.NoRecordFound };
+    return { records: [groupRecord(name, gid, hit.machine, hit.inside, this.service)] };
+  }
+
+  userByName(userName: string): UserDbResult<ContainerUserRecord> {
+    const hit = this.translateIn(userName, 'vu-', 'uid');
+    if ('error' in hit) return hit;
+    return { records: [userRecord(userName, hit.host, hit.machine, hit.inside, this.service)] };
+  }
+
+  groupByName(groupName: string): UserDbResult<ContainerGroupRecord> {
+    const hit = this.translateIn(groupName, 'vg-', 'gid');
+    if ('error' in hit) return hit;
+    return { records: [groupRecord(groupName, hit.host, hit.machine, hit.inside, this.service)] };
+  }
+
+  // Host ID → (machine, inside ID). Only containers, only IDs ≥ 65536, identity (host-root) lines never match.
+  private translateOut(
+    index: RangeIndex<IdRange>,
+    id: number,
+  ): { machine: string; inside: number } | { error: UserDbErrorName } | { error: 'io.systemd.System'; errno: number } {
+    if (id < CONTAINER_ID_MIN) return { error: UserDbErrors.NoRecordFound };
+    for (const e of index.lookup(id)) {
+      const r = e.value;
+      if (r.class !== 'container') continue;
+      const inside = id - r.base + r.inside;
+      // 257 fails this case with EINVAL rather than answering "not found".
+      if (inside === UID_INVALID16 || inside === UID_INVALID) return { error: 'io.systemd.System', errno: EINVAL };
+      return { machine: r.machine, inside };
+    }
+    return { error: UserDbErrors.NoRecordFound };
+  }
+
+  // `vu-MACHINE-ID` → host ID. Unlike the other direction this uses every map line, including the
+  // identity map of a container without its own user namespace (so `vu-NAME-0` can be host UID 0).
+  private translateIn(
+    name: string,
+    prefix: string,
+    kind: IdKind,
+  ): { machine: string; inside: number; host: number } | { error: UserDbErrorName } | { error: 'io.systemd.System'; errno: number } {
+    const miss = { error: UserDbErrors.NoRecordFound } as const;
+    if (!isValidUserGroupNameStrict(name) || !name.startsWith(prefix)) return miss;
+    const rest = name.slice(prefix.length);
+    const dash = rest.lastIndexOf('-');
+    if (dash < 0) return miss;
+    const inside = parseUid(rest.slice(dash + 1));
+    if (inside === undefined) return miss;
+    const entry = this.machines.get(rest.slice(0, dash));
+    if (!entry || entry.machine.class !== 'container') return miss;
+    const map = kind === 'uid' ? entry.machine.uidMap : entry.machine.gidMap;
+    if (isIdMapError(map)) return { error: 'io.systemd.System', errno: map.errno };
+    for (const l of map) {
+      if (inside >= l.inside && inside - l.inside < l.count) return { machine: entry.machine.name, inside, host: inside - l.inside + l.outside };
+    }
+    return miss;
+  }
+
+  private owners(index: RangeIndex<IdRange>, id: number): IdOwner[] {
+    return index.lookup(id).map((e) => ({ machine: e.value.machine, class: e.value.class, inside: id - e.value.base + e.value.inside, range: e.value }));
+  }
+
+  /**
+   * The handler-side parameter checks, in the order machined makes them: keys in the order the
+   * call lists them (first bad one named), then `service`. The Varlink layer has already checked
+   * the IDL types; these checks repeat what matters so UserDb is safe on its own.
+   */
+  private dispatch(
+    params: Params,
+    spec: Spec,
+  ): { id?: number; names: Record<string, string | undefined> } | { invalidParameter: string } | { error: UserDbErrorName } {
+    const entries = Object.entries(params ?? {}).filter(([, v]) => v !== undefined);
+    const idl = idlCheck(entries, spec);
+    if (idl !== undefined) return { invalidParameter: idl };
+    let id: number | undefined;
+    let service: string | undefined;
+    const names: Record<string, string | undefined> = {};
+    for (const [key, value] of entries) {
+      if (key === 'service') {
+        if (typeof value !== 'string') return { invalidParameter: key };
+        service = value;
+      } else if (spec.id !== undefined && key === spec.id) {
+        if (typeof value !== 'number' || !isValidUid(value)) return { invalidParameter: key };
+        id = value;
+      } else if (spec.names.includes(key)) {
+        if (typeof value !== 'string' || !isValidUserGroupNameRelaxed(value)) return { invalidParameter: key };
+        names[key] = value;
+      } else return { invalidParameter: key };
+    }
+    if (service === undefined) return { invalidParameter: 'service' };
+    if (service !== this.service) return { error: UserDbErrors.BadService };
+    return { id, names };
+  }
+}
