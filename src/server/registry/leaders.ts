@@ -1,0 +1,308 @@
+// Leader processes: pinning them with a pidfd, telling a reused PID from the original process, signalling
+// them, and noticing their exit.
+//
+// A pidfd refers to one process for its whole life, so once a leader is pinned a recycled PID cannot be
+// mistaken for it. Exit is noticed by one epoll instance holding every pidfd, waited on by a koffi async call
+// (a libuv pool thread). Adding or removing leaders is epoll_ctl from the main thread, which the kernel allows
+// while another thread waits, so the cost per change is O(1) for any number of leaders. While no leader is
+// watched the waiting call is not running, so the watcher never keeps the process alive by itself.
+
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+const syscall3 = libc.func('long syscall(long, long, long)');
+const syscall4 = libc.func('long syscall(long, long, long, long, long)');
+const closeFd = libc.func('int close(int)');
+const epollCreate1 = libc.func('int epoll_create1(int)');
+const epollCtl = libc.func('int epoll_ctl(int, int, int, void *)');
+const epollWait = libc.func('int epoll_wait(int, void *, int, int)');
+const eventfd = libc.func('int eventfd(unsigned int, int)');
+const writeFd = libc.func('long write(int, void *, unsigned long)');
+const readFd = libc.func('long read(int, void *, unsigned long)');
+const pollFds = libc.func('int poll(void *, unsigned long, int)');
+
+const SYS_pidfd_send_signal = 424;
+const SYS_pidfd_open = 434;
+const O_CLOEXEC = 0o2000000;
+const EFD_CLOEXEC = O_CLOEXEC;
+const EFD_NONBLOCK = 0o4000;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLLIN = 0x001;
+const POLLIN = 0x001;
+const POLLHUP = 0x010;
+const POLLNVAL = 0x020;
+/** struct epoll_event is packed on x86-64: u32 events, u64 data. */
+const EVENT_SIZE = 12;
+const BATCH = 256;
+
+const errno = (): number => koffi.errno() as number;
+
+/** A pinned leader: the pidfd keeps referring to this very process even after its PID is reused. */
+export interface Leader {
+  pid: number;
+  /** -1 once closed. */
+  pidfd: number;
+  /** st_ino of the pidfd when pidfd inode numbers identify processes on this kernel (pidfs, Linux ≥ 6.9). */
+  pidfdId?: number;
+  /** Field 22 of /proc/PID/stat: start time in clock ticks after boot. */
+  starttime: number;
+}
+
+/** Start time of a process (clock ticks after boot), or undefined when it does not exist. */
+export function readStartTime(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 is rest[19].
+  const v = Number(rest[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** Real UID owning a process, or undefined when it does not exist. */
+export function processUid(pid: number): number | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    const m = /^Uid:\s+(\d+)/m.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Open a pidfd; returns the fd or a negative errno. */
+export function pidfdOpen(pid: number): number {
+  const fd = Number(syscall3(SYS_pidfd_open, pid, 0));
+  return fd < 0 ? -errno() : fd;
+}
+
+let pidfdIdsUniqueCache: boolean | undefined;
+
+/** Whether pidfd inode numbers tell processes apart here (they do with pidfs; older kernels share one inode). */
+export function pidfdIdsUnique(): boolean {
+  if (pidfdIdsUniqueCache !== undefined) return pidfdIdsUniqueCache;
+  const a = pidfdOpen(process.pid);
+  const b = pidfdOpen(1);
+  try {
+    pidfdIdsUniqueCache = a >= 0 && b >= 0 && fs.fstatSync(a).ino !== fs.fstatSync(b).ino;
+  } catch {
+    pidfdIdsUniqueCache = false;
+  } finally {
+    if (a >= 0) closeFd(a);
+    if (b >= 0) closeFd(b);
+  }
+  return pidfdIdsUniqueCache;
+}
+
+function inodeOf(fd: number): number | undefined {
+  if (!pidfdIdsUnique()) return undefined;
+  try {
+    return fs.fstatSync(fd).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pidfd inode number of a live process, if such numbers are meaningful here. */
+export function pidfdIdOf(pid: number): number | undefined {
+  const fd = pidfdOpen(pid);
+  if (fd < 0) return undefined;
+  try {
+    return inodeOf(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** Does the process exist (zombies included)? */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+let bootIdCache: string | undefined;
+/** This boot's ID, 32 lowercase hex digits. */
+export function bootId(): string {
+  bootIdCache ??= fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().replace(/-/g, '');
+  return bootIdCache;
+}
+
+/** What a previously recorded leader must still match to count as the same process. */
+export interface LeaderIdentity {
+  pidfdId?: number;
+  starttime?: number;
+  /** The leader existed at this CLOCK_REALTIME instant (µs): a process started later is a different one. */
+  aliveAtRealtime?: number;
+}
+
+/** Realtime (µs) at which a process with this start time (clock ticks after boot) started. */
+export function startRealtime(starttime: number): number {
+  const hz = 100; // USER_HZ, fixed on Linux for /proc
+  const uptimeS = Number(fs.readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+  const bootRealtime = Date.now() * 1000 - uptimeS * 1e6;
+  return bootRealtime + (starttime / hz) * 1e6;
+}
+
+/**
+ * Pin a process as a leader. With `expect`, refuse a process that is not the recorded one (PID reused):
+ * pidfd inode mismatch, start time mismatch, or started after the moment it was known alive.
+ * Returns the leader or a negative errno (-ESRCH when gone or not the same process).
+ */
+export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number {
+  const fd = pidfdOpen(pid);
+  if (fd < 0) return fd;
+  // Read the start time after opening the pidfd: if the process is still alive now, the pidfd refers to it.
+  const starttime = readStartTime(pid);
+  const pidfdId = inodeOf(fd);
+  const fresh = starttime !== undefined && (() => {
+    if (expect?.pidfdId !== undefined && pidfdId !== undefined) return expect.pidfdId === pidfdId;
+    if (expect?.starttime !== undefined) return expect.starttime === starttime;
+    // 20 ms of slack: /proc/uptime and the start time have a 10 ms resolution.
+    if (expect?.aliveAtRealtime !== undefined) return startRealtime(starttime) <= expect.aliveAtRealtime + 20_000;
+    return true;
+  })();
+  if (!fresh) {
+    closeFd(fd);
+    return -3; // ESRCH
+  }
+  return { pid, pidfd: fd, ...(pidfdId !== undefined ? { pidfdId } : {}), starttime: starttime! };
+}
+
+/** Is the pinned leader still running? A pidfd turns readable when its process exits (zombies count as exited). */
+export function leaderAlive(leader: Leader): boolean {
+  if (leader.pidfd < 0) return false;
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(leader.pidfd, 0);
+  pfd.writeInt16LE(POLLIN, 4);
+  const r = pollFds(pfd, 1, 0);
+  if (r < 0) return false;
+  return (pfd.readInt16LE(6) & (POLLIN | POLLHUP | POLLNVAL)) === 0;
+}
+
+/** Send a signal to the pinned leader; returns 0 or a negative errno. */
+export function signalLeader(leader: Leader, signal: number): number {
+  if (leader.pidfd < 0) return -3;
+  const r = Number(syscall4(SYS_pidfd_send_signal, leader.pidfd, signal, 0, 0));
+  return r < 0 ? -errno() : 0;
+}
+
+export function closeLeader(leader: Leader): void {
+  if (leader.pidfd >= 0) closeFd(leader.pidfd);
+  leader.pidfd = -1;
+}
+
+/**
+ * Watches pinned leaders and emits `exit` (with the key given to `watch`) once per leader when it exits.
+ * The watcher does not close the pidfds it is given; `unwatch` before closing one.
+ */
+export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
+  #epfd: number;
+  #wakefd: number;
+  #byToken = new Map<bigint, { key: string; fd: number }>();
+  #byKey = new Map<string, bigint>();
+  #nextToken = 1n;
+  #waiting = false;
+  #closed = false;
+  #buf = Buffer.alloc(EVENT_SIZE * BATCH);
+
+  constructor() {
+    super();
+    this.#epfd = epollCreate1(O_CLOEXEC);
+    if (this.#epfd < 0) throw new Error(`epoll_create1 failed: errno ${errno()}`);
+    this.#wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (this.#wakefd < 0) throw new Error(`eventfd failed: errno ${errno()}`);
+    this.#ctl(EPOLL_CTL_ADD, this.#wakefd, 0n);
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  /** Start watching; a leader that already exited is reported promptly too. */
+  watch(key: string, leader: Leader): void {
+    if (this.#closed) throw new Error('LeaderWatcher is closed');
+    this.unwatch(key);
+    const token = this.#nextToken++;
+    if (this.#ctl(EPOLL_CTL_ADD, leader.pidfd, token) < 0) throw new Error(`epoll_ctl failed: errno ${errno()}`);
+    this.#byToken.set(token, { key, fd: leader.pidfd });
+    this.#byKey.set(key, token);
+    this.#arm();
+  }
+
+  unwatch(key: string): void {
+    const token = this.#byKey.get(key);
+    if (token === undefined) return;
+    const entry = this.#byToken.get(token)!;
+    this.#ctl(EPOLL_CTL_DEL, entry.fd, 0n);
+    this.#byToken.delete(token);
+    this.#byKey.delete(key);
+    if (this.#byKey.size === 0) this.#wake();
+  }
+
+  /** Stop watching everything and release the epoll instance (once the waiting call has returned). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const key of [...this.#byKey.keys()]) this.unwatch(key);
+    if (this.#waiting) this.#wake();
+    else this.#release();
+  }
+
+  #ctl(op: number, fd: number, token: bigint): number {
+    const ev = Buffer.alloc(EVENT_SIZE);
+    ev.writeUInt32LE(EPOLLIN, 0);
+    ev.writeBigUInt64LE(token, 4);
+    return epollCtl(this.#epfd, op, fd, ev);
+  }
+
+  #wake(): void {
+    if (!this.#waiting) return;
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    writeFd(this.#wakefd, one, 8);
+  }
+
+  #arm(): void {
+    if (this.#waiting || this.#closed || this.#byKey.size === 0) return;
+    this.#waiting = true;
+    epollWait.async(this.#epfd, this.#buf, BATCH, -1, (err: unknown, n: number) => {
+      this.#waiting = false;
+      if (this.#closed) return this.#release();
+      const exited: string[] = [];
+      if (!err && n > 0) {
+        for (let i = 0; i < n; i++) {
+          const token = this.#buf.readBigUInt64LE(i * EVENT_SIZE + 4);
+          if (token === 0n) {
+            readFd(this.#wakefd, Buffer.alloc(8), 8);
+            continue;
+          }
+          const entry = this.#byToken.get(token);
+          if (!entry) continue;
+          this.#ctl(EPOLL_CTL_DEL, entry.fd, 0n);
+          this.#byToken.delete(token);
+          this.#byKey.delete(entry.key);
+          exited.push(entry.key);
+        }
+      }
+      this.#arm();
+      for (const key of exited) this.emit('exit', key);
+    });
+  }
+
+  #release(): void {
+    if (this.#epfd >= 0) closeFd(this.#epfd);
+    if (this.#wakefd >= 0) closeFd(this.#wakefd);
+    this.#epfd = this.#wakefd = -1;
+  }
+}

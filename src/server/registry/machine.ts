@@ -1,0 +1,381 @@
+// The Machine object model and the pure checks a registration goes through.
+//
+// Nothing here knows about Varlink: failures are described by `RegistryError` values which the API layer
+// turns into wire errors. The checks follow what systemd-machined 257 was observed to answer (see
+// test/unit/registry/validate.test.ts for the vectors): parameters are checked one by one in the order the
+// caller sent their keys, and the first bad one is reported.
+
+/** Classes a client may register. `host` only exists for the synthetic `.host` entry. */
+export type MachineClass = 'container' | 'vm';
+
+/** Why an operation of the registry failed, in a form the API layer maps onto Varlink errors. */
+export type RegistryError =
+  | { error: 'io.systemd.Machine.MachineExists' }
+  | { error: 'io.systemd.Machine.NoSuchMachine' }
+  | { error: 'io.systemd.Machine.NotSupported' }
+  | { invalidParameter: string }
+  | { errno: number }
+  | { permissionDenied: true };
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: RegistryError };
+
+export const ok = <T>(value: T): Result<T> => ({ ok: true, value });
+export const fail = <T = never>(error: RegistryError): Result<T> => ({ ok: false, error });
+
+/** Linux errno values the registry reports. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EIO: 5,
+  ENXIO: 6,
+  EBADF: 9,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  EINVAL: 22,
+  EOPNOTSUPP: 95,
+} as const;
+
+/** A reference to a process as clients send it (`ProcessId` in the IDL). */
+export interface ProcessRef {
+  pid: number;
+  pidfdId?: number;
+  bootId?: string;
+}
+
+/** The leader as the registry tracks it. `starttime` is field 22 of /proc/PID/stat (clock ticks since boot). */
+export interface LeaderInfo {
+  pid: number;
+  pidfdId?: number;
+  starttime?: number;
+}
+
+export interface Timestamp {
+  /** µs, CLOCK_REALTIME */
+  realtime: number;
+  /** µs, CLOCK_MONOTONIC */
+  monotonic: number;
+}
+
+export interface Machine {
+  name: string;
+  /** 32 lowercase hex digits, absent when the client sent none (or all zeros). */
+  id?: string;
+  service?: string;
+  class: MachineClass | 'host';
+  leader: LeaderInfo;
+  rootDirectory?: string;
+  ifIndices: number[];
+  vSockCid?: number;
+  sshAddress?: string;
+  sshPrivateKeyPath?: string;
+  /** The unit the machine lives in, e.g. `machine-foo.scope` or `systemd-nspawn@foo.service`. */
+  unit?: string;
+  /** The cgroup path of that unit, relative to the hierarchy root (`/machine.slice/machine-foo.scope`). */
+  unitCgroup?: string;
+  /** True when berth created the scope cgroup itself and should remove it on teardown. */
+  ownsScope: boolean;
+  timestamp: Timestamp;
+  /** UID of the peer that registered the machine (0 for root). */
+  registeredBy: number;
+  allocateUnit: boolean;
+}
+
+/** A validated Register call, before the registry has looked at its own state. */
+export interface RegistrationSpec {
+  name: string;
+  id?: string;
+  service?: string;
+  class: MachineClass | 'host';
+  leader?: ProcessRef;
+  rootDirectory?: string;
+  ifIndices?: number[];
+  vSockCid?: number;
+  sshAddress?: string;
+  sshPrivateKeyPath?: string;
+  allocateUnit: boolean;
+  allowInteractiveAuthentication: boolean;
+}
+
+/** What the checks need to know about processes; injectable so the checks stay testable. */
+export interface ProcessProbe {
+  /** Does a process with this PID exist (zombies included)? */
+  exists(pid: number): boolean;
+  /** The inode number of a pidfd for this PID, if pidfd inode numbers identify processes on this kernel. */
+  pidfdId?(pid: number): number | undefined;
+  /** The boot ID of this system, 32 lowercase hex digits. */
+  bootId?(): string | undefined;
+}
+
+const HOST_NAME_MAX = 64;
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+const INT32_MAX = 0x7fffffff;
+const UINT32_MAX = 0xffffffff;
+/** Highest signal number accepted by Kill (_NSIG - 1 on Linux). */
+export const SIGNAL_MAX = 64;
+
+function isLdhChar(c: string): boolean {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/**
+ * Hostname syntax as machined applies it to machine names: 1..64 characters of letters, digits, `-` and `.`;
+ * no label may begin or end with `-`; no leading, trailing or doubled `.`. `.host` only when `allowDotHost`.
+ */
+export function isValidHostname(s: string, allowDotHost = false): boolean {
+  if (typeof s !== 'string' || s.length === 0) return false;
+  if (s === '.host') return allowDotHost;
+  if (s.length > HOST_NAME_MAX) return false;
+  let atLabelStart = true; // just after the beginning or a dot
+  let afterHyphen = false;
+  for (const c of s) {
+    if (c === '.') {
+      if (atLabelStart || afterHyphen) return false;
+      atLabelStart = true;
+      afterHyphen = false;
+    } else if (c === '-') {
+      if (atLabelStart) return false;
+      afterHyphen = true;
+    } else if (isLdhChar(c)) {
+      atLabelStart = false;
+      afterHyphen = false;
+    } else {
+      return false;
+    }
+  }
+  return !atLabelStart && !afterHyphen;
+}
+
+/** A name a client may register. */
+export const isValidMachineName = (s: string): boolean => isValidHostname(s, false);
+
+/**
+ * Parse a 128-bit ID given as 32 hex digits or in UUID form. Returns the 32 lowercase hex digits, `''` for the
+ * all-zero ID (which means "no ID"), or undefined when the text is not an ID.
+ */
+export function parseId128(s: unknown): string | undefined {
+  if (typeof s !== 'string') return undefined;
+  let hex: string;
+  if (/^[0-9a-fA-F]{32}$/.test(s)) hex = s;
+  else if (/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(s)) hex = s.replace(/-/g, '');
+  else return undefined;
+  hex = hex.toLowerCase();
+  return /^0+$/.test(hex) ? '' : hex;
+}
+
+/** A path the kernel could accept: non-empty, no NUL, below PATH_MAX, no component longer than NAME_MAX. */
+export function isValidPath(p: string): boolean {
+  if (p.length === 0 || p.includes('\0')) return false;
+  if (Buffer.byteLength(p) >= PATH_MAX) return false;
+  return p.split('/').every((c) => Buffer.byteLength(c) <= NAME_MAX);
+}
+
+/** No `.` or `..` components and no doubled slashes (a single trailing slash is fine). */
+export function isNormalizedPath(p: string): boolean {
+  if (!isValidPath(p)) return false;
+  if (p.includes('//')) return false;
+  return p.split('/').every((c) => c !== '.' && c !== '..');
+}
+
+export const isAbsolutePath = (p: string): boolean => p.startsWith('/');
+
+/** No control characters, quotes or backslashes. */
+export function isSafeString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x22 || c === 0x27 || c === 0x5c) return false;
+  }
+  return true;
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+
+/** A PID a client may name as leader: a positive pid_t, not PID 1. */
+function isRegistrablePid(v: unknown): v is number {
+  return isInt(v) && v > 1 && v <= INT32_MAX;
+}
+
+/** Returns the ProcessRef when `v` is a well-formed ProcessId object naming a registrable, existing process. */
+function checkProcessId(v: unknown, probe: ProcessProbe): ProcessRef | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'pid' && k !== 'pidfdId' && k !== 'bootId') return undefined;
+  if (!isRegistrablePid(o.pid) || !probe.exists(o.pid)) return undefined;
+  const ref: ProcessRef = { pid: o.pid };
+  if (o.pidfdId !== undefined && o.pidfdId !== null) {
+    if (!isInt(o.pidfdId) || o.pidfdId < 0) return undefined;
+    const actual = probe.pidfdId?.(o.pid);
+    if (actual !== undefined && actual !== o.pidfdId) return undefined;
+    ref.pidfdId = o.pidfdId;
+  }
+  if (o.bootId !== undefined && o.bootId !== null) {
+    const b = parseId128(o.bootId);
+    if (b === undefined) return undefined;
+    const local = probe.bootId?.();
+    if (local !== undefined && b !== local) return undefined;
+    ref.bootId = b;
+  }
+  return ref;
+}
+
+/**
+ * Check the parameters of a Register call the way machined 257 does, in the order of the caller's keys.
+ * The input is assumed to have passed IDL validation already, but is checked defensively anyway.
+ * Returns the spec, or the first error. Conflicts with registered machines are the registry's business.
+ */
+export function validateRegistration(input: Record<string, unknown>, probe: ProcessProbe): Result<RegistrationSpec> {
+  const spec: Partial<RegistrationSpec> & { allocateUnit: boolean; allowInteractiveAuthentication: boolean } = {
+    allocateUnit: false,
+    allowInteractiveAuthentication: false,
+  };
+  const bad = (parameter: string) => fail<RegistrationSpec>({ invalidParameter: parameter });
+  for (const [key, v] of Object.entries(input)) {
+    switch (key) {
+      case 'name':
+        if (typeof v !== 'string' || !isValidMachineName(v)) return bad(key);
+        spec.name = v;
+        break;
+      case 'id': {
+        const id = parseId128(v);
+        if (id === undefined) return bad(key);
+        if (id === '') delete spec.id;
+        else spec.id = id;
+        break;
+      }
+      case 'service':
+        if (typeof v !== 'string') return bad(key);
+        spec.service = v;
+        break;
+      case 'class':
+        if (v !== 'container' && v !== 'vm' && v !== 'host') return bad(key);
+        spec.class = v;
+        break;
+      case 'leader': {
+        if (v === null) break;
+        if (!isRegistrablePid(v) || !probe.exists(v)) return bad(key);
+        if (spec.leader && spec.leader.pid !== v) return bad(key);
+        spec.leader = spec.leader ?? { pid: v };
+        break;
+      }
+      case 'leaderProcessId': {
+        const ref = checkProcessId(v, probe);
+        if (!ref) return bad(key);
+        if (spec.leader && spec.leader.pid !== ref.pid) return bad(key);
+        spec.leader = ref;
+        break;
+      }
+      case 'rootDirectory':
+        if (typeof v !== 'string' || !isAbsolutePath(v) || !isNormalizedPath(v)) return bad(key);
+        spec.rootDirectory = v;
+        break;
+      case 'ifIndices': {
+        if (!Array.isArray(v)) return bad(key);
+        for (const i of v) if (!isInt(i) || i < 1 || i > INT32_MAX) return bad(key);
+        spec.ifIndices = v.slice() as number[];
+        break;
+      }
+      case 'vSockCid':
+        // Regular CIDs only: not ANY (-1U), HYPERVISOR (0), LOCAL (1) or HOST (2).
+        if (!isInt(v) || v < 3 || v >= UINT32_MAX) return bad(key);
+        spec.vSockCid = v;
+        break;
+      case 'sshAddress':
+        if (typeof v !== 'string' || !isSafeString(v)) return bad(key);
+        spec.sshAddress = v;
+        break;
+      case 'sshPrivateKeyPath':
+        if (typeof v !== 'string' || !isAbsolutePath(v) || !isValidPath(v)) return bad(key);
+        spec.sshPrivateKeyPath = v;
+        break;
+      case 'allocateUnit':
+      case 'allowInteractiveAuthentication':
+        if (typeof v !== 'boolean') return bad(key);
+        spec[key] = v;
+        break;
+      default:
+        return bad(key);
+    }
+  }
+  if (spec.name === undefined) return bad('name');
+  if (spec.class === undefined) return bad('class');
+  // `host` parses, but only the synthetic `.host` entry may have it; checked after all parameters.
+  if (spec.class === 'host') return bad('class');
+  return ok(spec as RegistrationSpec);
+}
+
+/** Lookup parameters shared by Unregister, Terminate, Kill, List, Open. */
+export interface LookupSpec {
+  name?: string;
+  pid?: ProcessRef;
+}
+
+/** Check one key of a lookup; returns false when the value is bad, undefined when the key is not a lookup key. */
+function dispatchLookupKey(spec: LookupSpec, key: string, v: unknown): boolean | undefined {
+  if (key === 'name') {
+    if (typeof v !== 'string' || !isValidHostname(v, true)) return false;
+    spec.name = v;
+    return true;
+  }
+  if (key === 'pid') {
+    if (v === null || v === undefined) return true;
+    if (typeof v !== 'object' || Array.isArray(v)) return false;
+    const o = v as Record<string, unknown>;
+    if (!isInt(o.pid) || o.pid < 0 || o.pid > INT32_MAX) return false;
+    spec.pid = { pid: o.pid };
+    if (isInt(o.pidfdId)) spec.pid.pidfdId = o.pidfdId;
+    return true;
+  }
+  if (key === 'allowInteractiveAuthentication') return typeof v === 'boolean';
+  return undefined;
+}
+
+/**
+ * Check `name` and `pid` of a lookup (`.host` allowed; `pid` must be a ProcessId object, `{pid:0}` meaning the
+ * caller), in key order. A null `pid` counts as absent; a null `name` is invalid, as in machined. Keys in
+ * `extra` are passed through untouched; any other key is an invalid parameter.
+ */
+export function validateLookup(input: Record<string, unknown>, extra: readonly string[] = []): Result<LookupSpec> {
+  const spec: LookupSpec = {};
+  for (const [key, v] of Object.entries(input)) {
+    const r = dispatchLookupKey(spec, key, v);
+    if (r === false || (r === undefined && !extra.includes(key))) return fail({ invalidParameter: key });
+  }
+  return ok(spec);
+}
+
+export type KillWhom = 'leader' | 'all';
+
+export interface KillSpec extends LookupSpec {
+  signal: number;
+  whom: KillWhom;
+}
+
+/** Check a Kill call in key order (257: `whom` is `leader` or `all`, absent or empty meaning `all`). */
+export function validateKill(input: Record<string, unknown>): Result<KillSpec> {
+  const lookup: LookupSpec = {};
+  let signal: number | undefined;
+  let whom: KillWhom = 'all';
+  for (const [key, v] of Object.entries(input)) {
+    if (key === 'signal') {
+      if (!isInt(v) || v < 1 || v > SIGNAL_MAX) return fail({ invalidParameter: 'signal' });
+      signal = v;
+    } else if (key === 'whom') {
+      if (v === null || v === undefined || v === '') whom = 'all';
+      else if (v === 'leader' || v === 'all') whom = v;
+      else return fail({ invalidParameter: 'whom' });
+    } else if (dispatchLookupKey(lookup, key, v) !== true) {
+      return fail({ invalidParameter: key });
+    }
+  }
+  if (signal === undefined) return fail({ invalidParameter: 'signal' });
+  return ok({ ...lookup, signal, whom });
+}
+
+/** Current time as machined records it: µs on CLOCK_REALTIME and CLOCK_MONOTONIC. */
+export function now(): Timestamp {
+  const realtime = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  const monotonic = Number(process.hrtime.bigint() / 1000n);
+  return { realtime, monotonic };
+}

@@ -1,0 +1,325 @@
+// machined-compatible state: RUNTIME/systemd/machines/NAME files and `unit:UNIT → NAME` symlinks.
+//
+// File format as the real machined 257 writes it (observed):
+//   # This is private data. Do not parse.
+//   NAME=foo
+//   SCOPE=machine-foo.scope
+//   SERVICE=...        ROOT=...        ID=<32 hex>
+//   LEADER=<pid>
+//   CLASS=container|vm
+//   REALTIME=<µs>      MONOTONIC=<µs>
+//   NETIF=<ifindex> <ifindex>...
+// in that order, lines omitted when unset; SCOPE, SERVICE and ROOT are C-escaped (`\\`, `\"`, `\'`, `\n`,
+// `\t`..., octal `\ooo` for other control and non-ASCII bytes). Newer machined versions add UID, LEADER_PIDFDID,
+// VSOCK_CID, SSH_ADDRESS and SSH_PRIVATE_KEY_PATH (and SUPERVISOR*, SUBGROUP, SCOPE_JOB); berth writes the ones
+// it knows so nothing is lost over a restart; machined ignores keys it does not know.
+// The `unit:` links are what libsystemd's sd_pid_get_machine_name() (and so `ps -o machine`) read.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Machine, MachineClass } from './machine.js';
+
+export const STATE_HEADER = '# This is private data. Do not parse.';
+
+/** What a state file says about a machine; every field optional, since files may come from anywhere. */
+export interface StateRecord {
+  name: string;
+  uid?: number;
+  unit?: string;
+  scopeJob?: string;
+  service?: string;
+  rootDirectory?: string;
+  id?: string;
+  leader?: number;
+  leaderPidfdId?: number;
+  class?: MachineClass | 'host';
+  realtime?: number;
+  monotonic?: number;
+  ifIndices?: number[];
+  vSockCid?: number;
+  sshAddress?: string;
+  sshPrivateKeyPath?: string;
+  subgroup?: string;
+}
+
+/** C-style escaping as machined applies it to SCOPE, SERVICE and ROOT. */
+export function cescape(s: string): string {
+  const named: Record<number, string> = { 7: 'a', 8: 'b', 9: 't', 10: 'n', 11: 'v', 12: 'f', 13: 'r', 0x22: '"', 0x27: "'", 0x5c: '\\' };
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    const n = named[b];
+    if (n !== undefined) out += '\\' + n;
+    else if (b < 0x20 || b >= 0x7f) out += '\\' + b.toString(8).padStart(3, '0');
+    else out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+/** Inverse of cescape (also accepts `\xNN`); an unknown escape keeps the escaped character. */
+export function cunescape(s: string): string {
+  const bytes: number[] = [];
+  const named: Record<string, number> = { a: 7, b: 8, t: 9, n: 10, v: 11, f: 12, r: 13, '"': 0x22, "'": 0x27, '\\': 0x5c, s: 0x20 };
+  const src = Buffer.from(s, 'utf8');
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i]!;
+    if (b !== 0x5c || i + 1 >= src.length) {
+      bytes.push(b);
+      continue;
+    }
+    const c = String.fromCharCode(src[i + 1]!);
+    const oct = /^[0-3][0-7]{2}$/.exec(src.subarray(i + 1, i + 4).toString('latin1'));
+    const hex = /^x([0-9a-fA-F]{2})$/.exec(src.subarray(i + 1, i + 4).toString('latin1'));
+    if (oct) {
+      bytes.push(parseInt(oct[0], 8));
+      i += 3;
+    } else if (hex) {
+      bytes.push(parseInt(hex[1]!, 16));
+      i += 3;
+    } else if (named[c] !== undefined) {
+      bytes.push(named[c]!);
+      i += 1;
+    } else {
+      bytes.push(src[i + 1]!);
+      i += 1;
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** The state file text for a machine, in machined's key order. */
+export function formatStateFile(m: Machine): string {
+  const lines = [STATE_HEADER, `NAME=${m.name}`];
+  if (m.registeredBy !== 0) lines.push(`UID=${m.registeredBy}`);
+  if (m.unit) lines.push(`SCOPE=${cescape(m.unit)}`);
+  if (m.service !== undefined) lines.push(`SERVICE=${cescape(m.service)}`);
+  if (m.rootDirectory !== undefined) lines.push(`ROOT=${cescape(m.rootDirectory)}`);
+  if (m.id) lines.push(`ID=${m.id}`);
+  lines.push(`LEADER=${m.leader.pid}`);
+  if (m.leader.pidfdId !== undefined) lines.push(`LEADER_PIDFDID=${m.leader.pidfdId}`);
+  lines.push(`CLASS=${m.class}`);
+  lines.push(`REALTIME=${m.timestamp.realtime}`);
+  lines.push(`MONOTONIC=${m.timestamp.monotonic}`);
+  if (m.ifIndices.length > 0) lines.push(`NETIF=${m.ifIndices.join(' ')}`);
+  if (m.vSockCid !== undefined) lines.push(`VSOCK_CID=${m.vSockCid}`);
+  if (m.sshAddress !== undefined) lines.push(`SSH_ADDRESS=${m.sshAddress}`);
+  if (m.sshPrivateKeyPath !== undefined) lines.push(`SSH_PRIVATE_KEY_PATH=${cescape(m.sshPrivateKeyPath)}`);
+  return lines.join('\n') + '\n';
+}
+
+export type ParseResult = { ok: true; record: StateRecord; warnings: string[] } | { ok: false; reason: string };
+
+const uintOf = (v: string): number | undefined => (/^\d{1,16}$/.test(v) ? Number(v) : undefined);
+
+/**
+ * Parse a state file (berth's or machined's). Unknown keys and malformed values are skipped with a warning;
+ * a file without a usable NAME is refused.
+ */
+export function parseStateFile(text: string): ParseResult {
+  const values = new Map<string, string>();
+  const warnings: string[] = [];
+  if (text.includes('\0')) return { ok: false, reason: 'contains NUL bytes' };
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) {
+      warnings.push(`ignoring malformed line: ${JSON.stringify(line.slice(0, 80))}`);
+      continue;
+    }
+    let value = line.slice(eq + 1);
+    // Values written by other tools may be quoted.
+    if (value.length >= 2 && ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'")))) {
+      value = value.slice(1, -1);
+    }
+    values.set(line.slice(0, eq).trim(), value);
+  }
+  const name = values.get('NAME');
+  if (name === undefined || name === '') return { ok: false, reason: 'no NAME' };
+  const record: StateRecord = { name };
+  const num = (key: string, set: (n: number) => void) => {
+    const v = values.get(key);
+    if (v === undefined) return;
+    const n = uintOf(v);
+    if (n === undefined) warnings.push(`ignoring bad ${key}=${JSON.stringify(v.slice(0, 40))}`);
+    else set(n);
+  };
+  for (const [key, v] of values) {
+    switch (key) {
+      case 'NAME':
+        break;
+      case 'UID':
+        num(key, (n) => (record.uid = n));
+        break;
+      case 'SCOPE':
+        if (v) record.unit = cunescape(v);
+        break;
+      case 'SCOPE_JOB':
+        if (v) record.scopeJob = v;
+        break;
+      case 'SERVICE':
+        record.service = cunescape(v);
+        break;
+      case 'ROOT':
+        record.rootDirectory = cunescape(v);
+        break;
+      case 'ID':
+        if (/^[0-9a-f]{32}$/.test(v)) record.id = v;
+        else if (v) warnings.push(`ignoring bad ID=${JSON.stringify(v.slice(0, 40))}`);
+        break;
+      case 'LEADER':
+        num(key, (n) => (record.leader = n));
+        break;
+      case 'LEADER_PIDFDID':
+        num(key, (n) => (record.leaderPidfdId = n));
+        break;
+      case 'CLASS':
+        if (v === 'container' || v === 'vm' || v === 'host') record.class = v;
+        else warnings.push(`ignoring bad CLASS=${JSON.stringify(v.slice(0, 40))}`);
+        break;
+      case 'REALTIME':
+        num(key, (n) => (record.realtime = n));
+        break;
+      case 'MONOTONIC':
+        num(key, (n) => (record.monotonic = n));
+        break;
+      case 'NETIF': {
+        const parts = v.split(/\s+/).filter((p) => p.length > 0);
+        const ifs = parts.map(uintOf).filter((n): n is number => n !== undefined && n > 0);
+        if (ifs.length !== parts.length) warnings.push(`ignoring bad entries in NETIF=${JSON.stringify(v.slice(0, 40))}`);
+        record.ifIndices = ifs;
+        break;
+      }
+      case 'VSOCK_CID':
+        num(key, (n) => (record.vSockCid = n));
+        break;
+      case 'SSH_ADDRESS':
+        record.sshAddress = v;
+        break;
+      case 'SSH_PRIVATE_KEY_PATH':
+        record.sshPrivateKeyPath = cunescape(v);
+        break;
+      case 'SUBGROUP':
+        if (v) record.subgroup = v;
+        break;
+      case 'SUPERVISOR':
+      case 'SUPERVISOR_PIDFDID':
+        break; // newer machined; berth does not track supervisors
+      default:
+        warnings.push(`ignoring unknown key ${key}`);
+    }
+  }
+  return { ok: true, record, warnings };
+}
+
+/** One entry found when scanning the state directory. */
+export type StateEntry = { name: string; text: string } | { name: string; error: string };
+
+/** Reads and writes the state directory (RUNTIME/systemd/machines). All calls are synchronous and cheap. */
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  ensureDir(): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+  }
+
+  /** Write a machine's file atomically (temp file + rename). */
+  write(m: Machine): void {
+    const file = path.join(this.dir, m.name);
+    const tmp = path.join(this.dir, `.#${m.name}.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, formatStateFile(m), { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  }
+
+  /** Point `unit:UNIT` at NAME (replacing a stale link). */
+  linkUnit(unit: string, name: string): void {
+    const link = path.join(this.dir, `unit:${unit}`);
+    const tmp = path.join(this.dir, `.#unit.${process.pid}.tmp`);
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* none */
+    }
+    fs.symlinkSync(name, tmp);
+    fs.renameSync(tmp, link);
+  }
+
+  /** Remove a machine's file, and its unit link if that still points at it. */
+  remove(name: string, unit?: string): void {
+    try {
+      fs.unlinkSync(path.join(this.dir, name));
+    } catch {
+      /* already gone */
+    }
+    if (unit) this.unlinkUnit(unit, name);
+  }
+
+  unlinkUnit(unit: string, name?: string): void {
+    const link = path.join(this.dir, `unit:${unit}`);
+    try {
+      if (name !== undefined && fs.readlinkSync(link) !== name) return;
+      fs.unlinkSync(link);
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** Every machine file (not links, not temp files), read but not parsed. */
+  scan(): StateEntry[] {
+    let names: fs.Dirent[];
+    try {
+      names = fs.readdirSync(this.dir, { withFileTypes: true });
+    } catch {
+      return [];
+    }
+    const out: StateEntry[] = [];
+    for (const d of names) {
+      if (d.name.startsWith('unit:') || d.name.startsWith('.')) continue;
+      if (!d.isFile()) continue;
+      try {
+        out.push({ name: d.name, text: fs.readFileSync(path.join(this.dir, d.name), 'utf8') });
+      } catch (e) {
+        out.push({ name: d.name, error: (e as Error).message });
+      }
+    }
+    return out;
+  }
+
+  /** Every `unit:` link: unit → target name. */
+  links(): Map<string, string> {
+    const out = new Map<string, string>();
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return out;
+    }
+    for (const n of names) {
+      if (!n.startsWith('unit:')) continue;
+      try {
+        out.set(n.slice('unit:'.length), fs.readlinkSync(path.join(this.dir, n)));
+      } catch {
+        /* not a link */
+      }
+    }
+    return out;
+  }
+
+  /** Remove leftover temp files of an interrupted write. */
+  removeTemp(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (n.startsWith('.#') && n.endsWith('.tmp')) {
+        try {
+          fs.unlinkSync(path.join(this.dir, n));
+        } catch {
+          /* raced */
+        }
+      }
+    }
+  }
+}
