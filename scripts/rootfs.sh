@@ -15,7 +15,10 @@
 set -euo pipefail
 
 CACHE=${BERTH_CACHE:-/var/tmp/berth-cache}
-FORMAT=2 # bump to rebuild every cached image after a change to what this script produces
+# Format versions: bump one to rebuild that cached image after changing what this script puts into it.
+BUSYBOX_FORMAT=3
+DEBIAN_FORMAT=2
+VM_FORMAT=3
 
 say() { printf 'rootfs: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
@@ -25,7 +28,7 @@ need() {
   for c in "$@"; do command -v "$c" >/dev/null || die "$c is missing; run scripts/setup.sh first"; done
 }
 
-# done_stamp DIR VALUE: true when DIR was completed with the same format and inputs.
+# is_done DIR VALUE: true when DIR was completed with the same format and inputs.
 is_done() { [[ -f $1/.complete && $(cat "$1/.complete") == "$2" ]]; }
 
 # The host's Debian archive (deb822 or one-line sources), else Debian's CDN name.
@@ -113,7 +116,7 @@ busybox_version() { { /bin/busybox 2>&1 || true; } | sed -n '1s/^BusyBox v\([0-9
 # ---------------------------------------------------------------------------------------------------------
 build_busybox() {
   local dest=$CACHE/busybox key
-  key="$FORMAT $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo unknown)"
+  key="$BUSYBOX_FORMAT $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo unknown)"
   if is_done "$dest" "$key"; then say "busybox rootfs present: $dest/rootfs"; return 0; fi
   need gcc readelf
   say "building busybox rootfs"
@@ -165,7 +168,7 @@ EOF
 # ---------------------------------------------------------------------------------------------------------
 build_debian() {
   local dest=$CACHE/debian suite=bookworm key mirror
-  key="$FORMAT $suite minbase systemd,systemd-sysv,dbus"
+  key="$DEBIAN_FORMAT $suite minbase systemd,systemd-sysv,dbus"
   if is_done "$dest" "$key"; then say "debian rootfs present: $dest/rootfs"; return 0; fi
   need debootstrap
   mirror=$(host_mirror)
@@ -246,13 +249,16 @@ build_vm() {
   local dest=$CACHE/vm deb key
   need dpkg-deb cpio gzip python3
   deb=$(fetch_kernel_deb "$CACHE/debs")
-  key="$FORMAT $(basename "$deb") $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo unknown)"
+  key="$VM_FORMAT $(basename "$deb") $(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo unknown)"
   if is_done "$dest" "$key"; then say "VM kernel and initramfs present: $dest"; return 0; fi
   say "building VM kernel and initramfs from $(basename "$deb")"
   local tmp=$CACHE/.vm.tmp
   rm -rf "$tmp"
   mkdir -p "$tmp/pkg" "$tmp/initrd"
-  dpkg-deb -x "$deb" "$tmp/pkg"
+  # Only the kernel image and the driver directories the guest's modules (and their dependencies) live in.
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/pkg" --wildcards './boot/*' \
+    './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/char/*' \
+    './lib/modules/*/kernel/drivers/block/*'
   local vmlinuz kver
   vmlinuz=$(compgen -G "$tmp/pkg/boot/vmlinuz-*" | sed -n 1p) || die "no vmlinuz in $deb"
   kver=${vmlinuz##*/vmlinuz-}
