@@ -9,10 +9,16 @@
 export type MachineClass = 'container' | 'vm';
 
 /** Why an operation of the registry failed, in a form the API layer maps onto Varlink errors. */
+export type MachineErrorName =
+  | 'io.systemd.Machine.MachineExists'
+  | 'io.systemd.Machine.NoSuchMachine'
+  | 'io.systemd.Machine.NotSupported'
+  | 'io.systemd.Machine.NotAvailable'
+  | 'io.systemd.Machine.NoPrivateNetworking'
+  | 'io.systemd.Machine.NoUIDShift';
+
 export type RegistryError =
-  | { error: 'io.systemd.Machine.MachineExists' }
-  | { error: 'io.systemd.Machine.NoSuchMachine' }
-  | { error: 'io.systemd.Machine.NotSupported' }
+  | { error: MachineErrorName }
   | { invalidParameter: string }
   | { errno: number }
   | { permissionDenied: true };
@@ -349,28 +355,34 @@ export type KillWhom = 'leader' | 'all';
 
 export interface KillSpec extends LookupSpec {
   signal: number;
-  whom: KillWhom;
+  /** As sent; checked with parseKillWhom only after the machine was found, as machined does. */
+  whom?: unknown;
 }
 
-/** Check a Kill call in key order (257: `whom` is `leader` or `all`, absent or empty meaning `all`). */
+/** Check a Kill call's lookup fields and `signal` in key order (`whom` is checked later, by parseKillWhom). */
 export function validateKill(input: Record<string, unknown>): Result<KillSpec> {
-  const lookup: LookupSpec = {};
-  let signal: number | undefined;
-  let whom: KillWhom = 'all';
+  const spec: KillSpec = { signal: 0 };
+  let haveSignal = false;
   for (const [key, v] of Object.entries(input)) {
     if (key === 'signal') {
       if (!isInt(v) || v < 1 || v > SIGNAL_MAX) return fail({ invalidParameter: 'signal' });
-      signal = v;
+      spec.signal = v;
+      haveSignal = true;
     } else if (key === 'whom') {
-      if (v === null || v === undefined || v === '') whom = 'all';
-      else if (v === 'leader' || v === 'all') whom = v;
-      else return fail({ invalidParameter: 'whom' });
-    } else if (dispatchLookupKey(lookup, key, v) !== true) {
+      spec.whom = v;
+    } else if (dispatchLookupKey(spec, key, v) !== true) {
       return fail({ invalidParameter: key });
     }
   }
-  if (signal === undefined) return fail({ invalidParameter: 'signal' });
-  return ok({ ...lookup, signal, whom });
+  if (!haveSignal) return fail({ invalidParameter: 'signal' });
+  return ok(spec);
+}
+
+/** 257: `whom` is `leader` or `all`; absent, null or empty means `all`. */
+export function parseKillWhom(v: unknown): Result<KillWhom> {
+  if (v === undefined || v === null || v === '') return ok('all');
+  if (v === 'leader' || v === 'all') return ok(v);
+  return fail({ invalidParameter: 'whom' });
 }
 
 /** Current time as machined records it: µs on CLOCK_REALTIME and CLOCK_MONOTONIC. */

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   isValidHostname,
+  parseKillWhom,
   parseId128,
   validateKill,
   validateLookup,
@@ -189,16 +190,21 @@ describe('lookups and Kill', () => {
     expect(validateLookup({ acquireMetadata: 'yes' }, ['acquireMetadata'])).toEqual({ ok: true, value: {} });
   });
 
-  it('validates signal and whom as 257 does', () => {
+  it('validates signal (before the lookup) and whom (after it) as 257 does', () => {
     const k = (v: Record<string, unknown>) => validateKill(v);
     expect(k({ name: 'x' })).toMatchObject({ error: { invalidParameter: 'signal' } });
+    expect(k({ name: 'x', whom: 'foo' })).toMatchObject({ error: { invalidParameter: 'signal' } });
     expect(k({ name: 'x', signal: 0 })).toMatchObject({ error: { invalidParameter: 'signal' } });
     expect(k({ name: 'x', signal: 65 })).toMatchObject({ error: { invalidParameter: 'signal' } });
-    expect(k({ name: 'x', signal: 10, whom: 'foo' })).toMatchObject({ error: { invalidParameter: 'whom' } });
-    expect(k({ name: 'x', signal: 10, whom: 'supervisor' })).toMatchObject({ error: { invalidParameter: 'whom' } });
     expect(k({ name: 'x y', signal: 10 })).toMatchObject({ error: { invalidParameter: 'name' } });
-    expect(k({ name: 'x', signal: 64 })).toEqual({ ok: true, value: { name: 'x', signal: 64, whom: 'all' } });
-    expect(k({ name: 'x', signal: 28, whom: '' })).toEqual({ ok: true, value: { name: 'x', signal: 28, whom: 'all' } });
-    expect(k({ name: 'x', signal: 28, whom: 'leader' })).toEqual({ ok: true, value: { name: 'x', signal: 28, whom: 'leader' } });
+    expect(k({ name: 'x', signal: 64 })).toEqual({ ok: true, value: { name: 'x', signal: 64 } });
+    // A bad whom passes here: machined answers NoSuchMachine for an unknown machine before looking at it.
+    expect(k({ name: 'x', signal: 10, whom: 'foo' })).toEqual({ ok: true, value: { name: 'x', signal: 10, whom: 'foo' } });
+    expect(parseKillWhom('foo')).toMatchObject({ error: { invalidParameter: 'whom' } });
+    expect(parseKillWhom('supervisor')).toMatchObject({ error: { invalidParameter: 'whom' } });
+    expect(parseKillWhom(5)).toMatchObject({ error: { invalidParameter: 'whom' } });
+    expect(parseKillWhom('')).toEqual({ ok: true, value: 'all' });
+    expect(parseKillWhom(undefined)).toEqual({ ok: true, value: 'all' });
+    expect(parseKillWhom('leader')).toEqual({ ok: true, value: 'leader' });
   });
 });

@@ -1,0 +1,241 @@
+/**
+ * io.systemd.Machine bound to the registry. This file only translates: parameters into registry calls,
+ * registry results into replies, RegistryError values into Varlink errors, and applies the policy.
+ * Behaviour follows systemd-machined 257 (see src/server/registry/ and test/unit/registry/ for the
+ * observations it is based on).
+ */
+import fs from 'node:fs';
+import type { Call, Handlers } from '../varlink/call.js';
+import { Replies } from '../varlink/call.js';
+import { ExpectedMoreError, InvalidParameterError, PermissionDeniedError, SystemError, VarlinkError } from '../varlink/errors.js';
+import {
+  GroupInHostRange,
+  MachineExists,
+  NoPrivateNetworking,
+  NoSuchGroup,
+  NoSuchMachine,
+  NoSuchUser,
+  NotAvailable,
+  NotSupported,
+  NoUIDShift,
+  UserInHostRange,
+  type IoSystemdMachineMethods,
+  type ListResult,
+} from '../generated/io.systemd.Machine.js';
+import type { BerthContext } from './context.js';
+import {
+  parseKillWhom,
+  validateKill,
+  validateLookup,
+  validateRegistration,
+  type Machine,
+  type RegistryError,
+  type Result,
+} from './registry/machine.js';
+import { liveProcessProbe, type CallerContext } from './registry/registry.js';
+import { bootId, processUid } from './registry/leaders.js';
+import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
+import { isValidUid } from './userdb/names.js';
+
+const machineErrors: Record<string, new () => VarlinkError> = {
+  'io.systemd.Machine.MachineExists': MachineExists,
+  'io.systemd.Machine.NoSuchMachine': NoSuchMachine,
+  'io.systemd.Machine.NotSupported': NotSupported,
+  'io.systemd.Machine.NotAvailable': NotAvailable,
+  'io.systemd.Machine.NoPrivateNetworking': NoPrivateNetworking,
+  'io.systemd.Machine.NoUIDShift': NoUIDShift,
+};
+
+/** The Varlink error for a registry failure. */
+export function toVarlinkError(e: RegistryError): VarlinkError {
+  if ('error' in e) {
+    const Cls = machineErrors[e.error];
+    return Cls ? new Cls() : new VarlinkError(e.error);
+  }
+  if ('invalidParameter' in e) return new InvalidParameterError(e.invalidParameter);
+  if ('errno' in e) return new SystemError(e.errno);
+  return new PermissionDeniedError();
+}
+
+function unwrap<T>(r: Result<T>): T {
+  if (!r.ok) throw toVarlinkError(r.error);
+  return r.value;
+}
+
+function caller(call: Call): CallerContext {
+  // An unknown peer (uid -1) is treated as unprivileged.
+  return { uid: call.peer.uid, ...(call.peer.pid > 0 ? { pid: call.peer.pid } : {}) };
+}
+
+/** A List entry, keys in machined's order; empty fields left out. */
+export function listEntry(m: Machine): ListResult {
+  const out: ListResult = { name: m.name, ...(m.id ? { id: m.id } : {}), class: m.class };
+  if (m.service) out.service = m.service;
+  if (m.rootDirectory) out.rootDirectory = m.rootDirectory;
+  if (m.unit) out.unit = m.unit;
+  out.leader = { pid: m.leader.pid, ...(m.leader.pidfdId !== undefined ? { pidfdId: m.leader.pidfdId, bootId: bootId() } : {}) };
+  out.timestamp = { realtime: m.timestamp.realtime, monotonic: m.timestamp.monotonic };
+  if (m.vSockCid !== undefined) out.vSockCid = m.vSockCid;
+  if (m.sshAddress) out.sshAddress = m.sshAddress;
+  if (m.sshPrivateKeyPath) out.sshPrivateKeyPath = m.sshPrivateKeyPath;
+  return out;
+}
+
+type Metadata = 'no' | 'yes' | 'graceful';
+
+/** Add addresses, OSRelease and UIDShift; with `yes` the first failure is thrown, with `graceful` skipped. */
+async function withMetadata(m: Machine, mode: Metadata): Promise<ListResult> {
+  const out = listEntry(m);
+  if (mode === 'no') return out;
+  const take = <T>(r: Result<T>, set: (v: T) => void) => {
+    if (r.ok) set(r.value);
+    else if (mode === 'yes') throw toVarlinkError(r.error);
+  };
+  take(await machineAddresses(m), (v) => (out.addresses = v));
+  take(machineOsRelease(m), (v) => (out.OSRelease = v));
+  take(machineUidShift(m), (v) => (out.UIDShift = v));
+  return out;
+}
+
+/** Map an ID inside a container to the host through its leader's uid_map/gid_map. */
+function mapFromMachine(m: Machine, file: 'uid_map' | 'gid_map', id: number): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${m.leader.pid}/${file}`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [inside, outside, count] = line.trim().split(/\s+/).map(Number) as [number, number, number];
+    if (!Number.isInteger(count)) continue;
+    if (id >= inside && id < inside + count) return outside + (id - inside);
+  }
+  return undefined;
+}
+
+export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods> {
+  const { registry, policy } = ctx;
+
+  /** Resolve the lookup fields of a call; NoSuchMachine before any permission check, as machined. */
+  const lookup = (params: Record<string, unknown>, call: Call, extra: readonly string[] = []): Machine =>
+    unwrap(registry.lookup(unwrap(validateLookup(params, extra)), caller(call)));
+
+  const mayManage = (call: Call, m: Machine) => {
+    if (!policy.mayManage(call.peer, m.registeredBy)) throw new PermissionDeniedError();
+  };
+
+  return {
+    Register(params, call) {
+      const spec = unwrap(validateRegistration(params as unknown as Record<string, unknown>, liveProcessProbe));
+      if (spec.class !== 'host') {
+        const leaderPid = spec.leader?.pid ?? (call.peer.pid > 0 ? call.peer.pid : undefined);
+        const leaderUid = leaderPid !== undefined ? processUid(leaderPid) : undefined;
+        if (!policy.mayRegister(call.peer, leaderUid)) throw new PermissionDeniedError();
+      }
+      const m = unwrap(registry.registerSpec(spec, caller(call)));
+      call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');
+      return {};
+    },
+
+    Unregister(params, call) {
+      const m = lookup(params as unknown as Record<string, unknown>, call);
+      mayManage(call, m);
+      unwrap(registry.unregister(m.name));
+      return {};
+    },
+
+    Terminate(params, call) {
+      const m = lookup(params as unknown as Record<string, unknown>, call);
+      mayManage(call, m);
+      unwrap(registry.terminate(m.name));
+      return {};
+    },
+
+    Kill(params, call) {
+      const spec = unwrap(validateKill(params as unknown as Record<string, unknown>));
+      const m = unwrap(registry.lookup(spec, caller(call)));
+      const whom = unwrap(parseKillWhom(spec.whom));
+      mayManage(call, m);
+      unwrap(registry.kill(m.name, whom, spec.signal));
+      return {};
+    },
+
+    List(params, call) {
+      const p = params as unknown as Record<string, unknown>;
+      const spec = unwrap(validateLookup(p, ['acquireMetadata']));
+      const mode = (p.acquireMetadata ?? 'no') as Metadata;
+      if (spec.name !== undefined || spec.pid !== undefined) {
+        const m = unwrap(registry.lookup(spec, caller(call)));
+        return withMetadata(m, mode);
+      }
+      if (!call.more) throw new ExpectedMoreError();
+      const machines = [...registry.list()];
+      if (mode === 'no') return new Replies(machines.map(listEntry), () => new NoSuchMachine());
+      return new Replies(
+        (async function* () {
+          for (const m of machines) yield await withMetadata(m, mode);
+        })(),
+        () => new NoSuchMachine(),
+      );
+    },
+
+    Open(params, call) {
+      const m = lookup(params as unknown as Record<string, unknown>, call, ['mode', 'user', 'path', 'args', 'environment']);
+      mayManage(call, m);
+      throw new NotSupported();
+    },
+
+    MapFrom(params, call) {
+      const p = params as unknown as Record<string, unknown>;
+      // machined's handler takes no allowInteractiveAuthentication although the IDL declares it.
+      if (p.allowInteractiveAuthentication !== undefined) throw new InvalidParameterError('allowInteractiveAuthentication');
+      for (const k of ['uid', 'gid'] as const) {
+        const v = p[k];
+        if (v !== undefined && v !== null && (typeof v !== 'number' || !isValidUid(v))) throw new InvalidParameterError(k);
+      }
+      const m = lookup(p, call, ['uid', 'gid']);
+      if (m.class !== 'container') throw new NotSupported();
+      const out: { uid?: number; gid?: number } = {};
+      if (typeof p.uid === 'number') {
+        const h = mapFromMachine(m, 'uid_map', p.uid);
+        if (h === undefined) throw new NoSuchUser();
+        out.uid = h;
+      }
+      if (typeof p.gid === 'number') {
+        const h = mapFromMachine(m, 'gid_map', p.gid);
+        if (h === undefined) throw new NoSuchGroup();
+        out.gid = h;
+      }
+      return out;
+    },
+
+    MapTo(params) {
+      const uid = params.uid ?? undefined;
+      const gid = params.gid ?? undefined;
+      if (uid !== undefined && !isValidUid(uid)) throw new InvalidParameterError('uid');
+      if (gid !== undefined && !isValidUid(gid)) throw new InvalidParameterError('gid');
+      if (uid !== undefined && uid < 0x10000) throw new UserInHostRange();
+      if (gid !== undefined && gid < 0x10000) throw new GroupInHostRange();
+      const owner = (list: { machine: string; class: string; inside: number }[]) =>
+        list.find((o) => o.class === 'container' && registry.get(o.machine));
+      let machineName: string | undefined;
+      const out: { uid?: number; gid?: number; machineName?: string } = {};
+      if (uid !== undefined) {
+        const o = owner(ctx.userdb.uidOwner(uid));
+        if (!o) throw new NoSuchUser();
+        out.uid = o.inside;
+        machineName = o.machine;
+      }
+      if (gid !== undefined) {
+        const o = owner(ctx.userdb.gidOwner(gid));
+        if (!o) throw new NoSuchGroup();
+        if (machineName !== undefined && machineName !== o.machine) throw new NoSuchMachine();
+        out.gid = o.inside;
+        machineName = o.machine;
+      }
+      if (machineName === undefined) throw new NoSuchMachine();
+      out.machineName = machineName;
+      return out;
+    },
+  };
+}

@@ -1,0 +1,200 @@
+// io.systemd.Machine over a real socket: berth's registry behind berth's Varlink server, in a temp runtime dir.
+// Where the real systemd-machined 257 is running (/run/systemd/machine/io.systemd.Machine, started by the
+// reference tools), the same bad calls are sent to it too and the replies compared.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VarlinkServer } from '../../../src/varlink/server.js';
+import { VarlinkClient } from '../../../src/varlink/client.js';
+import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
+import { machineApi } from '../../../src/server/machine-api.js';
+import { Registry } from '../../../src/server/registry/registry.js';
+import { detectCgroupLayout, MACHINE_SLICE, machineScopeUnit } from '../../../src/server/registry/scope.js';
+import { Policy } from '../../../src/server/policy.js';
+import { UserDb } from '../../../src/server/userdb/userdb.js';
+import type { BerthContext } from '../../../src/server/context.js';
+
+const layout = detectCgroupLayout();
+const skipReason = process.getuid?.() !== 0 ? 'needs root (cgroups)' : !layout.primary ? 'no cgroup hierarchy' : undefined;
+if (skipReason) console.warn(`machine-api integration tests skipped: ${skipReason}`);
+const suite = skipReason ? describe.skip : describe;
+
+const REAL = '/run/systemd/machine/io.systemd.Machine';
+const tag = `rg-api${process.pid}`;
+let runtime: string;
+let registry: Registry;
+let server: VarlinkServer;
+let client: VarlinkClient;
+const children: ChildProcess[] = [];
+
+function sleeper() {
+  const c = spawn('sleep', ['600'], { stdio: 'ignore' });
+  children.push(c);
+  return c as ChildProcess & { pid: number };
+}
+
+async function reply(c: VarlinkClient, method: string, params: object): Promise<unknown> {
+  try {
+    return { ok: await c.callRaw(`io.systemd.Machine.${method}`, params) };
+  } catch (e) {
+    const err = e as { error?: string; parameters?: Record<string, unknown> };
+    return { error: err.error, parameters: err.parameters ?? {} };
+  }
+}
+
+async function realMachined(): Promise<VarlinkClient | undefined> {
+  if (!fs.existsSync(REAL)) return undefined;
+  try {
+    return await VarlinkClient.connect(`unix:${REAL}`);
+  } catch {
+    return undefined;
+  }
+}
+
+suite('io.systemd.Machine over Varlink', () => {
+  beforeAll(async () => {
+    runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-api-'));
+    registry = new Registry({ runtimeDir: runtime, cgroups: layout });
+    const logger = pino({ level: 'silent' });
+    const ctx = {
+      registry,
+      userdb: new UserDb({ service: 'io.systemd.Machine' }),
+      policy: new Policy(),
+      logger,
+      options: {} as BerthContext['options'],
+      warnings: new Map(),
+    } as unknown as BerthContext;
+    server = new VarlinkServer({ vendor: 'berth', product: 'berthd', version: 'test', url: 'x', logger });
+    server.implement(IoSystemdMachine, machineApi(ctx));
+    const sock = path.join(runtime, 'io.systemd.Machine');
+    await server.listen(`unix:${sock}`);
+    client = await VarlinkClient.connect(`unix:${sock}`);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await server?.close();
+    registry?.close();
+    for (const c of children) c.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+    for (const h of layout.hierarchies) {
+      const slice = path.join(h.root, MACHINE_SLICE);
+      for (const d of fs.existsSync(slice) ? fs.readdirSync(slice) : []) {
+        if (d.startsWith(machineScopeUnit(tag).replace(/\.scope$/, ''))) fs.rmdirSync(path.join(slice, d));
+      }
+    }
+    if (runtime) fs.rmSync(runtime, { recursive: true, force: true });
+  });
+
+  it('registers, lists with machined key order, and forgets a machine whose leader exits', async () => {
+    const c = sleeper();
+    const name = `${tag}-a`;
+    expect(
+      await reply(client, 'Register', {
+        name, class: 'container', leader: c.pid, allocateUnit: true, service: 'svc', rootDirectory: '/tmp',
+        id: '0123456789ABCDEF0123456789ABCDEF', vSockCid: 5, sshAddress: 'vsock/5', sshPrivateKeyPath: '/tmp/key', ifIndices: [1, 2],
+      }),
+    ).toEqual({ ok: {} });
+    const r = (await reply(client, 'List', { name })) as { ok: Record<string, unknown> };
+    expect(Object.keys(r.ok)).toEqual([
+      'name', 'id', 'class', 'service', 'rootDirectory', 'unit', 'leader', 'timestamp', 'vSockCid', 'sshAddress', 'sshPrivateKeyPath',
+    ]);
+    expect(r.ok).toMatchObject({ name, id: '0123456789abcdef0123456789abcdef', unit: machineScopeUnit(name), leader: { pid: c.pid } });
+    expect(await reply(client, 'List', { pid: { pid: c.pid } })).toMatchObject({ ok: { name } });
+
+    const all: Record<string, unknown>[] = [];
+    for await (const m of client.moreRaw('io.systemd.Machine.List', {})) all.push(m);
+    expect(all.map((m) => m.name)).toEqual(['.host', name]);
+    expect(all[0]).toMatchObject({ class: 'host', rootDirectory: '/', unit: '-.slice', leader: { pid: 1 } });
+    expect(await reply(client, 'List', {})).toEqual({ error: 'org.varlink.service.ExpectedMore', parameters: {} });
+
+    expect(await reply(client, 'Register', { name, class: 'container', leader: c.pid })).toEqual({
+      error: 'io.systemd.Machine.MachineExists', parameters: {},
+    });
+    expect(await reply(client, 'Register', { name: `${tag}-b`, class: 'container', leader: c.pid })).toEqual({
+      error: 'io.systemd.System', parameters: { errno: 17 },
+    });
+    expect(await reply(client, 'Kill', { name, signal: 28, whom: 'leader' })).toEqual({ ok: {} });
+    expect(await reply(client, 'Terminate', { name: '.host' })).toEqual({ error: 'io.systemd.System', parameters: { errno: 95 } });
+
+    const gone = new Promise((res) => registry.once('event', res));
+    c.kill('SIGKILL');
+    await gone;
+    expect(await reply(client, 'List', { name })).toEqual({ error: 'io.systemd.Machine.NoSuchMachine', parameters: {} });
+    expect(fs.existsSync(path.join(runtime, 'systemd/machines', name))).toBe(false);
+  });
+
+  it('of 1,000 parallel Register calls for one name exactly one succeeds, the rest get MachineExists', async () => {
+    const leader = sleeper();
+    const name = `${tag}-race`;
+    const clients = await Promise.all(Array.from({ length: 10 }, () => VarlinkClient.connect(`unix:${path.join(runtime, 'io.systemd.Machine')}`)));
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => reply(clients[i % 10]!, 'Register', { name, class: 'container', leader: leader.pid, allocateUnit: true })),
+      );
+      expect(replies.filter((r) => (r as { ok?: unknown }).ok)).toHaveLength(1);
+      expect(replies.filter((r) => (r as { error?: string }).error === 'io.systemd.Machine.MachineExists')).toHaveLength(999);
+    } finally {
+      for (const c of clients) c.close();
+    }
+    expect(await reply(client, 'Unregister', { name })).toEqual({ ok: {} });
+    expect(await reply(client, 'Unregister', { name })).toEqual({ error: 'io.systemd.Machine.NoSuchMachine', parameters: {} });
+  });
+
+  // Bad calls: each answered as machined 257 answers it, nothing left behind.
+  const bad: [string, string, Record<string, unknown>, unknown][] = [
+    ['name with /', 'Register', { name: 'rg/x', class: 'container', leader: 0 }, { parameter: 'name' }],
+    ['name ..', 'Register', { name: '..', class: 'container' }, { parameter: 'name' }],
+    ['300-char name', 'Register', { name: 'a'.repeat(300), class: 'container' }, { parameter: 'name' }],
+    ['empty name', 'Register', { name: '', class: 'container' }, { parameter: 'name' }],
+    ['name with space', 'Register', { name: 'a b', class: 'container' }, { parameter: 'name' }],
+    ['non-ASCII name', 'Register', { name: 'rgé', class: 'container' }, { parameter: 'name' }],
+    ['.host', 'Register', { name: '.host', class: 'container', leader: 4000000 }, { parameter: 'name' }],
+    ['bad id', 'Register', { name: 'rg-x', id: 'xyz', class: 'container', leader: 1 }, { parameter: 'id' }],
+    ['leader 0', 'Register', { name: 'rg-x', class: 'container', leader: 0 }, { parameter: 'leader' }],
+    ['leader 1', 'Register', { name: 'rg-x', class: 'container', leader: 1 }, { parameter: 'leader' }],
+    ['leader -1', 'Register', { name: 'rg-x', class: 'container', leader: -1 }, { parameter: 'leader' }],
+    ['leader 2^53', 'Register', { name: 'rg-x', class: 'container', leader: 2 ** 53 }, { parameter: 'leader' }],
+    ['leader gone', 'Register', { name: 'rg-x', class: 'container', leader: 4000000 }, { parameter: 'leader' }],
+    ['class foo', 'Register', { name: 'rg-x', class: 'foo', leader: 4000000 }, { parameter: 'class' }],
+    ['class host', 'Register', { name: 'rg-x', class: 'host', leader: 4000000 }, { parameter: 'leader' }],
+    ['ifIndices 100k', 'Register', { name: 'rg-x', class: 'container', ifIndices: Array.from({ length: 100_000 }, (_, i) => i + 1), leader: 0 }, { parameter: 'leader' }],
+    ['vSockCid 2', 'Register', { name: 'rg-x', class: 'container', vSockCid: 2, leader: 0 }, { parameter: 'vSockCid' }],
+    ['rootDirectory relative', 'Register', { name: 'rg-x', class: 'container', rootDirectory: 'x', leader: 0 }, { parameter: 'rootDirectory' }],
+    ['Kill no signal', 'Kill', { name: 'rg-nope' }, { parameter: 'signal' }],
+    ['Kill whom, unknown machine', 'Kill', { name: 'rg-nope', signal: 10, whom: 'supervisor' }, 'io.systemd.Machine.NoSuchMachine'],
+    ['Kill whom', 'Kill', { name: '.host', signal: 10, whom: 'foo' }, { parameter: 'whom' }],
+    ['Kill signal first', 'Kill', { name: 'rg-nope', whom: 'foo', signal: 0 }, { parameter: 'signal' }],
+    ['Terminate caller', 'Terminate', { pid: { pid: 0 } }, 'io.systemd.Machine.NoSuchMachine'],
+    ['List bad metadata', 'List', { name: '.host', acquireMetadata: 'bogus' }, { parameter: 'acquireMetadata' }],
+    ['Kill unknown', 'Kill', { name: 'rg-nope', signal: 10 }, 'io.systemd.Machine.NoSuchMachine'],
+    ['Unregister nothing', 'Unregister', {}, 'io.systemd.Machine.NoSuchMachine'],
+    ['Unregister bad name', 'Unregister', { name: 'a b' }, { parameter: 'name' }],
+    ['List pid 1', 'List', { pid: { pid: 1 } }, 'io.systemd.Machine.NoSuchMachine'],
+    ['List pid negative', 'List', { pid: { pid: -1 } }, { parameter: 'pid' }],
+  ];
+  it.each(bad)('%s', async (_label, method, params, expected) => {
+    const before = fs.readdirSync(path.join(runtime, 'systemd/machines'));
+    const r = (await reply(client, method, params)) as { error?: string; parameters?: unknown };
+    if (typeof expected === 'string') expect(r).toEqual({ error: expected, parameters: {} });
+    else expect(r).toEqual({ error: 'org.varlink.service.InvalidParameter', parameters: expected });
+    expect(fs.readdirSync(path.join(runtime, 'systemd/machines'))).toEqual(before);
+  });
+
+  it('answers bad calls exactly as the running systemd-machined 257 does', async (ctx) => {
+    const real = await realMachined();
+    if (!real) return ctx.skip();
+    try {
+      for (const [label, method, params] of bad) {
+        const theirs = await reply(real, method, params);
+        const ours = await reply(client, method, params);
+        expect({ label, reply: ours }).toEqual({ label, reply: theirs });
+      }
+    } finally {
+      real.close();
+    }
+  });
+});
