@@ -98,7 +98,7 @@ bash scripts/rootfs.sh "${targets[@]}"
 # ---------------------------------------------------------------------------------------------------------
 # 5. npm, TypeScript build, load generator
 stamp=node_modules/.berth-setup-stamp
-want=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$({ cat package.json; cat package-lock.json 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
 if [[ -d node_modules && -f $stamp && $(cat "$stamp") == "$want" ]]; then
   step "npm dependencies present"
 else
