@@ -36,6 +36,12 @@ export class Replies<R> {
   constructor(
     readonly source: Iterable<R> | AsyncIterable<R>,
     readonly empty?: () => VarlinkError,
+    /**
+     * A live stream (a subscription): each reply is sent as soon as it is produced, with
+     * `continues`, instead of being held back until the next one. It ends when the source ends
+     * or the connection closes; the connection is closed after a live source ends.
+     */
+    readonly live = false,
   ) {}
 }
 

@@ -276,6 +276,7 @@ export class ServerConnection {
    * slowly, so an unread stream cannot grow memory without bound.
    */
   private async stream(call: IncomingCall, replies: Replies<unknown>): Promise<void> {
+    if (replies.live && call.more) return this.streamLive(call, replies);
     let held: unknown;
     let have = false;
     try {
@@ -305,6 +306,23 @@ export class ServerConnection {
     if (have) this.out.push(encodeReply(held as object, false));
     else if (replies.empty) this.fail(call, replies.empty());
     else this.out.push(encodeReply({}, false));
+  }
+
+  /** Sends each reply of a subscription at once; closes the connection when it ends. */
+  private async streamLive(call: IncomingCall, replies: Replies<unknown>): Promise<void> {
+    try {
+      for await (const item of replies.source as AsyncIterable<unknown>) {
+        if (this.closed) return;
+        if (call.oneway) continue;
+        this.out.push(encodeReply(item as object, true));
+        this.flush();
+        if (this.socket.writableNeedDrain) await this.drained();
+      }
+    } catch (err) {
+      this.fail(call, err);
+      this.flush();
+    }
+    this.close();
   }
 
   private drained(): Promise<void> {

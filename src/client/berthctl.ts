@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * berthctl: the command-line client of berthd.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { varlinkVerb, CliError } from './varlink-verbs.js';
+import { machineVerb, EXIT } from './machine-verbs.js';
+import type { JsonMode } from './output.js';
+import { VERSION } from '../server/version.js';
+
+const USAGE = `berthctl [OPTIONS…] COMMAND …
+
+Machines:
+  list                       List running machines (MACHINE CLASS SERVICE OS VERSION ADDRESSES)
+  status NAME…               Show a machine's state
+  show NAME…                 Show a machine's properties as KEY=VALUE
+  terminate NAME…            Stop machines and all their processes
+  kill NAME…                 Send a signal (--kill-whom=leader|all, --signal=SIG)
+  register NAME --leader PID [--class container|vm] [--directory DIR]
+                             Register a running process as a machine
+  unregister NAME…           Drop machines from the registry without stopping them
+  users [NAME]               List UID/GID ranges of user-namespaced machines
+  uid-owner UID              Tell which machine a host UID belongs to
+  watch [--since SEQ]        Follow registry changes
+
+Generic Varlink client (like varlinkctl):
+  varlink info ADDRESS
+  varlink list-interfaces ADDRESS
+  varlink list-methods ADDRESS [INTERFACE…]
+  varlink introspect ADDRESS [INTERFACE…]
+  varlink call ADDRESS METHOD [PARAMS] [--more] [--oneway] [--collect]
+  varlink validate-idl [FILE]
+
+Options:
+  --runtime-dir DIR          berthd's runtime prefix (default /run)
+  --address ADDRESS          talk to this registry address instead
+  --json=pretty|short, -j    JSON output
+  --no-legend                no header and footer in tables
+  --no-pager                 accepted for compatibility (berthctl never pages)
+  -a, --all                  include the host in list
+  -q, --quiet                do not print the reply (varlink call)
+  --timeout SECS             call timeout (varlink call; default 45)
+  --graceful ERROR           treat that error as success (varlink call; repeatable)
+  -h, --help, --version
+
+Exit status: 0 success, 1 failure, 2 invalid usage, 4 no such machine.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'runtime-dir': { type: 'string' },
+        address: { type: 'string' },
+        json: { type: 'string' },
+        j: { type: 'boolean', short: 'j' },
+        'no-legend': { type: 'boolean' },
+        'no-pager': { type: 'boolean' },
+        all: { type: 'boolean', short: 'a' },
+        'kill-whom': { type: 'string' },
+        signal: { type: 'string', short: 's' },
+        leader: { type: 'string' },
+        class: { type: 'string' },
+        directory: { type: 'string', short: 'D' },
+        service: { type: 'string' },
+        since: { type: 'string' },
+        more: { type: 'boolean' },
+        oneway: { type: 'boolean' },
+        collect: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+        timeout: { type: 'string' },
+        graceful: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`berthctl: ${(e as Error).message}\n`);
+    return EXIT.usage;
+  }
+  const v = parsed.values;
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  if (v.version) {
+    process.stdout.write(`berthctl ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  let json: JsonMode | undefined;
+  if (v.json !== undefined) {
+    if (v.json !== 'pretty' && v.json !== 'short') {
+      process.stderr.write(`berthctl: --json= takes pretty or short\n`);
+      return EXIT.usage;
+    }
+    json = v.json;
+  } else if (v.j) json = process.stdout.isTTY ? 'pretty' : 'short';
+  const [verb, ...rest] = parsed.positionals;
+  if (!verb) {
+    process.stderr.write(USAGE);
+    return EXIT.usage;
+  }
+  if (verb === 'varlink') {
+    const [sub, ...args] = rest;
+    if (!sub) throw new CliError('Usage: berthctl varlink info|list-interfaces|list-methods|introspect|call|validate-idl …', EXIT.usage);
+    let timeoutMs: number | undefined;
+    if (v.timeout !== undefined) {
+      timeoutMs = v.timeout === '' || v.timeout === 'infinity' ? 0 : Number(v.timeout) * 1000;
+      if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new CliError(`Invalid --timeout '${v.timeout}'.`, EXIT.usage);
+    }
+    return varlinkVerb(sub, args, {
+      ...(json ? { json } : {}),
+      more: v.more ?? false,
+      oneway: v.oneway ?? false,
+      collect: v.collect ?? false,
+      quiet: v.quiet ?? false,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      graceful: v.graceful ?? [],
+    });
+  }
+  const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? '/run';
+  const address = v.address ?? `unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`;
+  return machineVerb(verb, rest, {
+    address,
+    ...(json ? { json } : {}),
+    legend: !v['no-legend'],
+    all: v.all ?? false,
+    ...(v['kill-whom'] !== undefined ? { killWhom: v['kill-whom'] } : {}),
+    ...(v.signal !== undefined ? { signal: v.signal } : {}),
+    ...(v.leader !== undefined ? { leader: v.leader } : {}),
+    ...(v.class !== undefined ? { class: v.class } : {}),
+    ...(v.directory !== undefined ? { directory: v.directory } : {}),
+    ...(v.service !== undefined ? { service: v.service } : {}),
+    ...(v.since !== undefined ? { since: v.since } : {}),
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    if (e instanceof CliError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(e.exitCode);
+    }
+    process.stderr.write(`berthctl: ${(e as Error).stack ?? e}\n`);
+    process.exit(EXIT.failure);
+  },
+);

@@ -1,0 +1,150 @@
+/**
+ * berthd: wires the registry, the user database and the API modules to their sockets.
+ *
+ *   RUNTIME/systemd/machine/io.systemd.Machine       io.systemd.Machine, io.systemd.MachineImage,
+ *   RUNTIME/systemd/machine/io.systemd.MachineImage  io.berth.Machine, io.systemd.service, io.systemd,
+ *                                                    org.varlink.service (one server, both paths)
+ *   RUNTIME/systemd/userdb/<userdbService>           io.systemd.UserDatabase, io.systemd, org.varlink.service
+ *
+ * Sockets handed over by an activator are used as they are: one named `userdb` serves the user
+ * database, every other one the machine interfaces. Sockets not handed over are bound here.
+ * With an idle timeout the daemon exits once no connection has been open for that long; the
+ * state files let the next start restore every machine.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { VarlinkServer } from '../varlink/server.js';
+import { serveSystemdService } from '../varlink/systemd-service.js';
+import { activatedSockets } from '../varlink/activation.js';
+import { IoSystemd } from '../varlink/builtin/generated/io.systemd.js';
+import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
+import { IoSystemdMachineImage } from '../generated/io.systemd.MachineImage.js';
+import { IoSystemdUserDatabase } from '../generated/io.systemd.UserDatabase.js';
+import { IoBerthMachine } from '../generated/io.berth.Machine.js';
+import { Registry } from './registry/registry.js';
+import { UserDb } from './userdb/userdb.js';
+import { Policy } from './policy.js';
+import { ChangeJournal } from './watch.js';
+import type { BerthContext, DaemonOptions } from './context.js';
+import { followRegistry, indexMachine } from './userdb-sync.js';
+import { machineApi } from './machine-api.js';
+import { imageApi } from './image-api.js';
+import { userdbApi } from './userdb-api.js';
+import { berthApi } from './berth-api.js';
+import { VERSION } from './version.js';
+
+export const VENDOR = 'berth';
+export const URL = 'https://github.com/berth-project/berth';
+
+export function machineSocketPaths(runtimeDir: string): string[] {
+  return [
+    join(runtimeDir, 'systemd/machine/io.systemd.Machine'),
+    join(runtimeDir, 'systemd/machine/io.systemd.MachineImage'),
+  ];
+}
+
+export function userdbSocketPath(runtimeDir: string, service: string): string {
+  return join(runtimeDir, 'systemd/userdb', service);
+}
+
+export class Daemon {
+  readonly context: BerthContext;
+  readonly machineServer: VarlinkServer;
+  readonly userdbServer: VarlinkServer;
+  private idleTimer?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+
+  constructor(
+    readonly options: DaemonOptions,
+    readonly logger: Logger,
+  ) {
+    const registry = new Registry({ runtimeDir: options.runtimeDir, logger: logger.child({ component: 'registry' }) });
+    const userdb = new UserDb({ service: options.userdbService });
+    this.context = {
+      registry,
+      userdb,
+      policy: new Policy({ allowUserRegister: options.allowUserRegister }),
+      logger,
+      options,
+      journal: new ChangeJournal(registry),
+      warnings: new Map(),
+    };
+    const info = { vendor: VENDOR, version: VERSION, url: URL, logger };
+    this.machineServer = new VarlinkServer({ ...info, product: 'berthd' });
+    serveSystemdService(this.machineServer, logger);
+    this.machineServer.implement(IoSystemdMachine, machineApi(this.context));
+    this.machineServer.implement(IoSystemdMachineImage, imageApi(this.context));
+    this.machineServer.implement(IoBerthMachine, berthApi(this.context));
+
+    this.userdbServer = new VarlinkServer({ ...info, product: 'berthd (userdb)' });
+    this.userdbServer.describe(IoSystemd);
+    this.userdbServer.implement(IoSystemdUserDatabase, userdbApi(this.context));
+
+    for (const s of [this.machineServer, this.userdbServer]) {
+      s.on('connection', () => this.cancelIdle());
+      s.on('idle', () => this.armIdle());
+    }
+  }
+
+  async start(): Promise<void> {
+    const { registry } = this.context;
+    const restored = registry.restore();
+    this.logger.info({ kept: restored.kept.length, dropped: restored.dropped.length }, 'registry restored');
+    followRegistry(this.context);
+    for (const m of registry.machines()) indexMachine(this.context, m);
+
+    const handed = activatedSockets();
+    let userdbHanded = false;
+    let machineHanded = false;
+    for (const s of handed) {
+      if (s.name === 'userdb') {
+        await this.userdbServer.listenFd(s.fd);
+        userdbHanded = true;
+      } else {
+        await this.machineServer.listenFd(s.fd);
+        machineHanded = true;
+      }
+    }
+    if (!machineHanded) {
+      for (const p of machineSocketPaths(this.options.runtimeDir)) await this.machineServer.listen(`unix:${p}`);
+    }
+    if (!userdbHanded) {
+      await this.userdbServer.listen(`unix:${userdbSocketPath(this.options.runtimeDir, this.options.userdbService)}`);
+    }
+    this.logger.info(
+      { runtimeDir: this.options.runtimeDir, activated: handed.length, machines: registry.size },
+      'berthd ready',
+    );
+    this.armIdle();
+  }
+
+  private get connections(): number {
+    return this.machineServer.connectionCount + this.userdbServer.connectionCount;
+  }
+
+  private cancelIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private armIdle(): void {
+    const seconds = this.options.idleExitSeconds;
+    if (!seconds || this.connections > 0 || this.stopping) return;
+    this.cancelIdle();
+    this.idleTimer = setTimeout(() => {
+      if (this.connections > 0) return;
+      this.logger.info({ seconds }, 'idle, exiting');
+      void this.stop().then(() => process.exit(0));
+    }, seconds * 1000);
+  }
+
+  /** Stops serving. Machines stay registered on disk for the next start. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.cancelIdle();
+      await Promise.all([this.machineServer.close(), this.userdbServer.close()]);
+      this.context.registry.close();
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Who may do what, decided by the peer's credentials (SO_PEERCRED). There is no polkit: the
+ * rules are fixed and documented in the README's security policy.
+ *
+ *   - root (and berthd's own uid) may do everything;
+ *   - anyone may List, MapFrom, MapTo, look up users and groups, and Watch;
+ *   - Unregister, Terminate and Kill are for root and for the uid that registered the machine;
+ *   - Register by a non-root peer is refused unless `allowUserRegister` is set, and then only
+ *     for a leader the peer owns.
+ */
+import type { PeerCredentials } from '../varlink/peer.js';
+
+export interface PolicyOptions {
+  /** Let non-root peers register machines whose leader they own (default false). */
+  allowUserRegister?: boolean;
+}
+
+export class Policy {
+  private readonly selfUid = process.getuid?.() ?? 0;
+
+  constructor(private readonly options: PolicyOptions = {}) {}
+
+  isPrivileged(peer: PeerCredentials): boolean {
+    return peer.uid === 0 || peer.uid === this.selfUid;
+  }
+
+  /** `leaderUid` is the real uid owning the leader process. */
+  mayRegister(peer: PeerCredentials, leaderUid: number | undefined): boolean {
+    if (this.isPrivileged(peer)) return true;
+    return this.options.allowUserRegister === true && leaderUid !== undefined && leaderUid === peer.uid;
+  }
+
+  /** Unregister, Terminate, Kill: root or the machine's owner. */
+  mayManage(peer: PeerCredentials, registeredBy: number | undefined): boolean {
+    return this.isPrivileged(peer) || (registeredBy !== undefined && peer.uid === registeredBy);
+  }
+}
