@@ -22,6 +22,9 @@ const eventfd = libc.func('int eventfd(unsigned int, int)');
 const writeFd = libc.func('long write(int, void *, unsigned long)');
 const readFd = libc.func('long read(int, void *, unsigned long)');
 const pollFds = libc.func('int poll(void *, unsigned long, int)');
+const clockGettime = libc.func('int clock_gettime(int, void *)');
+const CLOCK_REALTIME = 0;
+const CLOCK_BOOTTIME = 7;
 
 const SYS_pidfd_send_signal = 424;
 const SYS_pidfd_open = 434;
@@ -146,12 +149,22 @@ export interface LeaderIdentity {
   aliveAtRealtime?: number;
 }
 
+function clockUs(clock: number): number {
+  const ts = Buffer.alloc(16);
+  clockGettime(clock, ts);
+  return Number(ts.readBigInt64LE(0)) * 1e6 + Math.floor(Number(ts.readBigInt64LE(8)) / 1000);
+}
+
+/** CLOCK_REALTIME of the moment the system booted, in µs (as machined dates `.host`). */
+export function bootRealtimeUs(): number {
+  const boottime = clockUs(CLOCK_BOOTTIME);
+  return clockUs(CLOCK_REALTIME) - boottime;
+}
+
 /** Realtime (µs) at which a process with this start time (clock ticks after boot) started. */
 export function startRealtime(starttime: number): number {
   const hz = 100; // USER_HZ, fixed on Linux for /proc
-  const uptimeS = Number(fs.readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
-  const bootRealtime = Date.now() * 1000 - uptimeS * 1e6;
-  return bootRealtime + (starttime / hz) * 1e6;
+  return bootRealtimeUs() + (starttime / hz) * 1e6;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 } from './machine.js';
 import {
   bootId,
+  bootRealtimeUs,
   closeLeader,
   leaderAlive,
   LeaderWatcher,
@@ -516,7 +517,6 @@ function readMachineId(): string | undefined {
 }
 
 function buildHostMachine(): Machine {
-  const uptimeUs = Math.round(Number(fs.readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * 1e6);
   const pidfdId = pidfdIdOf(1);
   const id = readMachineId();
   return {
@@ -529,7 +529,7 @@ function buildHostMachine(): Machine {
     ...(fs.existsSync('/dev/vsock') ? { vSockCid: 1 } : {}),
     unit: '-.slice',
     ownsScope: false,
-    timestamp: { realtime: now().realtime - uptimeUs, monotonic: 0 },
+    timestamp: { realtime: bootRealtimeUs(), monotonic: 0 },
     registeredBy: 0,
     allocateUnit: false,
   };

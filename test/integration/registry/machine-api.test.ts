@@ -184,6 +184,46 @@ suite('io.systemd.Machine over Varlink', () => {
     expect(fs.readdirSync(path.join(runtime, 'systemd/machines'))).toEqual(before);
   });
 
+  it('registers, lists and writes state as the running systemd-machined 257 does', async (ctx) => {
+    const real = await realMachined();
+    if (!real) return ctx.skip();
+    const name = `${tag}-diff`;
+    const unit = `${name}.scope`;
+    const c = sleeper();
+    const dirs = layout.hierarchies.map((h) => path.join(h.root, unit));
+    for (const d of dirs) {
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'cgroup.procs'), `${c.pid}\n`);
+    }
+    const params = {
+      name, class: 'container', leader: c.pid, service: 'a b"c\\é', rootDirectory: '/tmp/x y', ifIndices: [3, 1],
+      id: '0123456789ABCDEF0123456789ABCDEF', vSockCid: 9, sshAddress: 'vsock/9', sshPrivateKeyPath: '/k',
+    };
+    try {
+      expect(await reply(real, 'Register', params)).toEqual({ ok: {} });
+      expect(await reply(client, 'Register', params)).toEqual({ ok: {} });
+      const norm = (r: unknown) => JSON.stringify(r).replace(/"(realtime|monotonic)":\d+/g, '"$1":0');
+      for (const q of [{ name }, { name, acquireMetadata: 'graceful' }, { pid: { pid: c.pid } }]) {
+        expect(norm(await reply(client, 'List', q))).toBe(norm(await reply(real, 'List', q)));
+      }
+      // The same file, but for the newer keys berth also writes (machined ignores them when reading).
+      const strip = (t: string) =>
+        t.split('\n').filter((l) => !/^(LEADER_PIDFDID|VSOCK_CID|SSH_ADDRESS|SSH_PRIVATE_KEY_PATH)=/.test(l))
+          .join('\n').replace(/^(REALTIME|MONOTONIC)=\d+$/gm, '$1=0');
+      const ours = fs.readFileSync(path.join(runtime, 'systemd/machines', name), 'utf8');
+      const theirs = fs.readFileSync(`/run/systemd/machines/${name}`, 'utf8');
+      expect(strip(ours)).toBe(strip(theirs));
+      expect(fs.readlinkSync(path.join(runtime, 'systemd/machines', `unit:${unit}`))).toBe(fs.readlinkSync(`/run/systemd/machines/unit:${unit}`));
+    } finally {
+      await reply(real, 'Unregister', { name });
+      await reply(client, 'Unregister', { name });
+      real.close();
+      c.kill('SIGKILL');
+      await new Promise((r) => c.once('exit', r));
+      for (const d of dirs) fs.rmdirSync(d);
+    }
+  });
+
   it('answers bad calls exactly as the running systemd-machined 257 does', async (ctx) => {
     const real = await realMachined();
     if (!real) return ctx.skip();
