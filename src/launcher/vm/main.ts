@@ -1,0 +1,102 @@
+// `berth-spawn --vm …`: parse, launch, wait for the guest to be ready, supervise until it ends, clean up.
+// berth-spawn hands over here with all its arguments when --vm is given.
+
+import { HostLacksError } from './host.js';
+import { listFirmwareFiles } from './firmware.js';
+import { describeExit, launchVm, VmLaunchError, type LaunchSettings, type RunningVm } from './launch.js';
+import { parseVmOptions, VM_HELP, VmUsageError } from './options.js';
+
+export interface VmMainIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** install SIGINT/SIGTERM handlers (off for in-process tests) */
+  signals: boolean;
+  settings?: LaunchSettings;
+  /** called once the VM is ready (tests and berthd use it to drive the machine) */
+  onReady?: (vm: RunningVm, readyMs: number) => void;
+}
+
+const PROG = 'berth-spawn';
+
+export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.stdout, stderr: process.stderr, signals: true }): Promise<number> {
+  const err = (msg: string): void => void io.stderr.write(`${PROG}: ${msg}\n`);
+  let opts;
+  try {
+    opts = parseVmOptions(argv);
+  } catch (e) {
+    if (e instanceof VmUsageError) {
+      err(e.message);
+      return 1;
+    }
+    throw e;
+  }
+  if (opts.help) {
+    io.stdout.write(VM_HELP);
+    return 0;
+  }
+  if (opts.firmwareList) {
+    for (const f of listFirmwareFiles()) io.stdout.write(`${f}\n`);
+    return 0;
+  }
+  const quiet = opts.quiet;
+  const info = (msg: string): void => {
+    if (!quiet) err(msg);
+  };
+  const tty = (io.stdout as { isTTY?: boolean }).isTTY === true;
+  const interactive = opts.console === 'interactive' || opts.console === 'native';
+  if (opts.background && interactive && tty) io.stdout.write(`\x1b]11;${opts.background}\x07`);
+
+  let vm: RunningVm | undefined;
+  let signalCount = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signalCount++;
+    if (!vm) return;
+    if (signalCount === 1) {
+      info(`${sig}: powering off ${vm.name} (again to kill)`);
+      void vm.stop();
+    } else vm.kill();
+  };
+  if (io.signals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    vm = await launchVm(
+      opts,
+      {
+        info,
+        console: (d) => void io.stdout.write(d),
+        qemuStderr: (d) => void io.stderr.write(d),
+      },
+      io.settings,
+    );
+    info(`machine ${vm.name} started: qemu pid ${vm.pid}, uuid ${vm.uuid}${vm.isRegistered ? ', registered' : ''}`);
+    if (interactive && !quiet) info('press Ctrl-a x to terminate qemu');
+    if (signalCount > 0) void vm.stop();
+    if (opts.notifyReady) {
+      const readyMs = await vm.waitReady().catch(() => undefined);
+      if (readyMs !== undefined) {
+        info(`machine ${vm.name} ready after ${Math.round(readyMs)} ms`);
+        io.onReady?.(vm, readyMs);
+      }
+    } else io.onReady?.(vm, 0);
+    const e = await vm.wait();
+    info(`machine ${vm.name} ended: ${describeExit(e)}${e.stoppedBy ? ` after ${e.stoppedBy}` : ''}`);
+    if (e.guestExitStatus !== undefined) return e.guestExitStatus;
+    if (e.stoppedBy) return 0;
+    return e.exitCode === 0 ? 0 : 1;
+  } catch (e) {
+    if (e instanceof VmUsageError || e instanceof HostLacksError || e instanceof VmLaunchError) {
+      err(e.message);
+      return 1;
+    }
+    err(`unexpected error: ${(e as Error).stack ?? e}`);
+    return 1;
+  } finally {
+    if (io.signals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (opts.background && interactive && tty) io.stdout.write('\x1b]111\x07');
+  }
+}

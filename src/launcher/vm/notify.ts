@@ -1,0 +1,97 @@
+// Readiness from the guest without vsock: qemu connects the guest's virtio-serial port to a unix socket the
+// launcher listens on, and the guest writes sd_notify-style assignments (READY=1, STATUS=…, EXIT_STATUS=…),
+// one per line. The same parser serves messages arriving over vsock where that exists.
+
+import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+
+export interface NotifyState {
+  ready: boolean;
+  status?: string;
+  exitStatus?: number;
+  /** every assignment seen, last value wins */
+  fields: Record<string, string>;
+}
+
+/** Splits a message into assignments; lines without "=" are ignored. */
+export function parseNotifyLines(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of text.split(/[\r\n]+/)) {
+    const i = line.indexOf('=');
+    if (i <= 0) continue;
+    out.push([line.slice(0, i), line.slice(i + 1)]);
+  }
+  return out;
+}
+
+export class NotifyReceiver extends EventEmitter<{ ready: []; status: [string]; field: [string, string]; connected: [] }> {
+  readonly state: NotifyState = { ready: false, fields: {} };
+  private server?: Server;
+  private readonly conns = new Set<Socket>();
+
+  constructor(readonly path: string) {
+    super();
+  }
+
+  listen(): Promise<void> {
+    rmSync(this.path, { force: true });
+    const server = createServer((c) => this.accept(c));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Feeds text as if it came from the guest (used by the vsock path, and by tests). */
+  feed(text: string): void {
+    for (const [k, v] of parseNotifyLines(text)) {
+      this.state.fields[k] = v;
+      this.emit('field', k, v);
+      if (k === 'READY' && v === '1' && !this.state.ready) {
+        this.state.ready = true;
+        this.emit('ready');
+      } else if (k === 'STATUS') {
+        this.state.status = v;
+        this.emit('status', v);
+      } else if (k === 'EXIT_STATUS' && /^[0-9]+$/.test(v)) {
+        this.state.exitStatus = Number(v) & 0xff;
+      }
+    }
+  }
+
+  waitReady(): Promise<void> {
+    if (this.state.ready) return Promise.resolve();
+    return new Promise((resolve) => this.once('ready', resolve));
+  }
+
+  close(): void {
+    for (const c of this.conns) c.destroy();
+    this.server?.close();
+    rmSync(this.path, { force: true });
+  }
+
+  private accept(c: Socket): void {
+    this.conns.add(c);
+    this.emit('connected');
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => {
+      buf += d;
+      const i = buf.lastIndexOf('\n');
+      if (i < 0) return;
+      this.feed(buf.slice(0, i + 1));
+      buf = buf.slice(i + 1);
+    });
+    c.on('end', () => {
+      if (buf) this.feed(buf);
+      buf = '';
+    });
+    c.on('error', () => {});
+    c.on('close', () => this.conns.delete(c));
+  }
+}

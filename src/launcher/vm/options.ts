@@ -1,0 +1,470 @@
+// Command line of `berth-spawn --vm`: the options of systemd-vmspawn(1), parsed into a plain object.
+// Pure: no file system access except reading --load-credential files, which happens in resolveCredentials().
+
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, basename } from 'node:path';
+
+export type Tristate = 'yes' | 'no' | 'auto';
+export type ConsoleMode = 'interactive' | 'read-only' | 'native' | 'gui';
+export const SSH_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa', 'ecdsa-sk', 'ed25519-sk'] as const;
+export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
+
+export interface BindMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface CredentialSource {
+  id: string;
+  /** --set-credential: the value; --load-credential: undefined, read from path */
+  value?: Buffer;
+  path?: string;
+}
+
+export interface Credential {
+  id: string;
+  value: Buffer;
+}
+
+export interface VmOptions {
+  image?: string;
+  directory?: string;
+  cpus: number;
+  ramBytes: number;
+  kvm: Tristate;
+  vsock: Tristate;
+  vsockCid?: number;
+  tpm: Tristate;
+  linux?: string;
+  initrds: string[];
+  firmware?: string;
+  firmwareList: boolean;
+  secureBoot: Tristate;
+  networkTap: boolean;
+  networkUserMode: boolean;
+  privateUsers?: { shift: number; range: number };
+  binds: BindMount[];
+  extraDrives: { path: string; format: 'raw' | 'qcow2' }[];
+  forwardJournal?: string;
+  /** undefined = default (on when vsock is usable), true/false = said so explicitly */
+  passSshKey?: boolean;
+  sshKeyType: SshKeyType;
+  console: ConsoleMode;
+  background?: string;
+  credentials: CredentialSource[];
+  smbios11: string[];
+  notifyReady: boolean;
+  machine?: string;
+  uuid?: string;
+  register: Tristate;
+  quiet: boolean;
+  runtimeDir: string;
+  help: boolean;
+  /** positional arguments: extra kernel command line */
+  kernelCmdline: string[];
+}
+
+export class VmUsageError extends Error {
+  override name = 'VmUsageError';
+}
+
+export function defaultOptions(): VmOptions {
+  return {
+    cpus: 1,
+    ramBytes: 2 * 1024 ** 3,
+    kvm: 'auto',
+    vsock: 'auto',
+    tpm: 'auto',
+    initrds: [],
+    firmwareList: false,
+    secureBoot: 'auto',
+    networkTap: false,
+    networkUserMode: false,
+    binds: [],
+    extraDrives: [],
+    sshKeyType: 'ed25519',
+    console: 'interactive',
+    credentials: [],
+    smbios11: [],
+    notifyReady: true,
+    register: 'auto',
+    quiet: false,
+    runtimeDir: '/run',
+    help: false,
+    kernelCmdline: [],
+  };
+}
+
+type Handler = (o: VmOptions, value: string | undefined, name: string) => void;
+interface Spec {
+  /** takes a value: 'required' (--x=V or --x V), 'optional' (--x or --x=V only), 'none' */
+  arg: 'required' | 'optional' | 'none';
+  handle: Handler;
+}
+
+const BOOL_TRUE = new Set(['1', 'yes', 'y', 'true', 't', 'on']);
+const BOOL_FALSE = new Set(['0', 'no', 'n', 'false', 'f', 'off']);
+
+export function parseBoolean(value: string, name: string): boolean {
+  const v = value.toLowerCase();
+  if (BOOL_TRUE.has(v)) return true;
+  if (BOOL_FALSE.has(v)) return false;
+  throw new VmUsageError(`${name}: expected a boolean (yes/no), got "${value}"`);
+}
+
+export function parseTristate(value: string | undefined, name: string): Tristate {
+  if (value === undefined) return 'yes';
+  if (value.toLowerCase() === 'auto') return 'auto';
+  return parseBoolean(value, name) ? 'yes' : 'no';
+}
+
+/** Sizes as systemd parses them: a number with an optional K, M, G, T suffix (base 1024); bare numbers are bytes. */
+export function parseSize(value: string, name: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
+  if (!m) throw new VmUsageError(`${name}: cannot parse size "${value}" (e.g. 512M, 2G)`);
+  const exp = ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
+  const bytes = Math.floor(Number(m[1]) * 1024 ** exp);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new VmUsageError(`${name}: size out of range: "${value}"`);
+  return bytes;
+}
+
+function parseUnsigned(value: string, name: string, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(value)) throw new VmUsageError(`${name}: expected a number, got "${value}"`);
+  const n = Number(value);
+  if (n < min || n > max) throw new VmUsageError(`${name}: ${n} is out of range [${min}, ${max}]`);
+  return n;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Normalises a UUID given with or without dashes to the dashed lowercase form. */
+export function parseUuid(value: string, name = '--uuid'): string {
+  if (!UUID_RE.test(value)) throw new VmUsageError(`${name}: not a valid UUID: "${value}"`);
+  const h = value.replace(/-/g, '').toLowerCase();
+  if (/^0+$/.test(h)) throw new VmUsageError(`${name}: the null UUID cannot identify a machine`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Machine names follow machined's rule: a valid host name, at most 64 characters. */
+export function isValidMachineName(name: string): boolean {
+  if (name.length < 1 || name.length > 64) return false;
+  if (name === '.' || name === '..') return false;
+  return /^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/.test(name) && !name.includes('..');
+}
+
+/** Credential ids: a file name, which is what they become inside the guest. */
+export function isValidCredentialId(id: string): boolean {
+  return id.length > 0 && id.length <= 255 && id !== '.' && id !== '..' && /^[A-Za-z0-9_.@+-]+$/.test(id);
+}
+
+/** C-style escapes in --set-credential values: \n \t \r \\ \" \' \xNN \0. */
+export function unescapeC(s: string, name: string): Buffer {
+  const out: number[] = [];
+  const bytes = Buffer.from(s, 'utf8');
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c !== 0x5c) {
+      out.push(c);
+      continue;
+    }
+    const n = bytes[++i];
+    if (n === undefined) throw new VmUsageError(`${name}: trailing backslash in "${s}"`);
+    const ch = String.fromCharCode(n);
+    const simple: Record<string, number> = { n: 10, t: 9, r: 13, a: 7, b: 8, f: 12, v: 11, '\\': 92, '"': 34, "'": 39, '0': 0, s: 32 };
+    if (ch === 'x') {
+      const hex = bytes.subarray(i + 1, i + 3).toString('latin1');
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new VmUsageError(`${name}: bad \\x escape in "${s}"`);
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else if (ch in simple) {
+      out.push(simple[ch]!);
+    } else {
+      throw new VmUsageError(`${name}: unknown escape \\${ch} in "${s}"`);
+    }
+  }
+  return Buffer.from(out);
+}
+
+function splitCredential(value: string, name: string): [string, string] {
+  const i = value.indexOf(':');
+  if (i <= 0) throw new VmUsageError(`${name}: expected ID:${name === '--set-credential' ? 'VALUE' : 'PATH'}, got "${value}"`);
+  const id = value.slice(0, i);
+  if (!isValidCredentialId(id)) throw new VmUsageError(`${name}: invalid credential id "${id}"`);
+  return [id, value.slice(i + 1)];
+}
+
+function parseBind(value: string, name: string, readOnly: boolean): BindMount {
+  // SRC[:DST]; like nspawn, "\:" escapes a colon inside a path.
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\' && value[i + 1] === ':') {
+      cur += ':';
+      i++;
+    } else if (value[i] === ':') {
+      parts.push(cur);
+      cur = '';
+    } else cur += value[i];
+  }
+  parts.push(cur);
+  if (parts.length > 2) throw new VmUsageError(`${name}: expected SOURCE[:TARGET], got "${value}" (mount options are not supported)`);
+  const [source, target = parts[0]!] = parts as [string, string?];
+  if (!source || !isAbsolute(source)) throw new VmUsageError(`${name}: source must be an absolute path: "${value}"`);
+  if (!isAbsolute(target)) throw new VmUsageError(`${name}: target must be an absolute path: "${value}"`);
+  return { source, target, readOnly };
+}
+
+function parseExtraDrive(value: string): { path: string; format: 'raw' | 'qcow2' } {
+  // PATH or FORMAT:PATH
+  const m = /^(raw|qcow2):(.+)$/.exec(value);
+  const path = m ? m[2]! : value;
+  if (!path) throw new VmUsageError('--extra-drive: empty path');
+  const format = m ? (m[1] as 'raw' | 'qcow2') : /\.qcow2$/i.test(path) ? 'qcow2' : 'raw';
+  return { path, format };
+}
+
+const specs: Record<string, Spec> = {
+  help: { arg: 'none', handle: (o) => void (o.help = true) },
+  vm: { arg: 'none', handle: () => {} }, // berth-spawn's own switch into this mode
+  image: { arg: 'required', handle: (o, v) => void (o.image = v) },
+  directory: { arg: 'required', handle: (o, v) => void (o.directory = v) },
+  cpus: { arg: 'required', handle: (o, v, n) => void (o.cpus = parseUnsigned(v!, n, 1, 1024)) },
+  ram: { arg: 'required', handle: (o, v, n) => void (o.ramBytes = parseSize(v!, n)) },
+  kvm: { arg: 'optional', handle: (o, v, n) => void (o.kvm = parseTristate(v, n)) },
+  vsock: { arg: 'optional', handle: (o, v, n) => void (o.vsock = parseTristate(v, n)) },
+  'vsock-cid': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      if (v === '' || v === 'auto') o.vsockCid = undefined;
+      // 0, 1 and 2 are the hypervisor, local and host; 0xFFFFFFFF is "any"
+      else o.vsockCid = parseUnsigned(v!, n, 3, 0xfffffffe);
+    },
+  },
+  tpm: { arg: 'optional', handle: (o, v, n) => void (o.tpm = parseTristate(v, n)) },
+  linux: { arg: 'required', handle: (o, v) => void (o.linux = v) },
+  initrd: { arg: 'required', handle: (o, v) => void o.initrds.push(v!) },
+  firmware: {
+    arg: 'required',
+    handle: (o, v) => {
+      if (v === 'list') o.firmwareList = true;
+      else o.firmware = v;
+    },
+  },
+  'secure-boot': { arg: 'optional', handle: (o, v, n) => void (o.secureBoot = parseTristate(v, n)) },
+  'network-tap': { arg: 'none', handle: (o) => void (o.networkTap = true) },
+  'network-user-mode': { arg: 'none', handle: (o) => void (o.networkUserMode = true) },
+  'private-users': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      const m = /^([0-9]+)(?::([0-9]+))?$/.exec(v!);
+      if (!m) throw new VmUsageError(`${n}: expected UID_SHIFT[:UID_RANGE], got "${v}"`);
+      const shift = parseUnsigned(m[1]!, n, 0, 0xfffffffe);
+      const range = m[2] === undefined ? 0x10000 : parseUnsigned(m[2], n, 1, 0xffffffff - shift);
+      o.privateUsers = { shift, range };
+    },
+  },
+  bind: { arg: 'required', handle: (o, v, n) => void o.binds.push(parseBind(v!, n, false)) },
+  'bind-ro': { arg: 'required', handle: (o, v, n) => void o.binds.push(parseBind(v!, n, true)) },
+  'extra-drive': { arg: 'required', handle: (o, v) => void o.extraDrives.push(parseExtraDrive(v!)) },
+  'forward-journal': { arg: 'required', handle: (o, v) => void (o.forwardJournal = v) },
+  'pass-ssh-key': { arg: 'optional', handle: (o, v, n) => void (o.passSshKey = v === undefined ? true : parseBoolean(v, n)) },
+  'ssh-key-type': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      if (!(SSH_KEY_TYPES as readonly string[]).includes(v!))
+        throw new VmUsageError(`${n}: unknown key type "${v}" (one of ${SSH_KEY_TYPES.join(', ')})`);
+      o.sshKeyType = v as SshKeyType;
+    },
+  },
+  console: {
+    arg: 'required',
+    handle: (o, v, n) => {
+      const modes: ConsoleMode[] = ['interactive', 'read-only', 'native', 'gui'];
+      if (!modes.includes(v as ConsoleMode)) throw new VmUsageError(`${n}: unknown mode "${v}" (one of ${modes.join(', ')})`);
+      o.console = v as ConsoleMode;
+    },
+  },
+  background: {
+    arg: 'required',
+    handle: (o, v, n) => {
+      if (v && !/^[0-9;:/#A-Za-z]*$/.test(v)) throw new VmUsageError(`${n}: not an ANSI color: "${v}"`);
+      o.background = v || undefined;
+    },
+  },
+  'load-credential': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      const [id, path] = splitCredential(v!, n);
+      if (!path) throw new VmUsageError(`${n}: empty path for credential "${id}"`);
+      addCredential(o, { id, path }, n);
+    },
+  },
+  'set-credential': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      const [id, value] = splitCredential(v!, n);
+      addCredential(o, { id, value: unescapeC(value, n) }, n);
+    },
+  },
+  smbios11: { arg: 'required', handle: (o, v) => void o.smbios11.push(v!) },
+  'notify-ready': { arg: 'required', handle: (o, v, n) => void (o.notifyReady = parseBoolean(v!, n)) },
+  machine: {
+    arg: 'required',
+    handle: (o, v, n) => {
+      if (!isValidMachineName(v!)) throw new VmUsageError(`${n}: invalid machine name "${v}"`);
+      o.machine = v;
+    },
+  },
+  uuid: { arg: 'required', handle: (o, v, n) => void (o.uuid = parseUuid(v!, n)) },
+  register: { arg: 'required', handle: (o, v, n) => void (o.register = parseTristate(v, n)) },
+  quiet: { arg: 'none', handle: (o) => void (o.quiet = true) },
+  'runtime-dir': {
+    arg: 'required',
+    handle: (o, v, n) => {
+      if (!v || !isAbsolute(v)) throw new VmUsageError(`${n}: must be an absolute path`);
+      o.runtimeDir = v;
+    },
+  },
+};
+
+const shortOptions: Record<string, string> = { h: 'help', D: 'directory', i: 'image', M: 'machine', n: 'network-tap', q: 'quiet' };
+
+function addCredential(o: VmOptions, c: CredentialSource, name: string): void {
+  if (o.credentials.some((x) => x.id === c.id)) throw new VmUsageError(`${name}: duplicate credential "${c.id}"`);
+  o.credentials.push(c);
+}
+
+/**
+ * Parses berth-spawn's arguments in VM mode. Options end at the first argument that is not one (or at "--");
+ * everything after is extra kernel command line, as vmspawn does.
+ */
+export function parseVmOptions(argv: readonly string[]): VmOptions {
+  const o = defaultOptions();
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const key = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const spec = specs[key];
+      const name = `--${key}`;
+      if (!spec) throw new VmUsageError(`unknown option ${name} (see --help)`);
+      let value: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
+      if (spec.arg === 'none' && value !== undefined) throw new VmUsageError(`${name} takes no value`);
+      if (spec.arg === 'required' && value === undefined) {
+        if (i + 1 >= argv.length) throw new VmUsageError(`${name} needs a value`);
+        value = argv[++i]!;
+      }
+      spec.handle(o, value, name);
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      // short options, possibly clustered (-qn) or with an attached value (-Mfoo)
+      for (let j = 1; j < a.length; j++) {
+        const long = shortOptions[a[j]!];
+        if (!long) throw new VmUsageError(`unknown option -${a[j]} (see --help)`);
+        const spec = specs[long]!;
+        if (spec.arg === 'none') {
+          spec.handle(o, undefined, `-${a[j]}`);
+          continue;
+        }
+        let value = a.slice(j + 1);
+        if (!value) {
+          if (i + 1 >= argv.length) throw new VmUsageError(`-${a[j]} needs a value`);
+          value = argv[++i]!;
+        }
+        spec.handle(o, value, `-${a[j]}`);
+        break;
+      }
+      continue;
+    }
+    break;
+  }
+  o.kernelCmdline = argv.slice(i);
+  validate(o);
+  return o;
+}
+
+function validate(o: VmOptions): void {
+  if (o.help || o.firmwareList) return;
+  if (o.image && o.directory) throw new VmUsageError('--image and --directory are mutually exclusive');
+  if (o.networkTap && o.networkUserMode) throw new VmUsageError('--network-tap and --network-user-mode are mutually exclusive');
+  if (o.vsockCid !== undefined && o.vsock === 'no') throw new VmUsageError('--vsock-cid needs vsock (--vsock=no was given)');
+  if (o.privateUsers && !o.directory && o.binds.length === 0)
+    throw new VmUsageError('--private-users only applies to --directory and --bind (the shares virtiofsd serves)');
+  if (o.secureBoot === 'yes' && o.linux) throw new VmUsageError('--secure-boot=yes needs firmware boot, not --linux direct kernel boot');
+  if (o.initrds.length > 0 && !o.linux) throw new VmUsageError('--initrd needs --linux (direct kernel boot)');
+  if (!o.image && !o.directory && !o.linux)
+    throw new VmUsageError('nothing to boot: give --image, --directory or --linux');
+  if (o.directory && !o.linux)
+    throw new VmUsageError('--directory needs --linux: berth does not look for boot loader entries inside the directory');
+  if (!o.machine) {
+    const from = o.image ?? o.directory ?? o.linux!;
+    const base = basename(from.replace(/\/+$/, '')).replace(/\.(raw|img|qcow2|efi)$/i, '');
+    const name = base.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+|[.-]+$/g, '').slice(0, 64);
+    if (!isValidMachineName(name)) throw new VmUsageError(`cannot derive a machine name from "${from}": give -M NAME`);
+    o.machine = name;
+  }
+}
+
+/** Reads --load-credential files (absolute, relative to the working directory, or inside $CREDENTIALS_DIRECTORY). */
+export function resolveCredentials(sources: readonly CredentialSource[], env: NodeJS.ProcessEnv = process.env): Credential[] {
+  return sources.map((c) => {
+    if (c.value) return { id: c.id, value: c.value };
+    const path = c.path!;
+    const candidates = [path];
+    if (!isAbsolute(path) && env.CREDENTIALS_DIRECTORY) candidates.push(join(env.CREDENTIALS_DIRECTORY, path));
+    for (const p of candidates) {
+      try {
+        return { id: c.id, value: readFileSync(p) };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new VmUsageError(`--load-credential: cannot read ${p}: ${(e as Error).message}`);
+      }
+    }
+    throw new VmUsageError(`--load-credential: no such file: ${path}`);
+  });
+}
+
+export const VM_HELP = `berth-spawn --vm [OPTIONS...] [KERNEL ARGUMENTS...]
+
+Boot a virtual machine under qemu, the way systemd-vmspawn does, and register it with berthd.
+
+  -h --help                 show this help
+  -i --image=PATH           disk image to boot (needs UEFI firmware unless --linux is given)
+  -D --directory=PATH       directory to boot as the root file system over virtiofs (needs --linux)
+     --cpus=N               number of virtual CPUs (default 1)
+     --ram=BYTES            memory (default 2G)
+     --kvm=BOOL|auto        hardware acceleration; auto = use it if a test boot succeeds here
+     --vsock=BOOL|auto      AF_VSOCK device for the guest (needs /dev/vhost-vsock)
+     --vsock-cid=CID        guest CID (default derived from the machine name)
+     --tpm=BOOL|auto        software TPM (needs swtpm)
+     --linux=PATH           kernel for a direct boot
+     --initrd=PATH          initrd for the direct boot (repeatable; concatenated)
+     --firmware=PATH|list   firmware descriptor (JSON) to use, or list those found
+     --secure-boot=BOOL|auto  pick firmware with or without Secure Boot
+  -n --network-tap          tap interface vt-NAME on the host
+     --network-user-mode    user mode (slirp) networking
+     --private-users=SHIFT[:RANGE]  UID shift for the directories virtiofsd serves
+     --bind=SRC[:DST]       share a host directory with the guest (virtiofs)
+     --bind-ro=SRC[:DST]    the same, read-only
+     --extra-drive=[FORMAT:]PATH  additional disk
+     --forward-journal=PATH store the guest's journal on the host (needs vsock)
+     --pass-ssh-key=BOOL    create an SSH key and pass its public half to the guest (needs vsock)
+     --ssh-key-type=TYPE    ed25519, rsa, ecdsa, ecdsa-sk, ed25519-sk
+     --console=MODE         interactive, read-only, native, gui
+     --background=COLOR     ANSI background color for the interactive console
+     --load-credential=ID:PATH  pass a credential read from a file
+     --set-credential=ID:VALUE  pass a credential
+     --smbios11=STRING      pass an SMBIOS type 11 string as is
+     --notify-ready=BOOL    wait for READY=1 from the guest (default yes)
+  -M --machine=NAME         machine name
+     --uuid=UUID            SMBIOS system UUID (the guest's machine id)
+     --register=BOOL|auto   register with berthd (auto: when it is running)
+  -q --quiet                fewer messages
+     --runtime-dir=PATH     runtime directory (default /run)
+`;
