@@ -27,6 +27,8 @@ interface Libc {
   connect: (fd: number, addr: Buffer, len: number) => number;
   listen: (fd: number, backlog: number) => number;
   close: (fd: number) => number;
+  fchmod: (fd: number, mode: number) => number;
+  poll: { async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void };
   errno: () => number;
 }
 
@@ -35,7 +37,6 @@ let libc: Libc | undefined;
 function load(): Libc {
   if (libc) return libc;
   const lib = koffi.load('libc.so.6');
-  const errnoLocation = lib.func('int *__errno_location()');
   libc = {
     getsockopt: lib.func('int getsockopt(int, int, int, _Out_ uint8_t *, _Inout_ uint8_t *)'),
     socket: lib.func('int socket(int, int, int)'),
@@ -43,7 +44,9 @@ function load(): Libc {
     connect: lib.func('int connect(int, const uint8_t *, uint32_t)'),
     listen: lib.func('int listen(int, int)'),
     close: lib.func('int close(int)'),
-    errno: () => koffi.decode(errnoLocation(), 'int') as number,
+    fchmod: lib.func('int fchmod(int, uint32_t)'),
+    poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
+    errno: () => koffi.errno(),
   };
   return libc;
 }
@@ -133,4 +136,54 @@ export function connectAbstract(name: string): number {
     throw new SystemCallError('connect', e);
   }
   return fd;
+}
+
+/** sockaddr_un for a path in the file system. */
+function pathAddress(path: string): Buffer {
+  const bytes = Buffer.from(path, 'utf8');
+  if (bytes.length > 107) throw new Error(`socket path too long: ${path}`);
+  const addr = Buffer.alloc(2 + bytes.length + 1);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  bytes.copy(addr, 2);
+  return addr;
+}
+
+/**
+ * Creates a listening socket bound to a path, outside of libuv, so that a supervisor can hold it
+ * and hand it to a child without ever accepting on it.
+ */
+export function listenPath(path: string, mode = 0o666, backlog = 4096): number {
+  const c = load();
+  const fd = newSocket(c);
+  const addr = pathAddress(path);
+  const fail = (what: string): never => {
+    const e = c.errno();
+    c.close(fd);
+    throw new SystemCallError(what, e);
+  };
+  if (c.bind(fd, addr, addr.length) !== 0) fail('bind');
+  if (c.fchmod(fd, mode) !== 0) fail('fchmod');
+  if (c.listen(fd, backlog) !== 0) fail('listen');
+  return fd;
+}
+
+/** Resolves when one of the descriptors is readable (for a listening socket: a connection waits). */
+export function waitReadable(fds: number[], timeoutMs = -1): Promise<number[]> {
+  const c = load();
+  const buf = Buffer.alloc(8 * fds.length);
+  fds.forEach((fd, i) => {
+    buf.writeInt32LE(fd, i * 8);
+    buf.writeInt16LE(1 /* POLLIN */, i * 8 + 4);
+  });
+  return new Promise((resolve, reject) => {
+    c.poll.async(buf, fds.length, timeoutMs, (err, res) => {
+      if (err) return reject(err);
+      if (res < 0) return resolve([]);
+      resolve(fds.filter((_, i) => buf.readInt16LE(i * 8 + 6) !== 0));
+    });
+  });
+}
+
+export function closeFd(fd: number): void {
+  load().close(fd);
 }

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const unitsDir = join(repo, 'units');
-const unitNames = ['berthd.socket', 'berthd.service'];
+const unitNames = ['berthd.socket', 'berthd-userdb.socket', 'berthd.service'];
 const hostUnitDir = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) =>
   existsSync(join(d, 'sockets.target')),
 );

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/**
+ * berth-activate: socket activation of berthd on hosts where systemd is not PID 1.
+ *
+ *   berth-activate [--runtime-dir DIR] [--userdb-service NAME] [--idle-exit SECONDS] [-- BERTHD-ARGS…]
+ *
+ * Binds the registry sockets and the userdb socket and starts berthd on the first connection,
+ * again after it exits when idle, or after it was killed. Where systemd is PID 1, install
+ * units/berthd.socket instead.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Activator } from '../varlink/activator.js';
+import { machineSocketPaths, userdbSocketPath } from './daemon.js';
+
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2),
+  allowPositionals: true,
+  options: {
+    'runtime-dir': { type: 'string' },
+    'userdb-service': { type: 'string' },
+    'idle-exit': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write('Usage: berth-activate [--runtime-dir DIR] [--userdb-service NAME] [--idle-exit SECONDS] [-- BERTHD-ARGS…]\n');
+  process.exit(0);
+}
+const runtime = values['runtime-dir'] ?? '/run';
+const service = values['userdb-service'] ?? 'io.systemd.Machine';
+const berthd = join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');
+const args = [berthd, '--runtime-dir', runtime, '--userdb-service', service, '--idle-exit', values['idle-exit'] ?? '30', ...positionals];
+const activator = new Activator({
+  sockets: [
+    ...machineSocketPaths(runtime).map((path) => ({ path, name: 'varlink' })),
+    { path: userdbSocketPath(runtime, service), name: 'userdb' },
+  ],
+  command: process.execPath,
+  args,
+});
+activator.on('start', (pid) => process.stderr.write(`berth-activate: started berthd (pid ${pid})\n`));
+activator.on('exit', (code, signal) => process.stderr.write(`berth-activate: berthd exited (${signal ?? code})\n`));
+const stop = () => void activator.stop().then(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+activator.bind();
+void activator.run();
