@@ -58,7 +58,7 @@ for d in /sys/class/input/event*; do
   [ -e "$d/device/name" ] || continue
   if [ "$(cat "$d/device/name")" = "Power Button" ]; then
     ev=/dev/input/$(basename "$d")
-    (dd if="$ev" of=/dev/null bs=1 count=1 2>/dev/null; echo "VMTEST-POWERBUTTON pressed"; poweroff -f) &
+    (dd if="$ev" of=/dev/null bs=24 count=1 2>/dev/null; echo "VMTEST-POWERBUTTON pressed"; poweroff -f) &
     echo "VMTEST-POWERBUTTON armed $ev"
   fi
 done
