@@ -2,11 +2,11 @@
 //
 // verify checks that ExecStart= names an executable that exists, and the host normally has no berthd
 // installed (and no systemd as PID 1). So the units are verified inside a throw-away root: the host's
-// own system units (for sockets.target, sysinit.target, ...), our two units in /etc/systemd/system and an
+// own system units (for sockets.target, sysinit.target, ...), every unit of units/ in /etc/systemd/system and an
 // executable stub at the ExecStart= path. `--root` makes systemd-analyze read everything from there.
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const unitsDir = join(repo, 'units');
-const unitNames = ['berthd.socket', 'berthd-userdb.socket', 'berthd.service'];
+// Every unit file we ship, verified together (they refer to each other).
+const unitNames = readdirSync(unitsDir)
+  .filter((n) => /\.(socket|service|target|path|timer|mount)$/.test(n))
+  .sort();
 const hostUnitDir = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) =>
   existsSync(join(d, 'sockets.target')),
 );
@@ -88,7 +91,7 @@ describe.skipIf(skipReason !== '')(`units/ ${skipReason ? `(skipped: ${skipReaso
     if (root) await rm(root, { recursive: true, force: true });
   });
 
-  it('systemd-analyze verify accepts berthd.socket and berthd.service without warnings', async () => {
+  it(`systemd-analyze verify accepts ${unitNames.join(', ')} without warnings`, async () => {
     const r = await verify(root);
     expect(aboutOurUnits(r.lines), r.lines.join('\n')).toEqual([]);
     expect(r.exitCode, r.lines.join('\n')).toBe(0);
