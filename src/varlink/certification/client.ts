@@ -161,7 +161,7 @@ function expectField(name: Step, reply: object, field: string, wants: unknown): 
 }
 
 /** Checks the fields the step defines; other fields of the reply are ignored, as Varlink asks. */
-function expectFields(name: Step, reply: object, wants: Record<string, unknown>): void {
+function expectFields(name: Step, reply: object, wants: object): void {
   for (const [field, value] of Object.entries(wants)) expectField(name, reply, field, value);
 }
 

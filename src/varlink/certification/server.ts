@@ -182,18 +182,7 @@ export class CertificationService {
     const step = call.method.slice(INTERFACE.length + 1) as Step;
     const wants = expectedCall(step, wantsParameters);
     const got = shapeOf(call, params);
-    const reason =
-      call.upgrade
-        ? "'upgrade' is not expected"
-        : (wants.more === true) !== call.more
-          ? wants.more
-            ? "wants the call made with 'more'"
-            : "'more' is not expected"
-          : (wants.oneway === true) !== call.oneway
-            ? wants.oneway
-              ? "wants the call made 'oneway'"
-              : "'oneway' is not expected"
-            : difference(wants.parameters, got.parameters);
+    const reason = flagMismatch(wants, call) ?? difference(wants.parameters, got.parameters);
     if (reason !== undefined) {
       call.log.info({ reason }, 'certification step failed');
       throw new CertificationError({ wants: { ...wants }, got: { ...got } });
@@ -221,6 +210,14 @@ function expectedCall(step: Step, parameters: Record<string, unknown>): CallShap
   if (step === 'Test10') shape.more = true;
   if (step === 'Test11') shape.oneway = true;
   return shape;
+}
+
+/** What is wrong with the call's flags (`more`, `oneway`, `upgrade`), if anything. */
+function flagMismatch(wants: CallShape, call: Call): string | undefined {
+  if (call.upgrade) return "'upgrade' is not expected";
+  if ((wants.more ?? false) !== call.more) return wants.more ? "wants the call made with 'more'" : "'more' is not expected";
+  if ((wants.oneway ?? false) !== call.oneway) return wants.oneway ? "wants the call made 'oneway'" : "'oneway' is not expected";
+  return undefined;
 }
 
 /** The call as it arrived (flags that were false are left out, as on the wire). */
