@@ -90,6 +90,12 @@ export interface RegistryEvent {
   reason: string;
 }
 
+interface ScopeJob {
+  unitCgroup: string;
+  kill: boolean;
+  tries: number;
+}
+
 interface Entry {
   machine: Machine;
   leader: Leader;
@@ -116,6 +122,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #hostMachine?: Machine;
   #stopTimeoutMs: number;
   #closed = false;
+  #scopeQueue: ScopeJob[] = [];
+  #scopeTimer?: NodeJS.Timeout;
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -485,21 +493,39 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#emit('removed', m, reason);
   }
 
-  /** Once the leader is gone, the rest of a scope berth created goes too (as when systemd stops the scope). */
+  /**
+   * Once the leader is gone, the rest of a scope berth created goes too (as when systemd stops the scope).
+   * Done off the exit path, in batches, so that many leaders dying at once still leave the registry and
+   * the state directory at once; scope directories follow.
+   */
   #removeOwnedScope(m: Machine, reason: string): void {
-    const unitCgroup = m.unitCgroup!;
-    if (reason === 'unregistered') {
-      // Unregister kills nothing; the directory goes if it is already empty.
-      removeScope(this.cgroups, unitCgroup);
-      return;
+    // Unregister kills nothing: the directory only goes if it is already empty.
+    this.#scopeQueue.push({ unitCgroup: m.unitCgroup!, kill: reason !== 'unregistered', tries: 0 });
+    this.#scheduleScopeCleanup(0);
+  }
+
+  #scheduleScopeCleanup(delayMs: number): void {
+    if (this.#scopeTimer) return;
+    this.#scopeTimer = setTimeout(() => this.#cleanScopes(), delayMs);
+    this.#scopeTimer.unref();
+  }
+
+  #cleanScopes(): void {
+    this.#scopeTimer = undefined;
+    const jobs = this.#scopeQueue;
+    this.#scopeQueue = [];
+    const until = performance.now() + 20; // do not hold the event loop for long
+    const retry: ScopeJob[] = [];
+    let i = 0;
+    for (; i < jobs.length && performance.now() < until; i++) {
+      const job = jobs[i]!;
+      if (removeScope(this.cgroups, job.unitCgroup) || !job.kill) continue;
+      killScope(this.cgroups, job.unitCgroup, 'SIGKILL');
+      if (++job.tries < 50) retry.push(job);
     }
-    killScope(this.cgroups, unitCgroup, 'SIGKILL');
-    let tries = 0;
-    const attempt = () => {
-      if (removeScope(this.cgroups, unitCgroup) || ++tries >= 50) return;
-      setTimeout(attempt, 20).unref();
-    };
-    attempt();
+    this.#scopeQueue.push(...jobs.slice(i), ...retry);
+    if (i < jobs.length) this.#scheduleScopeCleanup(0);
+    else if (this.#scopeQueue.length > 0) this.#scheduleScopeCleanup(20);
   }
 
   #emit(type: RegistryEventType, machine: Machine, reason: string): void {
