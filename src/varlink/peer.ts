@@ -6,6 +6,7 @@
  */
 import koffi from 'koffi';
 import type { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 
 export interface PeerCredentials {
   uid: number;
@@ -16,6 +17,7 @@ export interface PeerCredentials {
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
+const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_ACCEPTCONN = 30;
@@ -51,13 +53,19 @@ function load(): Libc {
   return libc;
 }
 
+const errnoNames = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
 export class SystemCallError extends Error {
+  readonly code: string;
   constructor(
     readonly syscall: string,
     readonly errno: number,
   ) {
-    super(`${syscall} failed: errno ${errno}`);
+    const code = errnoNames.get(errno) ?? `errno ${errno}`;
+    super(`${syscall} failed: ${code}`);
     this.name = 'SystemCallError';
+    this.code = code;
   }
 }
 
@@ -101,8 +109,8 @@ function abstractAddress(name: string): Buffer {
   return addr;
 }
 
-function newSocket(c: Libc): number {
-  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+function newSocket(c: Libc, nonBlocking = false): number {
+  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonBlocking ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) throw new SystemCallError('socket', c.errno());
   return fd;
 }
@@ -125,10 +133,14 @@ export function listenAbstract(name: string, backlog = 4096): number {
   return fd;
 }
 
-/** Connects a new socket to the abstract name `@name`; returns its descriptor. */
+/**
+ * Connects a new socket to the abstract name `@name`; returns its descriptor. The socket is
+ * non-blocking, so a listener with a full backlog fails with EAGAIN instead of stalling the
+ * process (Unix stream sockets connect at once or not at all).
+ */
 export function connectAbstract(name: string): number {
   const c = load();
-  const fd = newSocket(c);
+  const fd = newSocket(c, true);
   const addr = abstractAddress(name);
   if (c.connect(fd, addr, addr.length) !== 0) {
     const e = c.errno();
