@@ -293,6 +293,39 @@ suite('registry with real processes', () => {
     expect(logs.some((l) => /another process/.test(String((l.obj as { reason?: string }).reason)))).toBe(true);
   });
 
+  it('drops a machine whose leader died while berth was down, even when its PID now runs something else', async (ctx) => {
+    const first = newRegistry().r;
+    const a = sleeper();
+    const name = `${tag}-recycled`;
+    expect(first.register({ name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    first.close();
+    const pid = a.pid;
+    a.kill('SIGKILL');
+    await exited(a);
+    // Make the kernel hand out the same PID again (root only; other processes may race us, so retry).
+    let b: (ChildProcess & { pid: number }) | undefined;
+    for (let i = 0; i < 20 && !b; i++) {
+      try {
+        fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+      } catch {
+        break;
+      }
+      const c = sleeper();
+      if (c.pid === pid) b = c;
+      else c.kill('SIGKILL');
+    }
+    if (!b) return ctx.skip(); // could not recycle the PID here
+    const { r, logs } = newRegistry();
+    const res = r.restore();
+    expect(res.dropped).toContain(name);
+    expect(r.get(name)).toBeUndefined();
+    expect(r.findByPid(pid)).toBeUndefined();
+    expect(exists(stateFile(name))).toBe(false);
+    expect(logs.find((l) => (l.obj as { machine?: string }).machine === name)?.obj).toMatchObject({
+      reason: 'leader PID now belongs to another process',
+    });
+  });
+
   it('replaces an entry only when its leader is dead, and says so', async () => {
     const { r } = newRegistry();
     const a = sleeper();
