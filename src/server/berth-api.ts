@@ -17,7 +17,7 @@ import type { BerthContext } from './context.js';
 import type { Machine } from './registry/machine.js';
 import type { IdRange } from './userdb/userdb.js';
 import type { JournalEntry } from './watch.js';
-import { toVarlinkError } from './registry-errors.js';
+import { toVarlinkError } from './machine-api.js';
 import { processUid } from './registry/leaders.js';
 
 export function machineInfo(ctx: BerthContext, m: Machine): MachineInfo {
