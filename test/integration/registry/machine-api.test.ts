@@ -16,6 +16,7 @@ import { detectCgroupLayout, MACHINE_SLICE, machineScopeUnit } from '../../../sr
 import { Policy } from '../../../src/server/policy.js';
 import { UserDb } from '../../../src/server/userdb/userdb.js';
 import type { BerthContext } from '../../../src/server/context.js';
+import { followRegistry } from '../../../src/server/userdb-sync.js';
 
 const layout = detectCgroupLayout();
 const skipReason = process.getuid?.() !== 0 ? 'needs root (cgroups)' : !layout.primary ? 'no cgroup hierarchy' : undefined;
@@ -67,6 +68,7 @@ suite('io.systemd.Machine over Varlink', () => {
       options: {} as BerthContext['options'],
       warnings: new Map(),
     } as unknown as BerthContext;
+    followRegistry(ctx);
     server = new VarlinkServer({ vendor: 'berth', product: 'berthd', version: 'test', url: 'x', logger });
     server.implement(IoSystemdMachine, machineApi(ctx));
     const sock = path.join(runtime, 'io.systemd.Machine');
@@ -142,6 +144,34 @@ suite('io.systemd.Machine over Varlink', () => {
     }
     expect(await reply(client, 'Unregister', { name })).toEqual({ ok: {} });
     expect(await reply(client, 'Unregister', { name })).toEqual({ error: 'io.systemd.Machine.NoSuchMachine', parameters: {} });
+  });
+
+  it('reports the UID shift of a user-namespaced container and maps IDs both ways', async () => {
+    const c = spawn('unshare', ['--user', 'sleep', '600'], { stdio: 'ignore' }) as ChildProcess & { pid: number };
+    children.push(c);
+    const ours = fs.readlinkSync('/proc/self/ns/user');
+    const deadline = Date.now() + 5000;
+    while (fs.readlinkSync(`/proc/${c.pid}/ns/user`) === ours) {
+      if (Date.now() > deadline) throw new Error('unshare did not create a user namespace');
+      await new Promise((r) => setImmediate(r));
+    }
+    fs.writeFileSync(`/proc/${c.pid}/uid_map`, '0 1000000 65536\n');
+    fs.writeFileSync(`/proc/${c.pid}/gid_map`, '0 1000000 65536\n');
+    const name = `${tag}-ns`;
+    expect(await reply(client, 'Register', { name, class: 'container', leader: c.pid, allocateUnit: true })).toEqual({ ok: {} });
+    const listed = (await reply(client, 'List', { name, acquireMetadata: 'graceful' })) as { ok: Record<string, unknown> };
+    expect(listed.ok.UIDShift).toBe(1000000);
+    expect(listed.ok.addresses).toBeUndefined(); // shares the host's network: left out gracefully
+    expect(Array.isArray(listed.ok.OSRelease)).toBe(true);
+    expect(await reply(client, 'List', { name, acquireMetadata: 'yes' })).toEqual({ error: 'io.systemd.Machine.NoPrivateNetworking', parameters: {} });
+    expect(await reply(client, 'MapFrom', { name, uid: 5, gid: 6 })).toEqual({ ok: { uid: 1000005, gid: 1000006 } });
+    expect(await reply(client, 'MapFrom', { name, uid: 70000 })).toEqual({ error: 'io.systemd.Machine.NoSuchUser', parameters: {} });
+    expect(await reply(client, 'MapFrom', { name: '.host', uid: 5 })).toEqual({ error: 'io.systemd.Machine.NotSupported', parameters: {} });
+    expect(await reply(client, 'MapTo', { uid: 1000005, gid: 1000006 })).toEqual({ ok: { uid: 5, gid: 6, machineName: name } });
+    expect(await reply(client, 'MapTo', { uid: 1000 })).toEqual({ error: 'io.systemd.Machine.UserInHostRange', parameters: {} });
+    expect(await reply(client, 'MapTo', { gid: 2000000 })).toEqual({ error: 'io.systemd.Machine.NoSuchGroup', parameters: {} });
+    expect(await reply(client, 'MapTo', {})).toEqual({ error: 'io.systemd.Machine.NoSuchMachine', parameters: {} });
+    expect(await reply(client, 'Unregister', { name })).toEqual({ ok: {} });
   });
 
   // Bad calls: each answered as machined 257 answers it, nothing left behind.
