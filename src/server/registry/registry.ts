@@ -6,7 +6,6 @@
 // memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name".
 
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import path from 'node:path';
 import {
   Errno,
@@ -24,7 +23,6 @@ import {
 } from './machine.js';
 import {
   bootId,
-  bootRealtimeUs,
   closeLeader,
   leaderAlive,
   LeaderWatcher,
@@ -39,6 +37,7 @@ import {
   createScope,
   detectCgroupLayout,
   killScope,
+  ScopeReaper,
   machineScopeUnit,
   MACHINE_SLICE,
   removeScope,
@@ -46,7 +45,9 @@ import {
   unitOfPid,
   type CgroupLayout,
 } from './scope.js';
-import { parseStateFile, StateStore } from './state.js';
+import { StateStore } from './state.js';
+import { reviveSavedMachine } from './restore.js';
+import { hostMachine } from './host.js';
 
 /** The subset of a pino logger the registry uses. */
 export interface RegistryLogger {
@@ -90,12 +91,6 @@ export interface RegistryEvent {
   reason: string;
 }
 
-interface ScopeJob {
-  unitCgroup: string;
-  kill: boolean;
-  tries: number;
-}
-
 interface Entry {
   machine: Machine;
   leader: Leader;
@@ -122,8 +117,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #hostMachine?: Machine;
   #stopTimeoutMs: number;
   #closed = false;
-  #scopeQueue: ScopeJob[] = [];
-  #scopeTimer?: NodeJS.Timeout;
+  #reaper: ScopeReaper;
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -134,6 +128,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#log = opts.logger ?? silentLogger;
     this.#host = opts.host ?? true;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 90_000;
+    this.#reaper = new ScopeReaper(this.cgroups);
     this.#watcher.on('exit', (name) => this.#onLeaderExit(name));
   }
 
@@ -341,7 +336,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   /** The synthetic `.host` machine, or undefined when not served. */
   hostMachine(): Machine | undefined {
     if (!this.#host) return undefined;
-    this.#hostMachine ??= buildHostMachine();
+    this.#hostMachine ??= hostMachine();
     return this.#hostMachine;
   }
 
@@ -371,63 +366,19 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
         this.#log.warn({ machine: f.name, err: f.error }, 'cannot read state file; skipped');
         continue;
       }
-      const p = parseStateFile(f.text);
-      if (!p.ok) {
-        drop(f.name, undefined, `damaged state file: ${p.reason}`);
+      const d = reviveSavedMachine(f.name, f.text, this.cgroups);
+      for (const w of d.warnings) this.#log.warn({ machine: f.name }, `state file: ${w}`);
+      if (!d.keep) {
+        drop(f.name, d.unit, d.reason, d.leader !== undefined ? { leader: d.leader } : {});
         continue;
       }
-      const rec = p.record;
-      for (const w of p.warnings) this.#log.warn({ machine: f.name }, `state file: ${w}`);
-      if (rec.name !== f.name) {
-        drop(f.name, undefined, `state file names another machine (${rec.name})`);
-        continue;
-      }
-      if (rec.leader === undefined || rec.leader < 2) {
-        drop(f.name, rec.unit, 'no leader recorded');
-        continue;
-      }
-      if (rec.leaderPidfdId === undefined && rec.realtime === undefined) {
-        drop(f.name, rec.unit, 'cannot prove the leader is the same process (no LEADER_PIDFDID, no REALTIME)');
-        continue;
-      }
-      const pinned = pinLeader(rec.leader, {
-        ...(rec.leaderPidfdId !== undefined ? { pidfdId: rec.leaderPidfdId } : {}),
-        ...(rec.realtime !== undefined ? { aliveAtRealtime: rec.realtime } : {}),
-      });
-      if (typeof pinned === 'number' || !leaderAlive(pinned)) {
-        if (typeof pinned !== 'number') closeLeader(pinned);
-        const reused = typeof pinned === 'number' && processExists(rec.leader);
-        drop(f.name, rec.unit, reused ? 'leader PID now belongs to another process' : 'leader is gone', { leader: rec.leader });
-        continue;
-      }
-      const current = unitOfPid(pinned.pid, this.cgroups);
-      const unit = rec.unit ?? current?.unit;
-      const unitCgroup = current && current.unit === unit ? current.unitCgroup : undefined;
+      const { machine, leader: pinned } = d;
+      const unit = machine.unit;
       if (this.#byLeader.has(pinned.pid) || (unit && this.#byUnit.has(unit))) {
         closeLeader(pinned);
         drop(f.name, undefined, 'leader or unit already used by another restored machine');
         continue;
       }
-      const ownsScope =
-        unit === machineScopeUnit(rec.name) && unitCgroup === `/${MACHINE_SLICE}/${unit}` && !systemdIsPid1();
-      const machine: Machine = {
-        name: rec.name,
-        ...(rec.id ? { id: rec.id } : {}),
-        ...(rec.service !== undefined ? { service: rec.service } : {}),
-        class: rec.class === 'vm' ? 'vm' : 'container',
-        leader: { pid: pinned.pid, starttime: pinned.starttime, ...(pinned.pidfdId !== undefined ? { pidfdId: pinned.pidfdId } : {}) },
-        ...(rec.rootDirectory !== undefined ? { rootDirectory: rec.rootDirectory } : {}),
-        ifIndices: rec.ifIndices ?? [],
-        ...(rec.vSockCid !== undefined ? { vSockCid: rec.vSockCid } : {}),
-        ...(rec.sshAddress !== undefined ? { sshAddress: rec.sshAddress } : {}),
-        ...(rec.sshPrivateKeyPath !== undefined ? { sshPrivateKeyPath: rec.sshPrivateKeyPath } : {}),
-        ...(unit ? { unit } : {}),
-        ...(unitCgroup ? { unitCgroup } : {}),
-        ownsScope,
-        timestamp: { realtime: rec.realtime ?? now().realtime, monotonic: rec.monotonic ?? 0 },
-        registeredBy: rec.uid ?? 0,
-        allocateUnit: ownsScope,
-      };
       try {
         this.store.write(machine);
         if (unit) this.store.linkUnit(unit, machine.name);
@@ -493,70 +444,13 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#emit('removed', m, reason);
   }
 
-  /**
-   * Once the leader is gone, the rest of a scope berth created goes too (as when systemd stops the scope).
-   * Done off the exit path, in batches, so that many leaders dying at once still leave the registry and
-   * the state directory at once; scope directories follow.
-   */
+  /** Once the leader is gone, the rest of a scope berth created goes too (as when systemd stops the scope). */
   #removeOwnedScope(m: Machine, reason: string): void {
     // Unregister kills nothing: the directory only goes if it is already empty.
-    this.#scopeQueue.push({ unitCgroup: m.unitCgroup!, kill: reason !== 'unregistered', tries: 0 });
-    this.#scheduleScopeCleanup(0);
-  }
-
-  #scheduleScopeCleanup(delayMs: number): void {
-    if (this.#scopeTimer) return;
-    this.#scopeTimer = setTimeout(() => this.#cleanScopes(), delayMs);
-    this.#scopeTimer.unref();
-  }
-
-  #cleanScopes(): void {
-    this.#scopeTimer = undefined;
-    const jobs = this.#scopeQueue;
-    this.#scopeQueue = [];
-    const until = performance.now() + 20; // do not hold the event loop for long
-    const retry: ScopeJob[] = [];
-    let i = 0;
-    for (; i < jobs.length && performance.now() < until; i++) {
-      const job = jobs[i]!;
-      if (removeScope(this.cgroups, job.unitCgroup) || !job.kill) continue;
-      killScope(this.cgroups, job.unitCgroup, 'SIGKILL');
-      if (++job.tries < 50) retry.push(job);
-    }
-    this.#scopeQueue.push(...jobs.slice(i), ...retry);
-    if (i < jobs.length) this.#scheduleScopeCleanup(0);
-    else if (this.#scopeQueue.length > 0) this.#scheduleScopeCleanup(20);
+    this.#reaper.add(m.unitCgroup!, reason !== 'unregistered');
   }
 
   #emit(type: RegistryEventType, machine: Machine, reason: string): void {
     this.emit('event', { seq: ++this.#seq, type, machine, reason });
   }
-}
-
-function readMachineId(): string | undefined {
-  try {
-    const id = fs.readFileSync('/etc/machine-id', 'latin1').trim();
-    return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function buildHostMachine(): Machine {
-  const pidfdId = pidfdIdOf(1);
-  const id = readMachineId();
-  return {
-    name: '.host',
-    ...(id ? { id } : {}),
-    class: 'host',
-    leader: { pid: 1, ...(pidfdId !== undefined ? { pidfdId } : {}) },
-    rootDirectory: '/',
-    ifIndices: [],
-    ...(fs.existsSync('/dev/vsock') ? { vSockCid: 1 } : {}),
-    unit: '-.slice',
-    ownsScope: false,
-    timestamp: { realtime: bootRealtimeUs(), monotonic: 0 },
-    registeredBy: 0,
-    allocateUnit: false,
-  };
 }
