@@ -75,6 +75,9 @@ export async function startTestServer(options: Partial<ServerOptions> = {}, { wo
       Upgrade: (_p: unknown, call: { onUpgrade(h: (s: import('node:net').Socket, rest: Buffer) => void): void }) => {
         call.onUpgrade((socket, rest) => {
           if (rest.length) upgraded.push(rest);
+          // The upgraded socket is ours now: close it when the peer does.
+          socket.on('end', () => socket.destroy());
+          socket.on('error', () => socket.destroy());
           socket.on('data', (d: Buffer) => {
             upgraded.push(d);
             socket.write(Buffer.concat([Buffer.from('echo:'), d]));
