@@ -86,7 +86,8 @@ interface Entry {
   readonly gidRanges: IdRange[];
 }
 
-type Params = Readonly<Record<string, unknown>> | null | undefined;
+/** The call's parameters as the Varlink layer delivers them (any object; UserDb checks every key). */
+type Params = object | null | undefined;
 
 interface Spec {
   readonly id?: IdKind;

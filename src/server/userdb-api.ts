@@ -1,0 +1,67 @@
+/**
+ * io.systemd.UserDatabase bound to the user database. This file only translates: the call's
+ * parameters go to UserDb as they are (it makes machined 257's handler-side checks itself), and
+ * its results become one reply or one error. Like 257 it never streams: a call with `more` gets a
+ * single reply without `continues`.
+ *
+ * Lookups are answered from memory. The one exception is a miss while some machine's user
+ * namespace had no ID map yet when it was indexed (the map is written after registration, e.g.
+ * by a launcher that registers first): those machines' maps are read again from /proc and the
+ * lookup retried once, since machined, which reads the map on every lookup, would find it.
+ */
+import type { Handlers } from '../varlink/call.js';
+import { InvalidParameterError, SystemError, type VarlinkError } from '../varlink/errors.js';
+import {
+  BadService,
+  ConflictingRecordFound,
+  EnumerationNotSupported,
+  NoRecordFound,
+  type IoSystemdUserDatabaseMethods,
+} from '../generated/io.systemd.UserDatabase.js';
+import type { BerthContext } from './context.js';
+import { indexMachine } from './userdb-sync.js';
+import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
+
+const errors: Record<string, new () => VarlinkError> = {
+  [UserDbErrors.NoRecordFound]: NoRecordFound,
+  [UserDbErrors.BadService]: BadService,
+  [UserDbErrors.ConflictingRecordFound]: ConflictingRecordFound,
+  [UserDbErrors.EnumerationNotSupported]: EnumerationNotSupported,
+};
+
+/** The reply for a UserDb result, or the error to throw. */
+export function toReply<R>(r: UserDbResult<R>): R {
+  if ('records' in r) return r.records[0]!;
+  if ('invalidParameter' in r) throw new InvalidParameterError(r.invalidParameter);
+  if (r.error === 'io.systemd.System') throw new SystemError(r.errno);
+  const Cls = errors[r.error];
+  throw Cls ? new Cls() : new NoRecordFound();
+}
+
+/** Re-reads the maps of machines indexed before their user namespace was mapped; true if any changed. */
+function refreshUnmapped(ctx: BerthContext): boolean {
+  let changed = false;
+  for (const { name } of ctx.userdb.unmappedMachines()) {
+    const m = ctx.registry.get(name);
+    if (!m) continue;
+    const before = ctx.userdb.ranges(name).length;
+    indexMachine(ctx, m);
+    if (ctx.userdb.ranges(name).length !== before) changed = true;
+  }
+  return changed;
+}
+
+function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>): R {
+  let r = run();
+  if ('error' in r && r.error === UserDbErrors.NoRecordFound && refreshUnmapped(ctx)) r = run();
+  return toReply(r);
+}
+
+export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMethods> {
+  const db = ctx.userdb;
+  return {
+    GetUserRecord: (p) => ({ record: lookup(ctx, () => db.getUserRecord(p)) as unknown as Record<string, unknown> }),
+    GetGroupRecord: (p) => ({ record: lookup(ctx, () => db.getGroupRecord(p)) as unknown as Record<string, unknown> }),
+    GetMemberships: (p) => toReply(db.getMemberships(p)),
+  };
+}
