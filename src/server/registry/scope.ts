@@ -172,7 +172,7 @@ export function createScope(
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // An existing scope with processes belongs to someone else.
-        if (cgroupProcs(dir).length > 0) throw Object.assign(new Error('scope busy'), { errno: -16 });
+        if (cgroupProcs(dir).length > 0) throw Object.assign(new Error('scope in use'), { errno: -17 });
       }
     }
     for (const h of layout.hierarchies) {
