@@ -50,8 +50,8 @@ export async function startTestServer(options: Partial<ServerOptions> = {}, { wo
     iface,
     {
       Echo: (p: Record<string, unknown>) => {
-        const { text, count, color, inner, list } = p;
-        return { text, count, color, inner, list };
+        const { text, count, color, inner, list, blob } = p;
+        return { text, count, color, inner, list, blob };
       },
       Count: ({ n }: { n: number }) => new Replies(range(n)),
       Watch: ({ n }: { n: number }) => new Replies(range(n)),
