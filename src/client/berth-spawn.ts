@@ -237,7 +237,7 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         break;
       case 'runtime-dir':
         if (!path.isAbsolute(v)) throw new UsageError('--runtime-dir must be an absolute path');
-        runtimeDir = path.normalize(v);
+        runtimeDir = path.normalize(v).replace(/(.)\/+$/, '$1');
         break;
       case 'quiet': quiet = true; break;
       case 'help': help = true; break;

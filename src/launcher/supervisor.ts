@@ -28,9 +28,10 @@ export interface ExitInfo {
 
 /** Map how PID 1 ended (as its unshare parent reports it) to nspawn's exit code. */
 export function exitInfoFrom(exitCode: number | undefined, signal: string | undefined, killedByUs: boolean): ExitInfo {
+  if (killedByUs) return { code: 1, reason: 'killed', pid1Status: exitCode, pid1Signal: signal };
   if (signal === 'SIGINT') return { code: 0, reason: 'poweroff', pid1Signal: signal };
   if (signal === 'SIGHUP') return { code: EXIT_REBOOT, reason: 'reboot', pid1Signal: signal };
-  if (signal) return { code: 1, reason: killedByUs ? 'killed' : 'signal', pid1Signal: signal };
+  if (signal) return { code: 1, reason: 'signal', pid1Signal: signal };
   return { code: exitCode ?? 1, reason: 'exit', pid1Status: exitCode };
 }
 
@@ -179,10 +180,13 @@ export class Supervisor extends EventEmitter {
     return done;
   }
 
-  /** Immediate end: SIGKILL to every process of the scope. */
+  /** Immediate end: SIGKILL to PID 1 (its PID namespace dies with it), then to whatever else is in the scope. */
   kill(): void {
     if (this.state === 'exited' || !this.launched) return;
     this.killedByUs = true;
-    this.launched.scope.killAll();
+    const l = this.launched;
+    try { process.kill(l.leader, 'SIGKILL'); } catch { /* gone */ }
+    // Anything outside the PID namespace but inside the scope (only unshare, normally) once PID 1 is reaped.
+    void l.child.then(() => l.scope.killAll());
   }
 }

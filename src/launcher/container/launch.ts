@@ -209,7 +209,18 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   ];
   const stdio = ['inherit', 'inherit', 'inherit', ...o.listenFds, 'pipe'];
   const child = execa(argv[0]!, argv.slice(1), { env, extendEnv: false, stdio: stdio as never, reject: false, buffer: false });
-  t.add('stop the container processes', async () => { child.kill('SIGKILL'); await child; });
+  let leaderPid = 0;
+  t.add('stop the container processes', async () => {
+    // Kill PID 1 first: its PID namespace goes with it and unshare reaps it. Killing unshare first would
+    // leave PID 1 an orphan of the host's init, which may never reap it.
+    if (leaderPid) {
+      try { process.kill(leaderPid, 'SIGKILL'); } catch { /* gone */ }
+      const done = await Promise.race([child.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+      if (done) return;
+    }
+    child.kill('SIGKILL');
+    await child;
+  });
   if (!child.pid) throw new Error(`cannot start ${argv[0]}`);
   const pid = child.pid;
   const sync = child.stdio[syncFd] as NodeJS.WritableStream;
@@ -237,6 +248,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
     if (exited) throw new ContainerOptionError('the container could not be started (see the messages above)');
     return undefined;
   }, 10_000, 'the container\'s PID 1', 1);
+  leaderPid = leader;
   // The container's processes keep the user namespace alive from here on.
   if (holder) await holder.stop();
 

@@ -3,6 +3,7 @@
  *                                                parent process (its PID in SCM_CREDENTIALS, as systemd-notify
  *                                                does; allowed to the container's root), then exec PROGRAM
  *   ct-helper serve-once                         accept one connection on fd 3 and describe who answered
+ *   ct-helper reboot | poweroff                  call reboot(2), which ends the PID namespace's init
  */
 #define _GNU_SOURCE
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <poll.h>
+#include <sys/reboot.h>
 #include <unistd.h>
 
 static int send_notify(const char *msg) {
@@ -45,6 +48,9 @@ static int send_notify(const char *msg) {
 }
 
 static int serve_once(void) {
+  /* The socket may be non-blocking (its flags are shared with whoever created it): wait for a client first. */
+  struct pollfd p = { .fd = 3, .events = POLLIN };
+  if (poll(&p, 1, 30000) != 1) { fputs("ct-helper: nobody connected to fd 3\n", stderr); return 6; }
   int c = accept(3, NULL, NULL);
   if (c < 0) { perror("ct-helper: accept on fd 3"); return 6; }
   char line[512];
@@ -64,6 +70,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc == 2 && strcmp(argv[1], "serve-once") == 0) return serve_once();
-  fputs("usage: ct-helper notify MESSAGE [PROGRAM ARGS...] | serve-once\n", stderr);
+  if (argc == 2 && (strcmp(argv[1], "reboot") == 0 || strcmp(argv[1], "poweroff") == 0)) {
+    sync();
+    if (reboot(strcmp(argv[1], "reboot") == 0 ? RB_AUTOBOOT : RB_POWER_OFF) < 0) { perror("ct-helper: reboot"); return 8; }
+    return 0;
+  }
+  fputs("usage: ct-helper notify MESSAGE [PROGRAM ARGS...] | serve-once | reboot | poweroff\n", stderr);
   return 64;
 }

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { escapeUnitName, findHierarchies, scopeName } from '../../../src/launcher/cgroup.js';
+import { buildEnvironment, parseOsRelease, parseSetenv } from '../../../src/launcher/container/environment.js';
+import { fstabPath, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout } from '../../../src/launcher/container/fstab.js';
+import { parseCredentials, parseNotify } from '../../../src/launcher/notify.js';
+import { exitInfoFrom, EXIT_REBOOT } from '../../../src/launcher/supervisor.js';
+import { nameFromDirectory, normalizeUuid, unescapeC, validMachineName } from '../../../src/launcher/container/options.js';
+import { elfInterpreter } from '../../../src/launcher/container/stage1.js';
+
+describe('scope names', () => {
+  it('escapes like systemd unit names', () => {
+    expect(scopeName('foo')).toBe('machine-foo.scope');
+    expect(scopeName('rg-q2')).toBe('machine-rg\\x2dq2.scope');
+    expect(escapeUnitName('a.b_c:d')).toBe('a.b_c:d');
+    expect(escapeUnitName('.x')).toBe('\\x2ex');
+    expect(escapeUnitName('ü')).toBe('\\xc3\\xbc');
+  });
+  it('finds cgroup2 and the named systemd v1 hierarchy in mountinfo', () => {
+    const mi = [
+      '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+      '40 31 0:35 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd',
+      '41 31 0:36 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+      '42 31 0:37 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu',
+      '50 27 0:36 /sub /mnt/x rw,relatime - cgroup2 cgroup2 rw',
+    ].join('\n');
+    expect(findHierarchies(mi)).toEqual([
+      { kind: 'systemd', mountPoint: '/sys/fs/cgroup/systemd' },
+      { kind: 'unified', mountPoint: '/sys/fs/cgroup/unified' },
+    ]);
+    expect(findHierarchies('29 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw')).toEqual([{ kind: 'unified', mountPoint: '/sys/fs/cgroup' }]);
+  });
+});
+
+describe('environment of PID 1', () => {
+  const osr = parseOsRelease('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nNAME="Debian"\n');
+  it('carries exactly the CONTAINER_INTERFACE variables', () => {
+    expect(buildEnvironment({
+      uuid: '6c0e3c5e-6f53-4a2b-9a44-0d5b0c7f1a11', hostOsRelease: osr, notifySocket: '/run/host/notify',
+      credentialsDirectory: '/run/host/credentials', listenFds: 2, listenFdNames: 'a:b', ttys: ['pts/1', 'pts/2'],
+      term: 'xterm', setenv: [['FOO', 'bar'], ['PATH', '/bin']],
+    })).toEqual({
+      PATH: '/bin', container: 'berth', container_uuid: '6c0e3c5e-6f53-4a2b-9a44-0d5b0c7f1a11', TERM: 'xterm',
+      container_host_id: 'debian', container_host_version_id: '12', NOTIFY_SOCKET: '/run/host/notify',
+      CREDENTIALS_DIRECTORY: '/run/host/credentials', LISTEN_FDS: '2', LISTEN_PID: '1', LISTEN_FDNAMES: 'a:b',
+      container_ttys: 'pts/1 pts/2', FOO: 'bar',
+    });
+  });
+  it('leaves out what was not asked for', () => {
+    const env = buildEnvironment({ uuid: 'u', hostOsRelease: {} });
+    expect(Object.keys(env).sort()).toEqual(['PATH', 'container', 'container_uuid']);
+  });
+  it('parses --setenv', () => {
+    expect(parseSetenv('A=b=c')).toEqual(['A', 'b=c']);
+    expect(parseSetenv('HOME', { HOME: '/x' })).toEqual(['HOME', '/x']);
+    expect(() => parseSetenv('1A=x')).toThrow(/invalid/);
+    expect(() => parseSetenv('NOPE', {})).toThrow(/not set/);
+  });
+});
+
+describe('fstabs', () => {
+  const l: TreeLayout = { runRoot: '/run/berth/machines/a b/root', tree: '/srv/t', hostDir: '/run/berth/machines/a b/host', owner: { uid: 524288, gid: 524288 }, console: '/dev/pts/3', ownNetwork: false };
+  it('escapes paths', () => {
+    expect(fstabPath('/a b\\c')).toBe('/a\\040b\\134c');
+  });
+  it('stage 0: tree, /run, read-only /run/host, /tmp, /dev owned by the container root', () => {
+    const t = stage0Fstab(l).split('\n');
+    expect(t[0]).toBe('/srv/t /run/berth/machines/a\\040b/root none rbind 0 0');
+    expect(t[1]).toContain('tmpfs /run/berth/machines/a\\040b/root/run tmpfs mode=755,nosuid,nodev,uid=524288,gid=524288');
+    expect(t[2]).toBe('/run/berth/machines/a\\040b/host /run/berth/machines/a\\040b/root/run/host none bind,ro,nosuid,nodev,noexec,X-mount.mkdir 0 0');
+    expect(stage0DevFstab(l)).toContain('devpts /run/berth/machines/a\\040b/root/dev/pts devpts newinstance,ptmxmode=0666,mode=620,gid=524293');
+    expect(stage0DevFstab(l)).toContain('/dev/pts/3 /run/berth/machines/a\\040b/root/dev/console none bind 0 0');
+  });
+  it('stage 1: /proc, read-only /proc/sys, read-only /sys (bound without a network namespace, own sysfs with one)', () => {
+    expect(stage1Fstab(l)).toContain('/proc/sys none bind,ro,nosuid,nodev,noexec 0 0');
+    expect(stage1Fstab(l)).toContain('/sys /run/berth/machines/a\\040b/root/sys none rbind,ro,');
+    expect(stage1Fstab({ ...l, ownNetwork: true })).toContain('sysfs /run/berth/machines/a\\040b/root/sys sysfs ro,');
+  });
+});
+
+describe('notify messages', () => {
+  it('parses fields', () => {
+    const m = parseNotify('READY=1\nSTATUS=Up and running\nX_SYSTEMD_UNIT_ACTIVE=basic.target');
+    expect(m.get('READY')).toBe('1');
+    expect(m.get('STATUS')).toBe('Up and running');
+  });
+  it('reads SCM_CREDENTIALS from control data', () => {
+    const c = Buffer.alloc(32);
+    c.writeBigUInt64LE(28n, 0); c.writeInt32LE(1, 8); c.writeInt32LE(2, 12);
+    c.writeInt32LE(4242, 16); c.writeUInt32LE(524288, 20); c.writeUInt32LE(524289, 24);
+    expect(parseCredentials(c)).toEqual({ pid: 4242, uid: 524288, gid: 524289 });
+    expect(parseCredentials(Buffer.alloc(0))).toEqual({ pid: 0, uid: 0, gid: 0 });
+  });
+});
+
+describe('exit codes like nspawn', () => {
+  it('maps how PID 1 ended', () => {
+    expect(exitInfoFrom(undefined, 'SIGINT', false)).toMatchObject({ code: 0, reason: 'poweroff' });
+    expect(exitInfoFrom(undefined, 'SIGHUP', false)).toMatchObject({ code: EXIT_REBOOT, reason: 'reboot' });
+    expect(EXIT_REBOOT).toBe(133);
+    expect(exitInfoFrom(7, undefined, false)).toMatchObject({ code: 7, reason: 'exit' });
+    expect(exitInfoFrom(undefined, 'SIGKILL', true)).toMatchObject({ code: 1, reason: 'killed' });
+    expect(exitInfoFrom(0, undefined, true)).toMatchObject({ code: 1, reason: 'killed' });
+    expect(exitInfoFrom(undefined, 'SIGSEGV', false)).toMatchObject({ code: 1, reason: 'signal' });
+  });
+});
+
+describe('names, UUIDs, escapes', () => {
+  it('accepts hostnames only', () => {
+    expect(validMachineName('ct-1.example')).toBe(true);
+    for (const bad of ['', 'a b', '-x', 'x..y', '.x', 'a/b', 'x'.repeat(65)]) expect(validMachineName(bad)).toBe(false);
+    expect(nameFromDirectory('/var/lib/machines/deb 12/')).toBe('deb-12');
+  });
+  it('normalizes UUIDs', () => {
+    expect(normalizeUuid('0F4E9C2A3B1D4E5F8A6B7C8D9E0F1A2B')).toBe('0f4e9c2a-3b1d-4e5f-8a6b-7c8d9e0f1a2b');
+    expect(() => normalizeUuid('xyz')).toThrow(/invalid UUID/);
+  });
+  it('unescapes credential values', () => {
+    expect(unescapeC('a\\nb\\x41\\\\')).toEqual(Buffer.from('a\nbA\\'));
+    expect(() => unescapeC('\\q')).toThrow(/escape/);
+  });
+  it('reads the ELF interpreter of the host umount', () => {
+    const interp = elfInterpreter('/usr/bin/umount');
+    expect(interp === undefined || interp.startsWith('/')).toBe(true);
+  });
+});
