@@ -209,6 +209,18 @@ describe.skipIf(!!skip)("machined 257's answers over the wire", () => {
     expect(await fx.call('io.systemd.UserDatabase.GetUserRecord', `{"uid":${fx.base + 3},"service":"${fx.service}"}`)).toContain(`"userName":"vu-${fx.machine}-3"`);
   });
 
+  it('finds a machine whose maps were written after it registered', async () => {
+    const late = await fx.registerUnmapped();
+    const byUid = `{"uid":${late.base + 9},"service":"${fx.service}"}`;
+    expect(await fx.call('io.systemd.UserDatabase.GetUserRecord', byUid)).toBe('{"error":"io.systemd.UserDatabase.NoRecordFound","parameters":{}}');
+    late.writeMaps();
+    expect(JSON.parse(await fx.call('io.systemd.UserDatabase.GetUserRecord', byUid))).toHaveProperty('parameters.record.userName', `vu-${late.name}-9`);
+    expect(JSON.parse(await fx.call('io.systemd.UserDatabase.GetGroupRecord', `{"groupName":"vg-${late.name}-9","service":"${fx.service}"}`))).toHaveProperty(
+      'parameters.record.gid',
+      late.base + 9,
+    );
+  });
+
   it('answers a call with more as one reply without continues', async () => {
     const got = await fx.call('io.systemd.UserDatabase.GetUserRecord', `{"uid":${fx.base},"service":"${fx.service}"}`, true);
     expect(JSON.parse(got)).not.toHaveProperty('continues');

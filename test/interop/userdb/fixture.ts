@@ -65,6 +65,11 @@ export interface UserdbFixture {
   shared: string;
   /** Sends a call with the parameters exactly as written (JSON text) and returns the reply's text. */
   call(method: string, parameters: string, more?: boolean): Promise<string>;
+  /**
+   * Registers another user-namespaced container before its maps are written (as a launcher that
+   * registers first would); `writeMaps()` then maps it to `base`.
+   */
+  registerUnmapped(): Promise<{ name: string; base: number; writeMaps(): void }>;
   stop(): Promise<void>;
 }
 
@@ -185,8 +190,35 @@ export async function startUserdbFixture(): Promise<UserdbFixture> {
       if (t.status !== 0) throw new Error(`touch inside the machine failed: ${t.stderr.toString()}`);
     }
 
+    const registerUnmapped = async () => {
+      const name = `ud-l${process.pid % 100000}`;
+      const lateBase = 0x58000000 + (process.pid % 4096) * 0x10000;
+      const lateNs = spawn('unshare', ['--user', '--fork', '--pid', '--mount-proc', 'sleep', 'infinity'], { stdio: 'ignore' });
+      children.push(lateNs);
+      const lateLeader = await waitFor(() => {
+        const kids = readFileSync(`/proc/${lateNs.pid}/task/${lateNs.pid}/children`, 'utf8').trim();
+        return kids ? Number(kids.split(' ')[0]) : 0;
+      }, 'unshare to fork the late leader');
+      strays.push(lateLeader);
+      scopes.push(...placeInScope(name, lateLeader));
+      const rc = await RawConnection.connect(machineSocket);
+      const rr = await rc.roundTrip({ method: 'io.systemd.Machine.Register', parameters: { name, class: 'container', leader: lateLeader } });
+      rc.socket.destroy();
+      if (rr.error) throw new Error(`Register of ${name} failed: ${JSON.stringify(rr)}`);
+      return {
+        name,
+        base: lateBase,
+        writeMaps: () => {
+          writeFileSync(`/proc/${lateNs.pid}/setgroups`, 'deny');
+          writeFileSync(`/proc/${lateNs.pid}/uid_map`, `0 ${lateBase} 65536\n`);
+          writeFileSync(`/proc/${lateNs.pid}/gid_map`, `0 ${lateBase} 65536\n`);
+        },
+      };
+    };
+
     const c = conn;
     return {
+      registerUnmapped,
       service,
       socket,
       runtime: runtime.path,
