@@ -130,8 +130,7 @@ return errors === 0;
 }
 
 export const Update = validate12;
-const schema14 = {"type":"object","properties":{"name":{"type":"string"},"allowInteractiveAuthentication":{"type":["boolean","null"]},"newName":{"type":["string","null"]},"readOnly":{"type":["boolean","null"]},"limit":{"anyOf":[{"type":"null"},{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]}]}},"additionalProperties":false,"required":["name"]};
-const pattern0 = new RegExp("^-?[0-9]+$", "u");
+const schema14 = {"type":"object","properties":{"name":{"type":"string"},"allowInteractiveAuthentication":{"type":["boolean","null"]},"newName":{"type":["string","null"]},"readOnly":{"type":["boolean","null"]},"limit":{"anyOf":[{"type":"null"},{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000}]}},"additionalProperties":false,"required":["name"]};
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -224,11 +223,8 @@ var _valid0 = _errs12 === errors;
 valid1 = valid1 || _valid0;
 if(!valid1){
 const _errs14 = errors;
-const _errs15 = errors;
-let valid2 = false;
-const _errs16 = errors;
-if(!((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4)))){
-const err1 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((!((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4)))) && (typeof data4 !== "string")){
+const err1 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/type",keyword:"type",params:{type: schema14.properties.limit.anyOf[1].type},message:"must be integer,string"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -237,14 +233,10 @@ vErrors.push(err1);
 }
 errors++;
 }
-var _valid1 = _errs16 === errors;
-valid2 = valid2 || _valid1;
-if(!valid2){
-const _errs18 = errors;
-if(errors === _errs18){
-if(typeof data4 === "string"){
-if(!pattern0.test(data4)){
-const err2 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
+if(errors === _errs14){
+if(typeof data4 == "number"){
+if(data4 > 18446744073709552000 || isNaN(data4)){
+const err2 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -253,9 +245,9 @@ vErrors.push(err2);
 }
 errors++;
 }
-}
 else {
-const err3 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data4 < -9223372036854776000 || isNaN(data4)){
+const err3 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -265,40 +257,18 @@ vErrors.push(err3);
 errors++;
 }
 }
-var _valid1 = _errs18 === errors;
-valid2 = valid2 || _valid1;
-}
-if(!valid2){
-const err4 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf/1/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err4];
-}
-else {
-vErrors.push(err4);
-}
-errors++;
-}
-else {
-errors = _errs15;
-if(vErrors !== null){
-if(_errs15){
-vErrors.length = _errs15;
-}
-else {
-vErrors = null;
-}
 }
 }
 var _valid0 = _errs14 === errors;
 valid1 = valid1 || _valid0;
 }
 if(!valid1){
-const err5 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err4 = {instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err5];
+vErrors = [err4];
 }
 else {
-vErrors.push(err5);
+vErrors.push(err4);
 }
 errors++;
 validate12.errors = vErrors;

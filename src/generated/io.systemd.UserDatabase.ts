@@ -83,8 +83,8 @@ export const IoSystemdUserDatabase = defineInterface<IoSystemdUserDatabaseMethod
   name: 'io.systemd.UserDatabase',
   description: "# Lookup of user and group records (the JSON user record format).\ninterface io.systemd.UserDatabase\n\n# Finds user records by UID or name; without either, enumerates them.\n# [Supports 'more' flag]\nmethod GetUserRecord(\n\tuid: ?int,\n\tuserName: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Finds group records by GID or name; without either, enumerates them.\n# [Supports 'more' flag]\nmethod GetGroupRecord(\n\tgid: ?int,\n\tgroupName: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Lists which users belong to which groups.\n# [Supports 'more' flag]\nmethod GetMemberships(\n\tuserName: ?string,\n\tgroupName: ?string,\n\tservice: string\n) -> (\n\tuserName: string,\n\tgroupName: string\n)\n\nerror NoRecordFound()\n\nerror BadService()\n\nerror ServiceNotAvailable()\n\nerror ConflictingRecordFound()\n\nerror EnumerationNotSupported()\n",
   methods: {
-    GetUserRecord: { name: 'GetUserRecord', more: 'supports', validate: validators.GetUserRecord, coerce: (p: any) => { if (typeof p.uid === 'string') p.uid = Number(p.uid); } },
-    GetGroupRecord: { name: 'GetGroupRecord', more: 'supports', validate: validators.GetGroupRecord, coerce: (p: any) => { if (typeof p.gid === 'string') p.gid = Number(p.gid); } },
+    GetUserRecord: { name: 'GetUserRecord', more: 'supports', validate: validators.GetUserRecord },
+    GetGroupRecord: { name: 'GetGroupRecord', more: 'supports', validate: validators.GetGroupRecord },
     GetMemberships: { name: 'GetMemberships', more: 'supports', validate: validators.GetMemberships },
   },
   errors: { NoRecordFound, BadService, ServiceNotAvailable, ConflictingRecordFound, EnumerationNotSupported },

@@ -36,8 +36,25 @@ export class DropConnection extends Error {}
 const HEADER_KEYS = new Set(['method', 'parameters', 'oneway', 'more', 'upgrade']);
 const QUEUE_HIGH_WATER = 256;
 
+/**
+ * sd-varlink's JSON parser refuses two things JSON.parse takes: the DEL character and an escaped
+ * NUL inside a string. Both drop the connection there, so they do here.
+ */
+function hasRefusedCharacters(text: string): boolean {
+  if (text.includes('\x7f')) return true;
+  let i = text.indexOf('\\u0000');
+  while (i !== -1) {
+    let slashes = 0;
+    for (let j = i - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) slashes++;
+    if (slashes % 2 === 0) return true;
+    i = text.indexOf('\\u0000', i + 1);
+  }
+  return false;
+}
+
 /** Turns one message text into a call, or returns a reason to drop the connection. */
 export function parseCall(text: string): IncomingCall | string {
+  if (hasRefusedCharacters(text)) return 'DEL character or escaped NUL in message';
   let v: unknown;
   try {
     v = JSON.parse(text);

@@ -12,7 +12,7 @@ import AjvModule from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
 import { parseInterface } from '../idl/parser.js';
 import type { Interface } from '../idl/ast.js';
-import { definitionsSchema, structSchema } from './schema.js';
+import { definitionsSchema, integerStringsFor, structSchema } from './schema.js';
 import { generateModule } from './typescript.js';
 
 export interface GeneratedFile {
@@ -33,7 +33,7 @@ export function generateValidators(iface: Interface): string {
   const exports: Record<string, string> = {};
   for (const m of iface.members) {
     if (m.kind !== 'method') continue;
-    ajv.addSchema(structSchema(m.input), m.name);
+    ajv.addSchema(structSchema(m.input, integerStringsFor(iface.name)), m.name);
     exports[m.name] = m.name;
   }
   if (Object.keys(exports).length === 0) return '// No methods: nothing to validate.\nexport {};\n';

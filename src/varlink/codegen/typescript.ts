@@ -5,6 +5,7 @@
  */
 import type { Field, Interface, StructType, TypeExpr } from '../idl/ast.js';
 import { formatInterface } from '../idl/printer.js';
+import { integerStringsFor } from './schema.js';
 
 export function pascalName(interfaceName: string): string {
   return interfaceName
@@ -115,7 +116,7 @@ export function generateModule(iface: Interface, validatorsModule: string, varli
     out.push(declare(`${m.name}Parameters`, m.input, m.doc));
     out.push(declare(`${m.name}Result`, m.output, []));
     methodTypes.push(`  ${m.name}: { parameters: ${m.name}Parameters; result: ${m.name}Result };`);
-    const co = coercion(m.input, iface, 'p');
+    const co = integerStringsFor(iface.name) === 'decimal' ? coercion(m.input, iface, 'p') : [];
     const coerce = co.length ? `, coerce: (p: any) => { ${co.join(' ')} }` : '';
     methodEntries.push(`    ${m.name}: { name: '${m.name}', more: '${m.more}', validate: validators.${m.name}${coerce} },`);
   }

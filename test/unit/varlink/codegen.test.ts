@@ -106,7 +106,11 @@ describe('generated validators (io.berth.test)', () => {
 
 describe('schema', () => {
   it('maps IDL types to JSON Schema as sd-varlink checks them', () => {
-    expect(typeSchema({ kind: 'int' })).toEqual({ anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^-?[0-9]+$' }] });
+    expect(typeSchema({ kind: 'int' })).toEqual({
+      anyOf: [{ type: 'integer', minimum: -(2 ** 63), maximum: 2 ** 64 - 1 }, { type: 'string', pattern: '^-?[0-9]+$' }],
+    });
+    // systemd's own interfaces: any string passes the interface check; the handler decides.
+    expect(typeSchema({ kind: 'int' }, 'any')).toEqual({ type: ['integer', 'string'], minimum: -(2 ** 63), maximum: 2 ** 64 - 1 });
     expect(typeSchema({ kind: 'nullable', inner: { kind: 'string' } })).toEqual({ type: ['string', 'null'] });
     expect(structSchema({ kind: 'struct', fields: [] })).toEqual({ type: 'object', properties: {}, additionalProperties: false });
   });

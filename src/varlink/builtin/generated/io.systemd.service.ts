@@ -49,7 +49,7 @@ export const IoSystemdService = defineInterface<IoSystemdServiceMethods>({
   methods: {
     Ping: { name: 'Ping', more: 'none', validate: validators.Ping },
     Reload: { name: 'Reload', more: 'none', validate: validators.Reload },
-    SetLogLevel: { name: 'SetLogLevel', more: 'none', validate: validators.SetLogLevel, coerce: (p: any) => { if (typeof p.level === 'string') p.level = Number(p.level); } },
+    SetLogLevel: { name: 'SetLogLevel', more: 'none', validate: validators.SetLogLevel },
     GetEnvironment: { name: 'GetEnvironment', more: 'none', validate: validators.GetEnvironment },
   },
   errors: { InconsistentEnvironment },

@@ -48,8 +48,7 @@ return errors === 0;
 }
 
 export const SetLogLevel = validate12;
-const schema13 = {"type":"object","properties":{"level":{"anyOf":[{"type":"null"},{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]}]}},"additionalProperties":false};
-const pattern0 = new RegExp("^-?[0-9]+$", "u");
+const schema13 = {"type":"object","properties":{"level":{"anyOf":[{"type":"null"},{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000}]}},"additionalProperties":false};
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -84,11 +83,8 @@ var _valid0 = _errs4 === errors;
 valid1 = valid1 || _valid0;
 if(!valid1){
 const _errs6 = errors;
-const _errs7 = errors;
-let valid2 = false;
-const _errs8 = errors;
-if(!((typeof data0 == "number") && (!(data0 % 1) && !isNaN(data0)))){
-const err1 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((!((typeof data0 == "number") && (!(data0 % 1) && !isNaN(data0)))) && (typeof data0 !== "string")){
+const err1 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/type",keyword:"type",params:{type: schema13.properties.level.anyOf[1].type},message:"must be integer,string"};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -97,14 +93,10 @@ vErrors.push(err1);
 }
 errors++;
 }
-var _valid1 = _errs8 === errors;
-valid2 = valid2 || _valid1;
-if(!valid2){
-const _errs10 = errors;
-if(errors === _errs10){
-if(typeof data0 === "string"){
-if(!pattern0.test(data0)){
-const err2 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
+if(errors === _errs6){
+if(typeof data0 == "number"){
+if(data0 > 18446744073709552000 || isNaN(data0)){
+const err2 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -113,9 +105,9 @@ vErrors.push(err2);
 }
 errors++;
 }
-}
 else {
-const err3 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data0 < -9223372036854776000 || isNaN(data0)){
+const err3 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -125,40 +117,18 @@ vErrors.push(err3);
 errors++;
 }
 }
-var _valid1 = _errs10 === errors;
-valid2 = valid2 || _valid1;
-}
-if(!valid2){
-const err4 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf/1/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err4];
-}
-else {
-vErrors.push(err4);
-}
-errors++;
-}
-else {
-errors = _errs7;
-if(vErrors !== null){
-if(_errs7){
-vErrors.length = _errs7;
-}
-else {
-vErrors = null;
-}
 }
 }
 var _valid0 = _errs6 === errors;
 valid1 = valid1 || _valid0;
 }
 if(!valid1){
-const err5 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err4 = {instancePath:instancePath+"/level",schemaPath:"#/properties/level/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err5];
+vErrors = [err4];
 }
 else {
-vErrors.push(err5);
+vErrors.push(err4);
 }
 errors++;
 validate12.errors = vErrors;

@@ -125,8 +125,7 @@ return errors === 0;
 }
 
 export const Test03 = validate13;
-const schema14 = {"type":"object","properties":{"client_id":{"type":"string"},"int":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]}},"additionalProperties":false,"required":["client_id","int"]};
-const pattern0 = new RegExp("^-?[0-9]+$", "u");
+const schema14 = {"type":"object","properties":{"client_id":{"type":"string"},"int":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000}},"additionalProperties":false,"required":["client_id","int"]};
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -163,70 +162,21 @@ if(valid0){
 if(data.int !== undefined){
 let data1 = data.int;
 const _errs4 = errors;
-const _errs5 = errors;
-let valid1 = false;
-const _errs6 = errors;
-if(!((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1)))){
-const err0 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err0];
+if((!((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1)))) && (typeof data1 !== "string")){
+validate13.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/type",keyword:"type",params:{type: schema14.properties.int.type},message:"must be integer,string"}];
+return false;
 }
-else {
-vErrors.push(err0);
-}
-errors++;
-}
-var _valid0 = _errs6 === errors;
-valid1 = valid1 || _valid0;
-if(!valid1){
-const _errs8 = errors;
-if(errors === _errs8){
-if(typeof data1 === "string"){
-if(!pattern0.test(data1)){
-const err1 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
-if(vErrors === null){
-vErrors = [err1];
-}
-else {
-vErrors.push(err1);
-}
-errors++;
-}
-}
-else {
-const err2 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err2];
-}
-else {
-vErrors.push(err2);
-}
-errors++;
-}
-}
-var _valid0 = _errs8 === errors;
-valid1 = valid1 || _valid0;
-}
-if(!valid1){
-const err3 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err3];
-}
-else {
-vErrors.push(err3);
-}
-errors++;
-validate13.errors = vErrors;
+if(errors === _errs4){
+if(typeof data1 == "number"){
+if(data1 > 18446744073709552000 || isNaN(data1)){
+validate13.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"}];
 return false;
 }
 else {
-errors = _errs5;
-if(vErrors !== null){
-if(_errs5){
-vErrors.length = _errs5;
+if(data1 < -9223372036854776000 || isNaN(data1)){
+validate13.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"}];
+return false;
 }
-else {
-vErrors = null;
 }
 }
 }
@@ -367,7 +317,7 @@ return errors === 0;
 }
 
 export const Test06 = validate16;
-const schema17 = {"type":"object","properties":{"client_id":{"type":"string"},"bool":{"type":"boolean"},"int":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]},"float":{"type":"number"},"string":{"type":"string"}},"additionalProperties":false,"required":["client_id","bool","int","float","string"]};
+const schema17 = {"type":"object","properties":{"client_id":{"type":"string"},"bool":{"type":"boolean"},"int":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000},"float":{"type":"number"},"string":{"type":"string"}},"additionalProperties":false,"required":["client_id","bool","int","float","string"]};
 
 function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -416,70 +366,21 @@ if(valid0){
 if(data.int !== undefined){
 let data2 = data.int;
 const _errs6 = errors;
-const _errs7 = errors;
-let valid1 = false;
-const _errs8 = errors;
-if(!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))){
-const err0 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err0];
+if((!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))) && (typeof data2 !== "string")){
+validate16.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/type",keyword:"type",params:{type: schema17.properties.int.type},message:"must be integer,string"}];
+return false;
 }
-else {
-vErrors.push(err0);
-}
-errors++;
-}
-var _valid0 = _errs8 === errors;
-valid1 = valid1 || _valid0;
-if(!valid1){
-const _errs10 = errors;
-if(errors === _errs10){
-if(typeof data2 === "string"){
-if(!pattern0.test(data2)){
-const err1 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
-if(vErrors === null){
-vErrors = [err1];
-}
-else {
-vErrors.push(err1);
-}
-errors++;
-}
-}
-else {
-const err2 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err2];
-}
-else {
-vErrors.push(err2);
-}
-errors++;
-}
-}
-var _valid0 = _errs10 === errors;
-valid1 = valid1 || _valid0;
-}
-if(!valid1){
-const err3 = {instancePath:instancePath+"/int",schemaPath:"#/properties/int/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err3];
-}
-else {
-vErrors.push(err3);
-}
-errors++;
-validate16.errors = vErrors;
+if(errors === _errs6){
+if(typeof data2 == "number"){
+if(data2 > 18446744073709552000 || isNaN(data2)){
+validate16.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"}];
 return false;
 }
 else {
-errors = _errs7;
-if(vErrors !== null){
-if(_errs7){
-vErrors.length = _errs7;
+if(data2 < -9223372036854776000 || isNaN(data2)){
+validate16.errors = [{instancePath:instancePath+"/int",schemaPath:"#/properties/int/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"}];
+return false;
 }
-else {
-vErrors = null;
 }
 }
 }
@@ -490,24 +391,24 @@ var valid0 = true;
 }
 if(valid0){
 if(data.float !== undefined){
-const _errs12 = errors;
+const _errs8 = errors;
 if(!(typeof data.float == "number")){
 validate16.errors = [{instancePath:instancePath+"/float",schemaPath:"#/properties/float/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid0 = _errs12 === errors;
+var valid0 = _errs8 === errors;
 }
 else {
 var valid0 = true;
 }
 if(valid0){
 if(data.string !== undefined){
-const _errs14 = errors;
+const _errs10 = errors;
 if(typeof data.string !== "string"){
 validate16.errors = [{instancePath:instancePath+"/string",schemaPath:"#/properties/string/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid0 = _errs14 === errors;
+var valid0 = _errs10 === errors;
 }
 else {
 var valid0 = true;
@@ -529,7 +430,7 @@ return errors === 0;
 }
 
 export const Test07 = validate17;
-const schema18 = {"type":"object","properties":{"client_id":{"type":"string"},"struct":{"type":"object","properties":{"bool":{"type":"boolean"},"int":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]},"float":{"type":"number"},"string":{"type":"string"}},"additionalProperties":false,"required":["bool","int","float","string"]}},"additionalProperties":false,"required":["client_id","struct"]};
+const schema18 = {"type":"object","properties":{"client_id":{"type":"string"},"struct":{"type":"object","properties":{"bool":{"type":"boolean"},"int":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000},"float":{"type":"number"},"string":{"type":"string"}},"additionalProperties":false,"required":["bool","int","float","string"]}},"additionalProperties":false,"required":["client_id","struct"]};
 
 function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -598,70 +499,21 @@ if(valid1){
 if(data1.int !== undefined){
 let data3 = data1.int;
 const _errs9 = errors;
-const _errs10 = errors;
-let valid2 = false;
-const _errs11 = errors;
-if(!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))){
-const err0 = {instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err0];
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+validate17.errors = [{instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/type",keyword:"type",params:{type: schema18.properties.struct.properties.int.type},message:"must be integer,string"}];
+return false;
 }
-else {
-vErrors.push(err0);
-}
-errors++;
-}
-var _valid0 = _errs11 === errors;
-valid2 = valid2 || _valid0;
-if(!valid2){
-const _errs13 = errors;
-if(errors === _errs13){
-if(typeof data3 === "string"){
-if(!pattern0.test(data3)){
-const err1 = {instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
-if(vErrors === null){
-vErrors = [err1];
-}
-else {
-vErrors.push(err1);
-}
-errors++;
-}
-}
-else {
-const err2 = {instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err2];
-}
-else {
-vErrors.push(err2);
-}
-errors++;
-}
-}
-var _valid0 = _errs13 === errors;
-valid2 = valid2 || _valid0;
-}
-if(!valid2){
-const err3 = {instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err3];
-}
-else {
-vErrors.push(err3);
-}
-errors++;
-validate17.errors = vErrors;
+if(errors === _errs9){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+validate17.errors = [{instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"}];
 return false;
 }
 else {
-errors = _errs10;
-if(vErrors !== null){
-if(_errs10){
-vErrors.length = _errs10;
+if(data3 < -9223372036854776000 || isNaN(data3)){
+validate17.errors = [{instancePath:instancePath+"/struct/int",schemaPath:"#/properties/struct/properties/int/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"}];
+return false;
 }
-else {
-vErrors = null;
 }
 }
 }
@@ -672,24 +524,24 @@ var valid1 = true;
 }
 if(valid1){
 if(data1.float !== undefined){
-const _errs15 = errors;
+const _errs11 = errors;
 if(!(typeof data1.float == "number")){
 validate17.errors = [{instancePath:instancePath+"/struct/float",schemaPath:"#/properties/struct/properties/float/type",keyword:"type",params:{type: "number"},message:"must be number"}];
 return false;
 }
-var valid1 = _errs15 === errors;
+var valid1 = _errs11 === errors;
 }
 else {
 var valid1 = true;
 }
 if(valid1){
 if(data1.string !== undefined){
-const _errs17 = errors;
+const _errs13 = errors;
 if(typeof data1.string !== "string"){
 validate17.errors = [{instancePath:instancePath+"/struct/string",schemaPath:"#/properties/struct/properties/string/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid1 = _errs17 === errors;
+var valid1 = _errs13 === errors;
 }
 else {
 var valid1 = true;
@@ -885,7 +737,7 @@ return errors === 0;
 
 export const Test10 = validate20;
 const schema21 = {"type":"object","properties":{"client_id":{"type":"string"},"mytype":{"$ref":"defs#/$defs/MyType"}},"additionalProperties":false,"required":["client_id","mytype"]};
-const schema23 = {"type":"object","properties":{"object":{"type":"object"},"enum":{"type":"string","enum":["one","two","three"]},"struct":{"type":"object","properties":{"first":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]},"second":{"type":"string"}},"additionalProperties":false,"required":["first","second"]},"array":{"type":"array","items":{"type":"string"}},"dictionary":{"type":"object","additionalProperties":{"type":"string"}},"stringset":{"type":"object","additionalProperties":{"type":"object","properties":{},"additionalProperties":false}},"nullable":{"type":["string","null"]},"nullable_array_struct":{"anyOf":[{"type":"null"},{"type":"array","items":{"type":"object","properties":{"first":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^-?[0-9]+$"}]},"second":{"type":"string"}},"additionalProperties":false,"required":["first","second"]}}]},"interface":{"$ref":"defs#/$defs/Interface"}},"additionalProperties":false,"required":["object","enum","struct","array","dictionary","stringset","interface"]};
+const schema23 = {"type":"object","properties":{"object":{"type":"object"},"enum":{"type":"string","enum":["one","two","three"]},"struct":{"type":"object","properties":{"first":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000},"second":{"type":"string"}},"additionalProperties":false,"required":["first","second"]},"array":{"type":"array","items":{"type":"string"}},"dictionary":{"type":"object","additionalProperties":{"type":"string"}},"stringset":{"type":"object","additionalProperties":{"type":"object","properties":{},"additionalProperties":false}},"nullable":{"type":["string","null"]},"nullable_array_struct":{"anyOf":[{"type":"null"},{"type":"array","items":{"type":"object","properties":{"first":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000},"second":{"type":"string"}},"additionalProperties":false,"required":["first","second"]}}]},"interface":{"$ref":"defs#/$defs/Interface"}},"additionalProperties":false,"required":["object","enum","struct","array","dictionary","stringset","interface"]};
 const schema24 = {"type":"object","properties":{"foo":{"anyOf":[{"type":"null"},{"type":"array","items":{"anyOf":[{"type":"null"},{"type":"object","additionalProperties":{"type":"string","enum":["foo","bar","baz"]}}]}}]},"anon":{"type":"object","properties":{"foo":{"type":"boolean"},"bar":{"type":"boolean"}},"additionalProperties":false,"required":["foo","bar"]}},"additionalProperties":false,"required":["anon"]};
 const func2 = Object.prototype.hasOwnProperty;
 
@@ -962,70 +814,21 @@ if(_errs8 === errors){
 if(data2.first !== undefined){
 let data3 = data2.first;
 const _errs9 = errors;
-const _errs10 = errors;
-let valid2 = false;
-const _errs11 = errors;
-if(!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))){
-const err0 = {instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
-if(vErrors === null){
-vErrors = [err0];
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+validate22.errors = [{instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/type",keyword:"type",params:{type: schema23.properties.struct.properties.first.type},message:"must be integer,string"}];
+return false;
 }
-else {
-vErrors.push(err0);
-}
-errors++;
-}
-var _valid0 = _errs11 === errors;
-valid2 = valid2 || _valid0;
-if(!valid2){
-const _errs13 = errors;
-if(errors === _errs13){
-if(typeof data3 === "string"){
-if(!pattern0.test(data3)){
-const err1 = {instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
-if(vErrors === null){
-vErrors = [err1];
-}
-else {
-vErrors.push(err1);
-}
-errors++;
-}
-}
-else {
-const err2 = {instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err2];
-}
-else {
-vErrors.push(err2);
-}
-errors++;
-}
-}
-var _valid0 = _errs13 === errors;
-valid2 = valid2 || _valid0;
-}
-if(!valid2){
-const err3 = {instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err3];
-}
-else {
-vErrors.push(err3);
-}
-errors++;
-validate22.errors = vErrors;
+if(errors === _errs9){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+validate22.errors = [{instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"}];
 return false;
 }
 else {
-errors = _errs10;
-if(vErrors !== null){
-if(_errs10){
-vErrors.length = _errs10;
+if(data3 < -9223372036854776000 || isNaN(data3)){
+validate22.errors = [{instancePath:instancePath+"/struct/first",schemaPath:"#/properties/struct/properties/first/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"}];
+return false;
 }
-else {
-vErrors = null;
 }
 }
 }
@@ -1036,12 +839,12 @@ var valid1 = true;
 }
 if(valid1){
 if(data2.second !== undefined){
-const _errs15 = errors;
+const _errs11 = errors;
 if(typeof data2.second !== "string"){
 validate22.errors = [{instancePath:instancePath+"/struct/second",schemaPath:"#/properties/struct/properties/second/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid1 = _errs15 === errors;
+var valid1 = _errs11 === errors;
 }
 else {
 var valid1 = true;
@@ -1063,19 +866,19 @@ var valid0 = true;
 if(valid0){
 if(data.array !== undefined){
 let data5 = data.array;
-const _errs17 = errors;
-if(errors === _errs17){
+const _errs13 = errors;
+if(errors === _errs13){
 if(Array.isArray(data5)){
-var valid3 = true;
+var valid2 = true;
 const len0 = data5.length;
 for(let i0=0; i0<len0; i0++){
-const _errs19 = errors;
+const _errs15 = errors;
 if(typeof data5[i0] !== "string"){
 validate22.errors = [{instancePath:instancePath+"/array/" + i0,schemaPath:"#/properties/array/items/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid3 = _errs19 === errors;
-if(!valid3){
+var valid2 = _errs15 === errors;
+if(!valid2){
 break;
 }
 }
@@ -1085,7 +888,7 @@ validate22.errors = [{instancePath:instancePath+"/array",schemaPath:"#/propertie
 return false;
 }
 }
-var valid0 = _errs17 === errors;
+var valid0 = _errs13 === errors;
 }
 else {
 var valid0 = true;
@@ -1093,17 +896,17 @@ var valid0 = true;
 if(valid0){
 if(data.dictionary !== undefined){
 let data7 = data.dictionary;
-const _errs21 = errors;
-if(errors === _errs21){
+const _errs17 = errors;
+if(errors === _errs17){
 if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
 for(const key2 in data7){
-const _errs24 = errors;
+const _errs20 = errors;
 if(typeof data7[key2] !== "string"){
 validate22.errors = [{instancePath:instancePath+"/dictionary/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/dictionary/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
 }
-var valid4 = _errs24 === errors;
-if(!valid4){
+var valid3 = _errs20 === errors;
+if(!valid3){
 break;
 }
 }
@@ -1113,7 +916,7 @@ validate22.errors = [{instancePath:instancePath+"/dictionary",schemaPath:"#/prop
 return false;
 }
 }
-var valid0 = _errs21 === errors;
+var valid0 = _errs17 === errors;
 }
 else {
 var valid0 = true;
@@ -1121,13 +924,13 @@ var valid0 = true;
 if(valid0){
 if(data.stringset !== undefined){
 let data9 = data.stringset;
-const _errs26 = errors;
-if(errors === _errs26){
+const _errs22 = errors;
+if(errors === _errs22){
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
 for(const key3 in data9){
 let data10 = data9[key3];
-const _errs29 = errors;
-if(errors === _errs29){
+const _errs25 = errors;
+if(errors === _errs25){
 if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
 for(const key4 in data10){
 validate22.errors = [{instancePath:instancePath+"/stringset/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/stringset/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"}];
@@ -1140,8 +943,8 @@ validate22.errors = [{instancePath:instancePath+"/stringset/" + key3.replace(/~/
 return false;
 }
 }
-var valid5 = _errs29 === errors;
-if(!valid5){
+var valid4 = _errs25 === errors;
+if(!valid4){
 break;
 }
 }
@@ -1151,7 +954,7 @@ validate22.errors = [{instancePath:instancePath+"/stringset",schemaPath:"#/prope
 return false;
 }
 }
-var valid0 = _errs26 === errors;
+var valid0 = _errs22 === errors;
 }
 else {
 var valid0 = true;
@@ -1159,12 +962,12 @@ var valid0 = true;
 if(valid0){
 if(data.nullable !== undefined){
 let data11 = data.nullable;
-const _errs32 = errors;
+const _errs28 = errors;
 if((typeof data11 !== "string") && (data11 !== null)){
 validate22.errors = [{instancePath:instancePath+"/nullable",schemaPath:"#/properties/nullable/type",keyword:"type",params:{type: schema23.properties.nullable.type},message:"must be string,null"}];
 return false;
 }
-var valid0 = _errs32 === errors;
+var valid0 = _errs28 === errors;
 }
 else {
 var valid0 = true;
@@ -1172,12 +975,77 @@ var valid0 = true;
 if(valid0){
 if(data.nullable_array_struct !== undefined){
 let data12 = data.nullable_array_struct;
-const _errs34 = errors;
-const _errs35 = errors;
-let valid6 = false;
-const _errs36 = errors;
+const _errs30 = errors;
+const _errs31 = errors;
+let valid5 = false;
+const _errs32 = errors;
 if(data12 !== null){
-const err4 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+const err0 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+var _valid0 = _errs32 === errors;
+valid5 = valid5 || _valid0;
+if(!valid5){
+const _errs34 = errors;
+if(errors === _errs34){
+if(Array.isArray(data12)){
+var valid6 = true;
+const len1 = data12.length;
+for(let i1=0; i1<len1; i1++){
+let data13 = data12[i1];
+const _errs36 = errors;
+if(errors === _errs36){
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+let missing2;
+if(((data13.first === undefined) && (missing2 = "first")) || ((data13.second === undefined) && (missing2 = "second"))){
+const err1 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+else {
+const _errs38 = errors;
+for(const key5 in data13){
+if(!((key5 === "first") || (key5 === "second"))){
+const err2 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+break;
+}
+}
+if(_errs38 === errors){
+if(data13.first !== undefined){
+let data14 = data13.first;
+const _errs39 = errors;
+if((!((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14)))) && (typeof data14 !== "string")){
+const err3 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/type",keyword:"type",params:{type: schema23.properties.nullable_array_struct.anyOf[1].items.properties.first.type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if(errors === _errs39){
+if(typeof data14 == "number"){
+if(data14 > 18446744073709552000 || isNaN(data14)){
+const err4 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -1186,22 +1054,9 @@ vErrors.push(err4);
 }
 errors++;
 }
-var _valid1 = _errs36 === errors;
-valid6 = valid6 || _valid1;
-if(!valid6){
-const _errs38 = errors;
-if(errors === _errs38){
-if(Array.isArray(data12)){
-var valid7 = true;
-const len1 = data12.length;
-for(let i1=0; i1<len1; i1++){
-let data13 = data12[i1];
-const _errs40 = errors;
-if(errors === _errs40){
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-let missing2;
-if(((data13.first === undefined) && (missing2 = "first")) || ((data13.second === undefined) && (missing2 = "second"))){
-const err5 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/required",keyword:"required",params:{missingProperty: missing2},message:"must have required property '"+missing2+"'"};
+else {
+if(data14 < -9223372036854776000 || isNaN(data14)){
+const err5 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -1210,11 +1065,19 @@ vErrors.push(err5);
 }
 errors++;
 }
+}
+}
+}
+var valid7 = _errs39 === errors;
+}
 else {
-const _errs42 = errors;
-for(const key5 in data13){
-if(!((key5 === "first") || (key5 === "second"))){
-const err6 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+var valid7 = true;
+}
+if(valid7){
+if(data13.second !== undefined){
+const _errs41 = errors;
+if(typeof data13.second !== "string"){
+const err6 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/second",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/second/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -1222,18 +1085,18 @@ else {
 vErrors.push(err6);
 }
 errors++;
-break;
+}
+var valid7 = _errs41 === errors;
+}
+else {
+var valid7 = true;
 }
 }
-if(_errs42 === errors){
-if(data13.first !== undefined){
-let data14 = data13.first;
-const _errs43 = errors;
-const _errs44 = errors;
-let valid9 = false;
-const _errs45 = errors;
-if(!((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14)))){
-const err7 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+}
+else {
+const err7 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -1242,14 +1105,15 @@ vErrors.push(err7);
 }
 errors++;
 }
-var _valid2 = _errs45 === errors;
-valid9 = valid9 || _valid2;
-if(!valid9){
-const _errs47 = errors;
-if(errors === _errs47){
-if(typeof data14 === "string"){
-if(!pattern0.test(data14)){
-const err8 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^-?[0-9]+$"},message:"must match pattern \""+"^-?[0-9]+$"+"\""};
+}
+var valid6 = _errs36 === errors;
+if(!valid6){
+break;
+}
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -1259,8 +1123,11 @@ vErrors.push(err8);
 errors++;
 }
 }
-else {
-const err9 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid0 = _errs34 === errors;
+valid5 = valid5 || _valid0;
+}
+if(!valid5){
+const err9 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -1268,13 +1135,55 @@ else {
 vErrors.push(err9);
 }
 errors++;
+validate22.errors = vErrors;
+return false;
+}
+else {
+errors = _errs31;
+if(vErrors !== null){
+if(_errs31){
+vErrors.length = _errs31;
+}
+else {
+vErrors = null;
 }
 }
-var _valid2 = _errs47 === errors;
-valid9 = valid9 || _valid2;
 }
-if(!valid9){
-const err10 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/first",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/first/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+var valid0 = _errs30 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.interface !== undefined){
+let data16 = data.interface;
+const _errs43 = errors;
+const _errs44 = errors;
+if(errors === _errs44){
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+let missing3;
+if((data16.anon === undefined) && (missing3 = "anon")){
+validate22.errors = [{instancePath:instancePath+"/interface",schemaPath:"defs#/$defs/Interface/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
+return false;
+}
+else {
+const _errs46 = errors;
+for(const key6 in data16){
+if(!((key6 === "foo") || (key6 === "anon"))){
+validate22.errors = [{instancePath:instancePath+"/interface",schemaPath:"defs#/$defs/Interface/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs46 === errors){
+if(data16.foo !== undefined){
+let data17 = data16.foo;
+const _errs47 = errors;
+const _errs48 = errors;
+let valid10 = false;
+const _errs49 = errors;
+if(data17 !== null){
+const err10 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -1283,27 +1192,22 @@ vErrors.push(err10);
 }
 errors++;
 }
-else {
-errors = _errs44;
-if(vErrors !== null){
-if(_errs44){
-vErrors.length = _errs44;
-}
-else {
-vErrors = null;
-}
-}
-}
-var valid8 = _errs43 === errors;
-}
-else {
-var valid8 = true;
-}
-if(valid8){
-if(data13.second !== undefined){
-const _errs49 = errors;
-if(typeof data13.second !== "string"){
-const err11 = {instancePath:instancePath+"/nullable_array_struct/" + i1+"/second",schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/properties/second/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid1 = _errs49 === errors;
+valid10 = valid10 || _valid1;
+if(!valid10){
+const _errs51 = errors;
+if(errors === _errs51){
+if(Array.isArray(data17)){
+var valid11 = true;
+const len2 = data17.length;
+for(let i2=0; i2<len2; i2++){
+let data18 = data17[i2];
+const _errs53 = errors;
+const _errs54 = errors;
+let valid12 = false;
+const _errs55 = errors;
+if(data18 !== null){
+const err11 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -1312,17 +1216,17 @@ vErrors.push(err11);
 }
 errors++;
 }
-var valid8 = _errs49 === errors;
-}
-else {
-var valid8 = true;
-}
-}
-}
-}
-}
-else {
-const err12 = {instancePath:instancePath+"/nullable_array_struct/" + i1,schemaPath:"#/properties/nullable_array_struct/anyOf/1/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var _valid2 = _errs55 === errors;
+valid12 = valid12 || _valid2;
+if(!valid12){
+const _errs57 = errors;
+if(errors === _errs57){
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+for(const key7 in data18){
+let data19 = data18[key7];
+const _errs60 = errors;
+if(typeof data19 !== "string"){
+const err12 = {instancePath:instancePath+"/interface/foo/" + i2+"/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -1331,15 +1235,8 @@ vErrors.push(err12);
 }
 errors++;
 }
-}
-var valid7 = _errs40 === errors;
-if(!valid7){
-break;
-}
-}
-}
-else {
-const err13 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!(((data19 === "foo") || (data19 === "bar")) || (data19 === "baz"))){
+const err13 = {instancePath:instancePath+"/interface/foo/" + i2+"/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/additionalProperties/enum",keyword:"enum",params:{allowedValues: schema24.properties.foo.anyOf[1].items.anyOf[1].additionalProperties.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -1348,12 +1245,14 @@ vErrors.push(err13);
 }
 errors++;
 }
+var valid13 = _errs60 === errors;
+if(!valid13){
+break;
 }
-var _valid1 = _errs38 === errors;
-valid6 = valid6 || _valid1;
 }
-if(!valid6){
-const err14 = {instancePath:instancePath+"/nullable_array_struct",schemaPath:"#/properties/nullable_array_struct/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+else {
+const err14 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -1361,55 +1260,13 @@ else {
 vErrors.push(err14);
 }
 errors++;
-validate22.errors = vErrors;
-return false;
-}
-else {
-errors = _errs35;
-if(vErrors !== null){
-if(_errs35){
-vErrors.length = _errs35;
-}
-else {
-vErrors = null;
 }
 }
+var _valid2 = _errs57 === errors;
+valid12 = valid12 || _valid2;
 }
-var valid0 = _errs34 === errors;
-}
-else {
-var valid0 = true;
-}
-if(valid0){
-if(data.interface !== undefined){
-let data16 = data.interface;
-const _errs51 = errors;
-const _errs52 = errors;
-if(errors === _errs52){
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-let missing3;
-if((data16.anon === undefined) && (missing3 = "anon")){
-validate22.errors = [{instancePath:instancePath+"/interface",schemaPath:"defs#/$defs/Interface/required",keyword:"required",params:{missingProperty: missing3},message:"must have required property '"+missing3+"'"}];
-return false;
-}
-else {
-const _errs54 = errors;
-for(const key6 in data16){
-if(!((key6 === "foo") || (key6 === "anon"))){
-validate22.errors = [{instancePath:instancePath+"/interface",schemaPath:"defs#/$defs/Interface/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"}];
-return false;
-break;
-}
-}
-if(_errs54 === errors){
-if(data16.foo !== undefined){
-let data17 = data16.foo;
-const _errs55 = errors;
-const _errs56 = errors;
-let valid12 = false;
-const _errs57 = errors;
-if(data17 !== null){
-const err15 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(!valid12){
+const err15 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -1418,22 +1275,25 @@ vErrors.push(err15);
 }
 errors++;
 }
-var _valid3 = _errs57 === errors;
-valid12 = valid12 || _valid3;
-if(!valid12){
-const _errs59 = errors;
-if(errors === _errs59){
-if(Array.isArray(data17)){
-var valid13 = true;
-const len2 = data17.length;
-for(let i2=0; i2<len2; i2++){
-let data18 = data17[i2];
-const _errs61 = errors;
-const _errs62 = errors;
-let valid14 = false;
-const _errs63 = errors;
-if(data18 !== null){
-const err16 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+else {
+errors = _errs54;
+if(vErrors !== null){
+if(_errs54){
+vErrors.length = _errs54;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid11 = _errs53 === errors;
+if(!valid11){
+break;
+}
+}
+}
+else {
+const err16 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1442,17 +1302,12 @@ vErrors.push(err16);
 }
 errors++;
 }
-var _valid4 = _errs63 === errors;
-valid14 = valid14 || _valid4;
-if(!valid14){
-const _errs65 = errors;
-if(errors === _errs65){
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-for(const key7 in data18){
-let data19 = data18[key7];
-const _errs68 = errors;
-if(typeof data19 !== "string"){
-const err17 = {instancePath:instancePath+"/interface/foo/" + i2+"/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+var _valid1 = _errs51 === errors;
+valid10 = valid10 || _valid1;
+}
+if(!valid10){
+const err17 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1460,111 +1315,30 @@ else {
 vErrors.push(err17);
 }
 errors++;
-}
-if(!(((data19 === "foo") || (data19 === "bar")) || (data19 === "baz"))){
-const err18 = {instancePath:instancePath+"/interface/foo/" + i2+"/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/additionalProperties/enum",keyword:"enum",params:{allowedValues: schema24.properties.foo.anyOf[1].items.anyOf[1].additionalProperties.enum},message:"must be equal to one of the allowed values"};
-if(vErrors === null){
-vErrors = [err18];
-}
-else {
-vErrors.push(err18);
-}
-errors++;
-}
-var valid15 = _errs68 === errors;
-if(!valid15){
-break;
-}
-}
-}
-else {
-const err19 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err19];
-}
-else {
-vErrors.push(err19);
-}
-errors++;
-}
-}
-var _valid4 = _errs65 === errors;
-valid14 = valid14 || _valid4;
-}
-if(!valid14){
-const err20 = {instancePath:instancePath+"/interface/foo/" + i2,schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err20];
-}
-else {
-vErrors.push(err20);
-}
-errors++;
-}
-else {
-errors = _errs62;
-if(vErrors !== null){
-if(_errs62){
-vErrors.length = _errs62;
-}
-else {
-vErrors = null;
-}
-}
-}
-var valid13 = _errs61 === errors;
-if(!valid13){
-break;
-}
-}
-}
-else {
-const err21 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf/1/type",keyword:"type",params:{type: "array"},message:"must be array"};
-if(vErrors === null){
-vErrors = [err21];
-}
-else {
-vErrors.push(err21);
-}
-errors++;
-}
-}
-var _valid3 = _errs59 === errors;
-valid12 = valid12 || _valid3;
-}
-if(!valid12){
-const err22 = {instancePath:instancePath+"/interface/foo",schemaPath:"defs#/$defs/Interface/properties/foo/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err22];
-}
-else {
-vErrors.push(err22);
-}
-errors++;
 validate22.errors = vErrors;
 return false;
 }
 else {
-errors = _errs56;
+errors = _errs48;
 if(vErrors !== null){
-if(_errs56){
-vErrors.length = _errs56;
+if(_errs48){
+vErrors.length = _errs48;
 }
 else {
 vErrors = null;
 }
 }
 }
-var valid11 = _errs55 === errors;
+var valid9 = _errs47 === errors;
 }
 else {
-var valid11 = true;
+var valid9 = true;
 }
-if(valid11){
+if(valid9){
 if(data16.anon !== undefined){
 let data20 = data16.anon;
-const _errs70 = errors;
-if(errors === _errs70){
+const _errs62 = errors;
+if(errors === _errs62){
 if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
 let missing4;
 if(((data20.foo === undefined) && (missing4 = "foo")) || ((data20.bar === undefined) && (missing4 = "bar"))){
@@ -1572,7 +1346,7 @@ validate22.errors = [{instancePath:instancePath+"/interface/anon",schemaPath:"de
 return false;
 }
 else {
-const _errs72 = errors;
+const _errs64 = errors;
 for(const key8 in data20){
 if(!((key8 === "foo") || (key8 === "bar"))){
 validate22.errors = [{instancePath:instancePath+"/interface/anon",schemaPath:"defs#/$defs/Interface/properties/anon/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"}];
@@ -1580,29 +1354,29 @@ return false;
 break;
 }
 }
-if(_errs72 === errors){
+if(_errs64 === errors){
 if(data20.foo !== undefined){
-const _errs73 = errors;
+const _errs65 = errors;
 if(typeof data20.foo !== "boolean"){
 validate22.errors = [{instancePath:instancePath+"/interface/anon/foo",schemaPath:"defs#/$defs/Interface/properties/anon/properties/foo/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
 return false;
 }
-var valid16 = _errs73 === errors;
+var valid14 = _errs65 === errors;
 }
 else {
-var valid16 = true;
+var valid14 = true;
 }
-if(valid16){
+if(valid14){
 if(data20.bar !== undefined){
-const _errs75 = errors;
+const _errs67 = errors;
 if(typeof data20.bar !== "boolean"){
 validate22.errors = [{instancePath:instancePath+"/interface/anon/bar",schemaPath:"defs#/$defs/Interface/properties/anon/properties/bar/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
 return false;
 }
-var valid16 = _errs75 === errors;
+var valid14 = _errs67 === errors;
 }
 else {
-var valid16 = true;
+var valid14 = true;
 }
 }
 }
@@ -1613,10 +1387,10 @@ validate22.errors = [{instancePath:instancePath+"/interface/anon",schemaPath:"de
 return false;
 }
 }
-var valid11 = _errs70 === errors;
+var valid9 = _errs62 === errors;
 }
 else {
-var valid11 = true;
+var valid9 = true;
 }
 }
 }
@@ -1627,7 +1401,7 @@ validate22.errors = [{instancePath:instancePath+"/interface",schemaPath:"defs#/$
 return false;
 }
 }
-var valid0 = _errs51 === errors;
+var valid0 = _errs43 === errors;
 }
 else {
 var valid0 = true;
