@@ -1,0 +1,43 @@
+/**
+ * The real systemd 257 tools (varlinkctl, userdbctl, …) through the project's
+ * scripts/reference-tools.sh, which installs them on first use. CI has no shared tools, so tests
+ * ask `referenceTool()` first and skip with its reason when the tools cannot run here.
+ */
+import { join } from 'node:path';
+import { REPO } from './generated.js';
+import { run, type RunResult } from './run.js';
+
+export const REFERENCE_SCRIPT = join(REPO, 'scripts/reference-tools.sh');
+
+export interface ReferenceTool {
+  /** Runs the tool with arguments; never throws for a non-zero exit. */
+  (...args: string[]): Promise<RunResult>;
+  version: string;
+}
+
+const cache = new Map<string, Promise<ReferenceTool | string>>();
+
+/**
+ * The tool, or a string saying why it cannot run. The first call may install the packages
+ * (minutes on a fresh machine).
+ */
+export function referenceTool(name: string, { installTimeoutMs = 600_000 } = {}): Promise<ReferenceTool | string> {
+  let p = cache.get(name);
+  if (!p) {
+    p = (async () => {
+      if (process.getuid?.() !== 0) return `${name} 257 needs root to install (scripts/reference-tools.sh)`;
+      let r: RunResult;
+      try {
+        r = await run(['bash', REFERENCE_SCRIPT, 'run', name, '--version'], { timeoutMs: installTimeoutMs });
+      } catch (e) {
+        return `scripts/reference-tools.sh run ${name} failed: ${(e as Error).message}`;
+      }
+      if (r.code !== 0) return `scripts/reference-tools.sh run ${name} --version exited ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+      const tool = ((...args: string[]) => run(['bash', REFERENCE_SCRIPT, 'run', name, ...args], { timeoutMs: 60_000 })) as ReferenceTool;
+      tool.version = r.stdout.split('\n')[0] ?? '';
+      return tool;
+    })();
+    cache.set(name, p);
+  }
+  return p;
+}
