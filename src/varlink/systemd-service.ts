@@ -21,7 +21,8 @@ export function serveSystemdService(server: VarlinkServer, logger: Logger): void
     Reload: Unbound,
     SetLogLevel: ({ level }, call) => {
       if (!privileged(call.peer.uid)) throw new PermissionDeniedError();
-      if (level === undefined || level === null || level < 0 || level > 7) throw new InvalidParameterError('level');
+      // The interface check lets strings through for integers (as sd-varlink does); a level must be a number.
+      if (typeof level !== 'number' || !Number.isInteger(level) || level < 0 || level > 7) throw new InvalidParameterError('level');
       logger.level = LEVELS[level]!;
       server.logger.level = logger.level;
       return {};
