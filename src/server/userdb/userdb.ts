@@ -122,18 +122,18 @@ function rangesOf(m: UserDbMachine, kind: IdKind): IdRange[] {
  * field takes a string; nullable fields take null), then the first undeclared key. berth's Varlink
  * layer does the same before UserDb is called; repeating it keeps UserDb's answers right on its own.
  */
-function idlCheck(entries: [string, unknown][], spec: Spec): string | undefined {
-  const params = new Map(entries);
-  const declared = [...(spec.id ? [spec.id] : []), ...spec.names];
-  for (const key of declared) {
-    const v = params.get(key);
-    if (v === undefined || v === null) continue;
-    const ok = key === spec.id ? typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 64) : typeof v === 'string';
-    if (!ok) return key;
+function idlCheck(p: Record<string, unknown>, keys: string[], spec: Spec): string | undefined {
+  if (spec.id !== undefined) {
+    const v = p[spec.id];
+    const ok = v == null || typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 64);
+    if (!ok) return spec.id;
   }
-  const service = params.get('service');
-  if (typeof service !== 'string') return 'service';
-  for (const [key] of entries) if (key !== 'service' && !declared.includes(key)) return key;
+  for (const k of spec.names) {
+    const v = p[k];
+    if (v != null && typeof v !== 'string') return k;
+  }
+  if (typeof p.service !== 'string') return 'service';
+  for (const k of keys) if (k !== 'service' && k !== spec.id && !spec.names.includes(k) && p[k] !== undefined) return k;
   return undefined;
 }
 
@@ -335,13 +335,16 @@ export class UserDb {
     params: Params,
     spec: Spec,
   ): { id?: number; names: Record<string, string | undefined> } | { invalidParameter: string } | { error: UserDbErrorName } {
-    const entries = Object.entries(params ?? {}).filter(([, v]) => v !== undefined);
-    const idl = idlCheck(entries, spec);
+    const p = (params ?? {}) as Record<string, unknown>;
+    const keys = Object.keys(p);
+    const idl = idlCheck(p, keys, spec);
     if (idl !== undefined) return { invalidParameter: idl };
     let id: number | undefined;
     let service: string | undefined;
     const names: Record<string, string | undefined> = {};
-    for (const [key, value] of entries) {
+    for (const key of keys) {
+      const value = p[key];
+      if (value === undefined) continue;
       if (key === 'service') {
         if (typeof value !== 'string') return { invalidParameter: key };
         service = value;
