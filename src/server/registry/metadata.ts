@@ -4,7 +4,6 @@
 // or an errno.
 
 import fs from 'node:fs';
-import { execa } from 'execa';
 import { Errno, fail, ok, type Machine, type Result } from './machine.js';
 
 export interface MachineAddress {
@@ -65,6 +64,8 @@ async function listAddresses(argvPrefix: string[], withIfindex: boolean): Promis
   let out: string;
   try {
     const argv = [...argvPrefix, 'ip', '-j', 'address', 'show'];
+    // Loaded on first use: execa is large, and berthd's cold start (socket activation) should not pay for it.
+    const { execa } = await import('execa');
     out = (await execa(argv[0]!, argv.slice(1), { timeout: 5000 })).stdout;
   } catch {
     return fail({ errno: Errno.EIO });
