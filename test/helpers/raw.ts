@@ -16,7 +16,7 @@ export class ConnectionClosed extends Error {
 }
 
 export class RawConnection {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private readonly messages: string[] = [];
   private waiter?: () => void;
   private isClosed = false;

@@ -24,10 +24,10 @@ async function connection(): Promise<RawConnection> {
 }
 
 /** Sends bytes on a fresh connection; resolves with the replies that came before the server closed it. */
-async function sendAndExpectClose(data: string | Buffer): Promise<string[]> {
+async function sendAndExpectClose(data: string | Buffer, timeoutMs = 5000): Promise<string[]> {
   const c = await connection();
   c.send(data);
-  return c.waitClosed();
+  return c.waitClosed(timeoutMs);
 }
 
 async function sendAndExpectReply(data: string | Buffer): Promise<{ reply: Reply; conn: RawConnection }> {
@@ -94,6 +94,43 @@ describe('messages that are not a call: the connection is closed without a reply
     expect(await sendAndExpectClose(data)).toEqual([]);
   });
 
+  describe('text sd-varlink’s JSON parser refuses (machined 257 closed the connection on each)', () => {
+    const call = (inner: Buffer | string) =>
+      Buffer.concat([
+        Buffer.from('{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"a'),
+        Buffer.from(inner as never),
+        Buffer.from('b"}}\0'),
+      ]);
+    it.each([
+      ['an escaped NUL (\\u0000) inside a string', call('\\u0000')],
+      ['a DEL character inside a string', call('\x7f')],
+      ['a raw control character (U+0001) inside a string', call(Buffer.from([0x01]))],
+    ])('%s → closed', async (_what, data) => {
+      expect(await sendAndExpectClose(data)).toEqual([]);
+    });
+
+    // KNOWN BUG (src/varlink/wire.ts MessageReader.next / server-connection.ts parseCall,
+    // reported): berth decodes message bytes with Buffer.toString('utf8'), which silently turns
+    // invalid UTF-8 into U+FFFD, and JSON.parse accepts lone surrogate escapes; the call then
+    // proceeds (here: InterfaceNotFound for "a\uFFFDb"). UAPI.20 requires UTF-8 and machined 257
+    // closes the connection on all three. These fail until the server refuses them (e.g. a fatal
+    // TextDecoder for the bytes, and a check for unpaired \uD800-\uDFFF escapes).
+    it.each([
+      ['invalid UTF-8 (a lone 0xFF byte)', call(Buffer.from([0xff]))],
+      ['overlong UTF-8 (0xC0 0x80)', call(Buffer.from([0xc0, 0x80]))],
+      ['a lone surrogate escape (\\ud800)', call('\\ud800')],
+    ])('%s → closed', async (_what, data) => {
+      expect(await sendAndExpectClose(data, 2000)).toEqual([]);
+    });
+
+    it('while an escaped backslash before u0000, and an escaped U+0001, are ordinary text (machined 257: InterfaceNotFound)', async () => {
+      const a = await sendAndExpectReply(call('\\\\u0000'));
+      expect(a.reply).toEqual({ error: 'org.varlink.service.InterfaceNotFound', parameters: { interface: 'a\\u0000b' } });
+      const b = await sendAndExpectReply(call('\\u0001'));
+      expect(b.reply).toEqual({ error: 'org.varlink.service.InterfaceNotFound', parameters: { interface: 'a\u0001b' } });
+    });
+  });
+
   it('17 MiB without a NUL → closed once past 16 MiB (machined 257: closed)', async () => {
     const c = await connection();
     const chunk = Buffer.alloc(1024 * 1024, 0x20);
@@ -135,13 +172,6 @@ describe('calls the server answers with an error, keeping the connection', () =>
     expect(reply).toEqual({ error: 'org.varlink.service.InvalidParameter', parameters: { parameter } });
   });
 
-  it('an escaped NUL (\\u0000) inside a string is an ordinary character to berth', async () => {
-    // machined 257 closes the connection instead: sd-json refuses U+0000 in strings (C strings).
-    // The escape is valid JSON, so berth treats it as data; the name simply does not exist.
-    const { reply } = await sendAndExpectReply('{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"io.berth.test\\u0000"}}\0');
-    expect(reply).toEqual({ error: 'org.varlink.service.InterfaceNotFound', parameters: { interface: 'io.berth.test\u0000' } });
-  });
-
   it('a oneway call to a method that fails sends nothing; the next reply belongs to the next call (machined 257: same)', async () => {
     const c = await connection();
     c.send(
@@ -164,7 +194,7 @@ describe('deeply nested values', () => {
   // included). Without a limit, deeply nested input reaches handlers, and echoing it back crashes
   // the server (next test). This test fails until parseCall enforces a depth limit like sd-json's.
   it('arrays nested 100,000 deep in a parameter → closed, as sd-varlink (machined 257: closed)', async () => {
-    const replies = await sendAndExpectClose(`{"method":"io.berth.test.Echo","parameters":{"text":${'['.repeat(N)}${']'.repeat(N)}}}\0`);
+    const replies = await sendAndExpectClose(`{"method":"io.berth.test.Echo","parameters":{"text":${'['.repeat(N)}${']'.repeat(N)}}}\0`, 2000);
     expect(replies).toEqual([]);
   });
 
@@ -186,7 +216,7 @@ describe('deeply nested values', () => {
     c.send(`{"method":"io.berth.test.Echo","parameters":{"text":"x","blob":${'{"a":'.repeat(N)}{}${'}'.repeat(N)}}}\0`);
     let outcome: string;
     try {
-      const reply = JSON.parse(await c.nextText(5000)) as Reply;
+      const reply = JSON.parse(await c.nextText(2000)) as Reply;
       outcome = reply.error ? 'error reply' : 'success';
     } catch (e) {
       outcome = e instanceof ConnectionClosed ? 'closed' : String(e);
