@@ -21,6 +21,7 @@ import {
 import type { BerthContext } from './context.js';
 import { indexMachine } from './userdb-sync.js';
 import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
+import { CONTAINER_ID_MIN } from './userdb/names.js';
 
 const errors: Record<string, new () => VarlinkError> = {
   [UserDbErrors.NoRecordFound]: NoRecordFound,
@@ -51,17 +52,31 @@ function refreshUnmapped(ctx: BerthContext): boolean {
   return changed;
 }
 
-function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>): R {
+/**
+ * Whether a miss could turn into a hit once unmapped machines are re-read: host IDs below 65536
+ * never resolve, and names must have the vu-/vg- shape. Keeps the common miss (a host user looked
+ * up through every userdb socket) free of /proc reads.
+ */
+function mayResolveLater(id: unknown, name: unknown, prefix: string): boolean {
+  if (typeof id === 'number') return id >= CONTAINER_ID_MIN;
+  return typeof name === 'string' && name.startsWith(prefix);
+}
+
+function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>, retry: boolean): R {
   let r = run();
-  if ('error' in r && r.error === UserDbErrors.NoRecordFound && refreshUnmapped(ctx)) r = run();
+  if (retry && 'error' in r && r.error === UserDbErrors.NoRecordFound && ctx.userdb.unmappedMachines().length && refreshUnmapped(ctx)) r = run();
   return toReply(r);
 }
 
 export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMethods> {
   const db = ctx.userdb;
   return {
-    GetUserRecord: (p) => ({ record: lookup(ctx, () => db.getUserRecord(p)) as unknown as Record<string, unknown> }),
-    GetGroupRecord: (p) => ({ record: lookup(ctx, () => db.getGroupRecord(p)) as unknown as Record<string, unknown> }),
+    GetUserRecord: (p) => ({
+      record: lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) as unknown as Record<string, unknown>,
+    }),
+    GetGroupRecord: (p) => ({
+      record: lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) as unknown as Record<string, unknown>,
+    }),
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }
