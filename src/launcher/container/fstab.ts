@@ -26,6 +26,8 @@ export interface TreeLayout {
   owner: { uid: number; gid: number };
   console: string;
   ownNetwork: boolean;
+  /** The host has a cgroup2 hierarchy: mount it (seen from the container's cgroup namespace) at /sys/fs/cgroup. */
+  cgroup2: boolean;
 }
 
 /** Stage 0 (host root, own mount namespace): the tree, /run with /run/host, /tmp, the /dev tmpfs. */
@@ -63,5 +65,8 @@ export function stage1Fstab(l: TreeLayout): string {
     l.ownNetwork
       ? { source: 'sysfs', target: `${r}/sys`, type: 'sysfs', options: [...ro, 'X-mount.mkdir'] }
       : { source: '/sys', target: `${r}/sys`, type: 'none', options: ['rbind', ...ro, 'X-mount.mkdir'] },
+    // The container's own view of cgroups: cgroup2 rooted at its scope (delegated to its root), over the
+    // host's hierarchies, which it must neither see nor touch. systemd as PID 1 then runs in unified mode.
+    ...(l.cgroup2 ? [{ source: 'cgroup2', target: `${r}/sys/fs/cgroup`, type: 'cgroup2', options: ['nosuid', 'nodev', 'noexec'] }] : []),
   ]);
 }

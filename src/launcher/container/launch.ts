@@ -174,7 +174,8 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
 
   const runRoot = path.join(runDir, 'root');
   fs.mkdirSync(runRoot, { mode: 0o755 });
-  const layout: TreeLayout = { runRoot, tree: root, hostDir: hostDir.dir, owner, console: con.slavePath, ownNetwork: o.networkVeth };
+  const layout: TreeLayout = { runRoot, tree: root, hostDir: hostDir.dir, owner, console: con.slavePath, ownNetwork: o.networkVeth,
+    cgroup2: scope.hierarchies.some((h) => h.kind === 'unified') };
   const fstab0 = path.join(runDir, 'fstab0');
   const fstab0Dev = path.join(runDir, 'fstab0-dev');
   const fstab1 = path.join(runDir, 'fstab1');

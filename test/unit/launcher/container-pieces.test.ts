@@ -58,7 +58,7 @@ describe('environment of PID 1', () => {
 });
 
 describe('fstabs', () => {
-  const l: TreeLayout = { runRoot: '/run/berth/machines/a b/root', tree: '/srv/t', hostDir: '/run/berth/machines/a b/host', owner: { uid: 524288, gid: 524288 }, console: '/dev/pts/3', ownNetwork: false };
+  const l: TreeLayout = { runRoot: '/run/berth/machines/a b/root', tree: '/srv/t', hostDir: '/run/berth/machines/a b/host', owner: { uid: 524288, gid: 524288 }, console: '/dev/pts/3', ownNetwork: false, cgroup2: true };
   it('escapes paths', () => {
     expect(fstabPath('/a b\\c')).toBe('/a\\040b\\134c');
   });
@@ -74,6 +74,8 @@ describe('fstabs', () => {
     expect(stage1Fstab(l)).toContain('/proc/sys none bind,ro,nosuid,nodev,noexec 0 0');
     expect(stage1Fstab(l)).toContain('/sys /run/berth/machines/a\\040b/root/sys none rbind,ro,');
     expect(stage1Fstab({ ...l, ownNetwork: true })).toContain('sysfs /run/berth/machines/a\\040b/root/sys sysfs ro,');
+    expect(stage1Fstab(l)).toContain('cgroup2 /run/berth/machines/a\\040b/root/sys/fs/cgroup cgroup2 nosuid,nodev,noexec 0 0');
+    expect(stage1Fstab({ ...l, cgroup2: false })).not.toContain('cgroup2');
   });
 });
 
