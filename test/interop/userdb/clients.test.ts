@@ -4,10 +4,14 @@
 // replies are the ones the real systemd-machined 257 gave for the same machine shape (see
 // test/unit/userdb/vectors.test.ts), with the service name and range of this run filled in.
 import { execa } from 'execa';
+import { spawn } from 'node:child_process';
+import { rmdirSync } from 'node:fs';
+import { RawConnection } from '../../helpers/raw.js';
+import { exited } from '../../helpers/processes.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, cannotRun, startUserdbFixture, type UserdbFixture } from './fixture.js';
+import { REPO, cannotRun, placeInScope, startUserdbFixture, type UserdbFixture } from './fixture.js';
 
 const skip = cannotRun();
 if (skip) console.warn(`userdb interop tests skipped: ${skip}`);
@@ -225,5 +229,57 @@ describe.skipIf(!!skip)("machined 257's answers over the wire", () => {
     const got = await fx.call('io.systemd.UserDatabase.GetUserRecord', `{"uid":${fx.base},"service":"${fx.service}"}`, true);
     expect(JSON.parse(got)).not.toHaveProperty('continues');
     expect(JSON.parse(got)).toHaveProperty('parameters.record.uid', fx.base);
+  });
+});
+
+describe.skipIf(!!skip)('lookups during registry churn', () => {
+  it('answers every lookup, correctly, while a machine is registered and unregistered 200 times', async () => {
+    const name = `ud-c${process.pid % 100000}`;
+    const sleeper = spawn('sleep', ['infinity'], { stdio: 'ignore' });
+    const scopes = placeInScope(name, sleeper.pid!);
+    const reg = await RawConnection.connect(fx.machineSocket);
+    const look = await RawConnection.connect(fx.socket);
+    try {
+      let churning = true;
+      const churn = (async () => {
+        try {
+          for (let i = 0; i < 200; i++) {
+            const r = await reg.roundTrip({ method: 'io.systemd.Machine.Register', parameters: { name, class: 'container', leader: sleeper.pid } });
+            expect(r.error).toBeUndefined();
+            const u = await reg.roundTrip({ method: 'io.systemd.Machine.Unregister', parameters: { name } });
+            expect(u.error).toBeUndefined();
+          }
+        } finally {
+          churning = false;
+        }
+      })();
+      let answered = 0;
+      let slowest = 0;
+      const want = `{"parameters":{"record":{"userName":"vu-${fx.machine}-77"`;
+      while (churning || answered < 100) {
+        const t0 = performance.now();
+        look.send(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{"uid":${fx.base + 77},"service":"${fx.service}"}}\0`);
+        const got = await look.nextText(5000);
+        slowest = Math.max(slowest, performance.now() - t0);
+        expect(got.startsWith(want), got).toBe(true);
+        answered++;
+      }
+      await churn;
+      expect(answered).toBeGreaterThanOrEqual(100);
+      // Generous: a lookup stuck behind registry work would take seconds (upstream deadlocked, systemd#40562).
+      expect(slowest).toBeLessThan(1000);
+    } finally {
+      reg.socket.destroy();
+      look.socket.destroy();
+      sleeper.kill('SIGKILL');
+      await exited(sleeper).catch(() => undefined);
+      for (const d of scopes) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // the killed sleeper may linger a moment; the scope is left empty
+        }
+      }
+    }
   });
 });

@@ -53,6 +53,8 @@ export interface UserdbFixture {
   service: string;
   socket: string;
   runtime: string;
+  /** berthd's io.systemd.Machine socket (under the runtime directory). */
+  machineSocket: string;
   machine: string;
   /** First host UID/GID of the machine's range. */
   base: number;
@@ -222,6 +224,7 @@ export async function startUserdbFixture(): Promise<UserdbFixture> {
       service,
       socket,
       runtime: runtime.path,
+      machineSocket,
       machine,
       plainMachine,
       base,
