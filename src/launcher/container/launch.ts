@@ -65,7 +65,24 @@ export function checkOptions(o: ContainerOptions): string {
     if (!fs.existsSync(b.source)) throw new ContainerOptionError(`bind source ${b.source} does not exist`);
     if (!b.target.startsWith('/') || b.target.split('/').includes('..')) throw new ContainerOptionError(`bind target ${b.target} must be an absolute path without '..'`);
   }
+  // Stage 0 creates mount points as the host's root: none of them may lead out of the tree through a symlink.
+  for (const target of ['/proc', '/sys', '/dev', '/run', '/tmp', ...o.binds.map((b) => b.target)]) {
+    const bad = symlinkOnPath(root, target);
+    if (bad) throw new ContainerOptionError(`${bad} in ${root} is a symlink; refusing to mount on ${target} through it`);
+  }
   return root;
+}
+
+/** The first existing component of `target` (inside `root`) that is a symlink, if any. */
+function symlinkOnPath(root: string, target: string): string | undefined {
+  let cur = root;
+  for (const part of target.split('/').filter(Boolean)) {
+    cur = path.join(cur, part);
+    let st: fs.Stats;
+    try { st = fs.lstatSync(cur); } catch { return undefined; } // missing: created later, below a checked parent
+    if (st.isSymbolicLink()) return `/${path.relative(root, cur)}`;
+  }
+  return undefined;
 }
 
 function initArgv(root: string, o: ContainerOptions): string[] {

@@ -342,6 +342,16 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     expect(leftovers(rt, 'bt-exit')).toEqual([]);
   });
 
+  it('a bind target that leads out of the tree through a symlink', async () => {
+    const t = await tree(TRAP_READY_IDLE);
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-outside-'));
+    fs.symlinkSync(outside, path.join(t.root, 'escape'));
+    await within10s(Supervisor.start(options(t, 'bt-symlink', { binds: [{ source: '/etc/hostname', target: '/escape/x', readOnly: true }] })), /\/escape in .* is a symlink/);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    fs.rmSync(outside, { recursive: true });
+    expect(leftovers(rt, 'bt-symlink')).toEqual([]);
+  });
+
   it('a command that does not exist in the tree', async () => {
     const t = await tree(TRAP_READY_IDLE);
     await within10s(Supervisor.start(options(t, 'bt-nocmd', { command: ['/no/such/init'] }), { readyTimeoutMs: 10_000 }), /PID 1 exited with status/);
