@@ -393,7 +393,9 @@ describe('a client that disconnects while its call is still running', () => {
   // socket completely while a handler is still working is not noticed: call.signal is never
   // aborted and the connection (with its per-uid slot) stays until the handler finishes — forever
   // for a handler that waits on something (a subscription with no events, a hanging call).
-  // UAPI.20: "if a client disconnects mid-call the server SHOULD abort". This test fails until
+  // UAPI.20: "if a client disconnects mid-call the server SHOULD abort"; sd-varlink (257) drops a
+  // server link whose method is still pending once poll() reports POLLHUP, while it keeps
+  // serving a peer that only shut down its write side. This test fails until
   // the server detects the full close (e.g. POLLHUP / a zero-length write probe on 'end', or
   // aborting pending calls on 'end' when the socket is no longer writable).
   it('aborts the handler and drops the connection', async () => {
