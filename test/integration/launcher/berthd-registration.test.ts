@@ -1,0 +1,66 @@
+/**
+ * A container registered with the real berthd (in process, on a temp runtime dir): it appears in
+ * io.systemd.Machine.List with its leader, class and scope unit while it runs, and is gone after it stops.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon, userdbSocketPath } from '../../../src/server/daemon.js';
+import { Supervisor } from '../../../src/launcher/supervisor.js';
+import { machineSocketPath, varlinkCall, VarlinkCallError } from '../../../src/launcher/registry-client.js';
+import { newUuid, SIGRTMIN_PLUS_3 } from '../../../src/launcher/container/options.js';
+import { busyboxTree, cannotRun, INIT, removeTree, TRAP_READY_IDLE, type Tree } from './fixture.js';
+import { leftovers } from './leftovers.js';
+
+const why = cannotRun();
+let rt: string;
+let daemon: Daemon | undefined;
+let t: Tree | undefined;
+
+beforeAll(async () => {
+  if (why) return;
+  rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
+  fs.chmodSync(rt, 0o755);
+  daemon = new Daemon({
+    runtimeDir: rt, userdbService: `io.berth.test${process.pid}`, idleExitSeconds: 0, logLevel: 'silent',
+    allowUserRegister: false, imageDirectories: [],
+  }, pino({ level: 'silent' }));
+  await daemon.start();
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  if (t) removeTree(t);
+  if (rt) fs.rmSync(rt, { recursive: true, force: true });
+});
+
+describe.skipIf(!!why)('registration with berthd', () => {
+  it('lists the running container and forgets it once stopped', async () => {
+    t = await busyboxTree(TRAP_READY_IDLE);
+    const uuid = newUuid();
+    const sup = await Supervisor.start({
+      directory: t.root, name: 'reg-berthd', uuid, boot: false, command: INIT, privateUsers: { mode: 'pick' }, binds: [],
+      setenv: [], credentials: [], linkJournal: 'no', networkVeth: false, register: 'yes', runtimeDir: rt,
+      notifyReady: true, ttys: [], listenFds: [], killSignal: SIGRTMIN_PLUS_3, quiet: true,
+      hostJournalDir: path.join(rt, 'journal'), consoleOutput: new PassThrough().resume(),
+    }, { readyTimeoutMs: 10_000 });
+    const socket = machineSocketPath(rt);
+    try {
+      expect(sup.registered).toBe(true);
+      const m = await varlinkCall(socket, 'io.systemd.Machine.List', { name: 'reg-berthd' });
+      expect(m).toMatchObject({ name: 'reg-berthd', class: 'container', id: uuid.replace(/-/g, ''), rootDirectory: fs.realpathSync(t.root), unit: 'machine-reg\\x2dberthd.scope' });
+      expect(JSON.stringify(m.leader)).toContain(String(sup.leader));
+      // The container's root shows up as a user of the host through berthd's userdb.
+      const service = `io.berth.test${process.pid}`;
+      const u = await varlinkCall(userdbSocketPath(rt, service), 'io.systemd.UserDatabase.GetUserRecord', { uid: sup.uidBase, service });
+      expect(JSON.stringify(u)).toContain('vu-reg-berthd-0');
+    } finally {
+      await sup.stop(5000);
+    }
+    await expect(varlinkCall(socket, 'io.systemd.Machine.List', { name: 'reg-berthd' })).rejects.toBeInstanceOf(VarlinkCallError);
+    expect(leftovers(rt, 'reg-berthd')).toEqual([]);
+  });
+});
