@@ -53,7 +53,15 @@ export async function startTestServer(options: Partial<ServerOptions> = {}, { wo
         const { text, count, color, inner, list, blob } = p;
         return { text, count, color, inner, list, blob };
       },
-      Count: ({ n }: { n: number }) => new Replies(range(n)),
+      Count: ({ n, failAt }: { n: number; failAt?: number | null }) =>
+        new Replies(
+          (async function* () {
+            for (const r of range(n)) {
+              if (r.i === failAt) throw new Failed({ reason: `at ${r.i}` });
+              yield r;
+            }
+          })(),
+        ),
       Watch: ({ n }: { n: number }) => new Replies(range(n)),
       Fail: ({ reason }: { reason?: string }) => {
         throw new Failed({ reason: reason ?? 'asked to' });
