@@ -71,6 +71,23 @@ describe('pipelining', () => {
     expect((await c.next()).parameters?.product).toBe(TEST_SERVER_INFO.product);
   });
 
+  it('a client that pipelines 50,000 calls without reading holds up no one, and later reads every reply in order', async () => {
+    const greedy = await raw();
+    greedy.socket.pause();
+    const n = 50_000;
+    const batch: string[] = [];
+    for (let i = 0; i < n; i++) batch.push(JSON.stringify({ method: 'io.berth.test.Echo', parameters: { text: `g${i}` } }) + '\0');
+    greedy.send(batch.join(''));
+    const other = await raw();
+    for (let i = 0; i < 20; i++) expect(await other.roundTrip({ method: 'io.berth.test.Echo', parameters: { text: `o${i}` } })).toEqual({ parameters: { text: `o${i}` } });
+    greedy.socket.resume();
+    for (let i = 0; i < n; i++) {
+      const r = await greedy.next(10_000);
+      if (r.parameters?.text !== `g${i}`) expect(r).toEqual({ parameters: { text: `g${i}` } });
+    }
+    expect(greedy.unread).toBe(0);
+  }, 60_000);
+
   it('the client pipelines concurrent calls and matches the replies', async () => {
     const c = await client();
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => c.callRaw('io.berth.test.Echo', { text: String(i) })));
