@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { connectAddress, type Address } from './address.js';
-import { MessageReader, MessageTooLargeError, DEFAULT_MAX_MESSAGE_SIZE } from './wire.js';
+import { InvalidUtf8Error, MessageReader, MessageTooLargeError, DEFAULT_MAX_MESSAGE_SIZE } from './wire.js';
 import { DisconnectedError, ProtocolError, TimedOutError, VarlinkError } from './errors.js';
 import type { InterfaceDescriptor, MethodMap } from './interface.js';
 
@@ -107,7 +107,7 @@ export class VarlinkClient {
       try {
         text = this.reader.next();
       } catch (err) {
-        if (err instanceof MessageTooLargeError) return this.shutdown(new ProtocolError(err.message));
+        if (err instanceof MessageTooLargeError || err instanceof InvalidUtf8Error) return this.shutdown(new ProtocolError(err.message));
         throw err;
       }
       if (text === undefined) return;

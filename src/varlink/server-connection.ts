@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
+import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
 import type { PeerCredentials } from './peer.js';
@@ -37,24 +37,36 @@ const HEADER_KEYS = new Set(['method', 'parameters', 'oneway', 'more', 'upgrade'
 const QUEUE_HIGH_WATER = 256;
 
 /**
- * sd-varlink's JSON parser refuses two things JSON.parse takes: the DEL character and an escaped
- * NUL inside a string. Both drop the connection there, so they do here.
+ * sd-varlink's JSON parser refuses things JSON.parse takes: the DEL character, an escaped NUL,
+ * and an escaped surrogate that is not part of a pair. Each drops the connection there, so it
+ * does here. Only messages that contain the tell-tale text pay for the closer look.
  */
 function hasRefusedCharacters(text: string): boolean {
   if (text.includes('\x7f')) return true;
-  let i = text.indexOf('\\u0000');
-  while (i !== -1) {
+  if (!text.includes('\\u')) return false;
+  const escape = /\\u([0-9a-fA-F]{4})/g;
+  let pendingHigh = -1;
+  for (let m = escape.exec(text); m; m = escape.exec(text)) {
     let slashes = 0;
-    for (let j = i - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) slashes++;
-    if (slashes % 2 === 0) return true;
-    i = text.indexOf('\\u0000', i + 1);
+    for (let j = m.index - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) slashes++;
+    if (slashes % 2 === 1) continue; // an escaped backslash followed by "u…"
+    const code = parseInt(m[1]!, 16);
+    const isHigh = code >= 0xd800 && code <= 0xdbff;
+    const isLow = code >= 0xdc00 && code <= 0xdfff;
+    if (pendingHigh !== -1) {
+      if (!isLow || m.index !== pendingHigh) return true;
+      pendingHigh = -1;
+      continue;
+    }
+    if (code === 0 || isLow) return true;
+    if (isHigh) pendingHigh = m.index + 6;
   }
-  return false;
+  return pendingHigh !== -1;
 }
 
 /** Turns one message text into a call, or returns a reason to drop the connection. */
 export function parseCall(text: string): IncomingCall | string {
-  if (hasRefusedCharacters(text)) return 'DEL character or escaped NUL in message';
+  if (hasRefusedCharacters(text)) return 'DEL, escaped NUL or unpaired surrogate in message';
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -148,7 +160,10 @@ export class ServerConnection {
       try {
         text = this.reader.next();
       } catch (err) {
-        if (err instanceof MessageTooLargeError) return this.protocolError(err.message);
+        if (err instanceof MessageTooLargeError || err instanceof InvalidUtf8Error) {
+          this.pump();
+          return this.protocolError(err.message);
+        }
         throw err;
       }
       if (text === undefined) return;

@@ -7,7 +7,17 @@
  * ENOBUFS at 16 MiB).
  */
 
+import { isUtf8 } from 'node:buffer';
+
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+/** A message that is not valid UTF-8 (sd-varlink drops the connection). */
+export class InvalidUtf8Error extends Error {
+  constructor() {
+    super('message is not valid UTF-8');
+    this.name = 'InvalidUtf8Error';
+  }
+}
 
 export class MessageTooLargeError extends Error {
   constructor(readonly size: number) {
@@ -39,7 +49,8 @@ export class MessageReader {
 
   /**
    * Returns the next complete message text, or undefined when none is complete yet.
-   * Throws MessageTooLargeError when an unterminated message has grown past the limit.
+   * Throws MessageTooLargeError when an unterminated message has grown past the limit, and
+   * InvalidUtf8Error for a message that is not UTF-8 (it is consumed; the caller drops the peer).
    */
   next(): string | undefined {
     if (!this.hasTerminator) {
@@ -53,7 +64,7 @@ export class MessageReader {
     if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.length)];
     const buf = this.parts[0]!;
     const nul = buf.indexOf(0);
-    const text = buf.toString('utf8', 0, nul);
+    const bytes = buf.subarray(0, nul);
     const rest = buf.subarray(nul + 1);
     this.length = rest.length;
     if (rest.length === 0) {
@@ -63,7 +74,8 @@ export class MessageReader {
       this.parts[0] = rest;
       this.hasTerminator = rest.indexOf(0) !== -1;
     }
-    return text;
+    if (!isUtf8(bytes)) throw new InvalidUtf8Error();
+    return bytes.toString('utf8');
   }
 
   /** Convenience for tests and simple readers: push, then collect every complete message. */
