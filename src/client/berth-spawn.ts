@@ -288,6 +288,7 @@ export async function main(argv: string[]): Promise<number> {
   const say = (m: string): void => { if (!o.quiet) process.stderr.write(`${m}\n`); };
 
   const { Supervisor } = await import('../launcher/supervisor.js');
+  const { sdNotify } = await import('../launcher/notify.js');
   // Signals that arrive while starting: remember them, stop once running.
   let pendingStop = false;
   let sup: SupervisorT | undefined;
@@ -296,6 +297,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!sup) { pendingStop = true; return; }
     if (stopping || sig === 'SIGQUIT') { say('Killing the container.'); sup.kill(); return; }
     stopping = true;
+    sdNotify('STOPPING=1\nSTATUS=Stopping the container.');
     say(`Container ${o.name} is being stopped (press ^C again to kill it).`);
     void sup.stop(args.stopTimeoutMs);
   };
@@ -312,6 +314,8 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   say(`Container ${o.name} is running (PID 1 is ${sup.leader} on the host${sup.uidBase !== undefined ? `, UIDs ${sup.uidBase}…${sup.uidBase + 65535}` : ''}${sup.registered ? ', registered' : ''}).`);
+  // Like nspawn: tell our own supervisor (berthd, systemd) that the machine is up, and who its leader is.
+  sdNotify(`READY=1\nSTATUS=Container running.\nX_BERTH_LEADER_PID=${sup.leader}`);
   if (pendingStop) onSignal('SIGTERM');
   const info = await sup.wait();
   const how = info.reason === 'poweroff' ? 'powered off' : info.reason === 'reboot' ? 'rebooted'

@@ -123,3 +123,24 @@ export function parseCredentials(ctrl: Buffer): { pid: number; uid: number; gid:
   }
   return { pid: 0, uid: 0, gid: 0 };
 }
+
+/**
+ * Send one notification to `$NOTIFY_SOCKET` of this process (what sd_notify does), e.g. to tell whoever
+ * supervises berth-spawn that the container is ready. Silently does nothing without NOTIFY_SOCKET.
+ */
+export function sdNotify(message: string, socketPath = process.env.NOTIFY_SOCKET): boolean {
+  if (!socketPath) return false;
+  const c = libc();
+  const path = socketPath.startsWith('@') ? `\0${socketPath.slice(1)}` : socketPath;
+  const addr = sockaddrUn(path);
+  // An abstract address has no terminating NUL: its length is exactly the name's.
+  const alen = socketPath.startsWith('@') ? addr.length - 1 : addr.length;
+  const fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  try {
+    const buf = Buffer.from(message);
+    return c.sendto(fd, buf, buf.length, 0, addr, alen) === buf.length;
+  } finally {
+    c.close(fd);
+  }
+}

@@ -35,6 +35,18 @@ export function exitInfoFrom(exitCode: number | undefined, signal: string | unde
   return { code: exitCode ?? 1, reason: 'exit', pid1Status: exitCode };
 }
 
+/**
+ * Whether a notification speaks for the container. nspawn accepts only PID 1; berth also accepts any
+ * process of the container (its UIDs are the container's leased range, which no host user has), because
+ * simple payloads send READY=1 from a helper child (e.g. the busybox test tree's sd-notify). Without a
+ * user namespace only PID 1 is trusted, since the container's UIDs are the host's.
+ */
+export function fromContainer(m: NotifyMessage, l: Pick<Launched, 'leader' | 'lease'>): boolean {
+  if (m.pid === l.leader) return true;
+  if (!l.lease || m.pid === 0) return false;
+  return m.uid >= l.lease.base && m.uid < l.lease.base + l.lease.range;
+}
+
 export interface SupervisorOptions {
   log?: Log;
   /** How long start() waits for READY=1 (when notifyReady) before giving up. */
@@ -101,7 +113,7 @@ export class Supervisor extends EventEmitter {
 
     const ready = new Promise<void>((resolve) => {
       l.notify.on('message', (m) => {
-        if (m.pid !== l.leader) return; // like nspawn: only the container's PID 1 speaks for it
+        if (!fromContainer(m, l)) return;
         this.emit('notify', m);
         if (m.fields.get('READY') === '1') resolve();
       });

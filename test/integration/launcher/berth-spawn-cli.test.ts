@@ -72,6 +72,31 @@ describe.skipIf(!!why)('berth-spawn', () => {
     expect(leftovers(rt, name)).toEqual([]);
   });
 
+  it('forwards readiness to its own NOTIFY_SOCKET, also when a child of PID 1 sent READY=1', async () => {
+    // READY=1 comes from a grandchild of PID 1 here (credentials: its parent shell, uid = the container's
+    // root), not from PID 1 itself.
+    const t = await tree(`trap 'exit 0' 37
+/bin/sh -c '/usr/bin/ct-helper notify READY=1; true' &
+wait
+while :; do sleep 1 & wait $!; done`);
+    const { NotifyReceiver } = await import('../../../src/launcher/notify.js');
+    const sock = path.join(rt, 'outer-notify');
+    const outer = new NotifyReceiver(sock);
+    const got = new Promise<string>((r) => outer.on('message', (m) => { if (m.fields.get('READY') === '1') r(m.raw); }));
+    const name = 'cli-fwd';
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh'],
+      { env: { NOTIFY_SOCKET: sock } });
+    try {
+      const raw = await Promise.race([got, p.then(() => { throw new Error('berth-spawn ended before it was ready'); })]);
+      expect(raw).toMatch(/X_BERTH_LEADER_PID=\d+/);
+    } finally {
+      p.kill('SIGTERM');
+      await outer.close();
+    }
+    expect((await p).exitCode).toBe(0);
+    expect(leftovers(rt, name)).toEqual([]);
+  });
+
   it('exits with PID 1\'s status and passes its output through', async () => {
     const t = await tree('exit 0');
     const r = await spawnCli(['-q', '-D', t.root, '-M', 'cli-status', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '-c', 'echo out-of-$(hostname); exit 7']);

@@ -3,7 +3,7 @@ import { escapeUnitName, findHierarchies, scopeName } from '../../../src/launche
 import { buildEnvironment, parseOsRelease, parseSetenv } from '../../../src/launcher/container/environment.js';
 import { fstabPath, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout } from '../../../src/launcher/container/fstab.js';
 import { parseCredentials, parseNotify } from '../../../src/launcher/notify.js';
-import { exitInfoFrom, EXIT_REBOOT } from '../../../src/launcher/supervisor.js';
+import { exitInfoFrom, EXIT_REBOOT, fromContainer } from '../../../src/launcher/supervisor.js';
 import { nameFromDirectory, normalizeUuid, unescapeC, validMachineName } from '../../../src/launcher/container/options.js';
 import { elfInterpreter } from '../../../src/launcher/container/stage1.js';
 
@@ -91,6 +91,20 @@ describe('notify messages', () => {
     c.writeInt32LE(4242, 16); c.writeUInt32LE(524288, 20); c.writeUInt32LE(524289, 24);
     expect(parseCredentials(c)).toEqual({ pid: 4242, uid: 524288, gid: 524289 });
     expect(parseCredentials(Buffer.alloc(0))).toEqual({ pid: 0, uid: 0, gid: 0 });
+  });
+});
+
+describe('who may speak for the container', () => {
+  const msg = (pid: number, uid: number) => ({ pid, uid, gid: uid, fields: new Map(), raw: '' });
+  const lease = { base: 524288, range: 65536, release: () => {} };
+  it('accepts PID 1, and processes with the container\'s UIDs when it has its own range', () => {
+    expect(fromContainer(msg(100, 0), { leader: 100 })).toBe(true);
+    expect(fromContainer(msg(101, 524288), { leader: 100, lease })).toBe(true);
+    expect(fromContainer(msg(101, 524288 + 65535), { leader: 100, lease })).toBe(true);
+    expect(fromContainer(msg(101, 524288 + 65536), { leader: 100, lease })).toBe(false);
+    expect(fromContainer(msg(101, 0), { leader: 100, lease })).toBe(false);
+    expect(fromContainer(msg(101, 0), { leader: 100 })).toBe(false);
+    expect(fromContainer(msg(0, 524288), { leader: 100, lease })).toBe(false);
   });
 });
 
