@@ -30,7 +30,9 @@ interface Libc {
   listen: (fd: number, backlog: number) => number;
   close: (fd: number) => number;
   fchmod: (fd: number, mode: number) => number;
-  poll: { async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void };
+  poll: ((fds: Buffer, n: number, timeout: number) => number) & {
+    async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void;
+  };
   errno: () => number;
 }
 
@@ -198,4 +200,18 @@ export function waitReadable(fds: number[], timeoutMs = -1): Promise<number[]> {
 
 export function closeFd(fd: number): void {
   load().close(fd);
+}
+
+/**
+ * After reading end-of-file: did the peer close the connection entirely (POLLHUP), or only shut
+ * down its sending side (it still reads our replies)? Node does not tell the two apart.
+ */
+export function peerHungUp(fd: number): boolean {
+  if (fd < 0) return false;
+  const buf = Buffer.alloc(8);
+  buf.writeInt32LE(fd, 0);
+  buf.writeInt16LE(0x4 /* POLLOUT */, 4);
+  if (load().poll(buf, 1, 0) <= 0) return false;
+  const revents = buf.readInt16LE(6);
+  return (revents & (0x10 /* POLLHUP */ | 0x8) /* POLLERR */) !== 0;
 }

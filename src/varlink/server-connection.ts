@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
-import type { PeerCredentials } from './peer.js';
+import { peerHungUp, socketFd, type PeerCredentials } from './peer.js';
 
 export interface IncomingCall {
   method: string;
@@ -64,9 +64,31 @@ function hasRefusedCharacters(text: string): boolean {
   return pendingHigh !== -1;
 }
 
+/** sd-json refuses documents nested deeper than this; so do we (before JSON.parse recurses). */
+export const MAX_JSON_DEPTH = 2048;
+
+/** True when arrays and objects nest deeper than `limit` (strings are skipped). */
+export function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 /** Turns one message text into a call, or returns a reason to drop the connection. */
 export function parseCall(text: string): IncomingCall | string {
   if (hasRefusedCharacters(text)) return 'DEL, escaped NUL or unpaired surrogate in message';
+  // Only a message this long can nest that deep; short ones skip the scan.
+  if (text.length > 2 * MAX_JSON_DEPTH && nestedDeeperThan(text, MAX_JSON_DEPTH)) return 'JSON nested too deeply';
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -121,9 +143,10 @@ export class ServerConnection {
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     socket.on('end', () => {
-      // The peer finished sending: answer what is queued, then close.
+      // The peer finished sending. If it only shut down its sending side, answer what is queued,
+      // then close; if it went away entirely, abort what is running and drop the connection.
       this.peerDone = true;
-      if (!this.busy && this.queue.length === 0) this.close();
+      if ((!this.busy && this.queue.length === 0) || peerHungUp(socketFd(socket))) this.close();
     });
   }
 
@@ -285,7 +308,13 @@ export class ServerConnection {
 
   private complete(call: IncomingCall, value: unknown): Promise<void> | undefined {
     if (value instanceof Replies) return this.stream(call, value);
-    if (!call.oneway) this.out.push(encodeReply(value as object, false));
+    if (call.oneway) return undefined;
+    try {
+      this.out.push(encodeReply(value as object, false));
+    } catch (err) {
+      // A reply that cannot be serialised (too deep, a cycle, a BigInt) is the handler's fault.
+      this.fail(call, err);
+    }
     return undefined;
   }
 
@@ -331,6 +360,8 @@ export class ServerConnection {
         have = true;
       }
     } catch (err) {
+      // Replies produced before the failure still go out (with continues), then the error.
+      if (have && call.more && !call.oneway) this.out.push(encodeReply(held as object, true));
       this.fail(call, err);
       return;
     }
