@@ -183,23 +183,29 @@ describe('calls the server answers with an error, keeping the connection', () =>
 describe('deeply nested values', () => {
   const N = 100_000;
 
-  // KNOWN BUG (src/varlink/server-connection.ts parseCall, reported): berth parses JSON of any
+  // Regression (was a bug in server-connection.ts parseCall): berth parsed JSON of any
   // nesting depth. sd-varlink refuses it: machined 257 answered arrays nested 2047 deep in a
   // string parameter with InvalidParameter, and closed the connection at 2048 and beyond (100,000
   // included). Without a limit, deeply nested input reaches handlers, and echoing it back crashes
-  // the server (next test). This test fails until parseCall enforces a depth limit like sd-json's.
+  // the server (next test). parseCall now enforces sd-json's depth limit.
   it('arrays nested 100,000 deep in a parameter → closed, as sd-varlink (machined 257: closed)', async () => {
     const replies = await sendAndExpectClose(`{"method":"io.berth.test.Echo","parameters":{"text":${'['.repeat(N)}${']'.repeat(N)}}}\0`, 2000);
     expect(replies).toEqual([]);
   });
 
-  it('arrays nested 2,000 deep (inside sd-json’s limit) → InvalidParameter naming the field (machined 257 at 2047: same)', async () => {
-    const n = 2000;
+  it('arrays nested 2,048 deep → closed, the first depth machined 257 refuses', async () => {
+    const n = 2048;
+    const replies = await sendAndExpectClose(`{"method":"io.berth.test.Echo","parameters":{"text":${'['.repeat(n)}${']'.repeat(n)}}}\0`, 2000);
+    expect(replies).toEqual([]);
+  });
+
+  it('arrays nested 2,047 deep (inside sd-json’s limit) → InvalidParameter naming the field (machined 257: same)', async () => {
+    const n = 2047;
     const { reply } = await sendAndExpectReply(`{"method":"io.berth.test.Echo","parameters":{"text":${'['.repeat(n)}${']'.repeat(n)}}}\0`);
     expect(reply).toEqual({ error: 'org.varlink.service.InvalidParameter', parameters: { parameter: 'text' } });
   });
 
-  // KNOWN BUG (src/varlink/server-connection.ts run/complete + wire.ts encodeReply, reported): a
+  // Regression (was a bug in server-connection.ts run/complete): a
   // synchronous handler's result is serialised outside any try/catch. When JSON.stringify throws
   // (here: an `object` parameter nested 100,000 deep, echoed back → RangeError "Maximum call
   // stack size exceeded"; equally a handler returning a BigInt or a cyclic object), the exception

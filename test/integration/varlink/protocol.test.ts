@@ -128,12 +128,12 @@ describe('more', () => {
     ]);
   });
 
-  // KNOWN BUG (src/varlink/server-connection.ts stream(), reported): each streamed reply is held
+  // Regression (was a bug in server-connection.ts stream()): each streamed reply is held
   // back until the next one is known (so the last can go out without `continues`); when the
   // source then throws, the held reply is dropped and only the error is sent. Here {"i":1} is
   // lost: the client sees i=0, then the error. sd-varlink sends every reply a service produced
   // (each notify goes out with `continues`) before the final error. Fails until the held reply
-  // is flushed with `continues: true` before the error.
+  // is flushed with `continues: true` before the error (now done).
   it('a stream that fails midway sends every reply produced before the error, then the error', async () => {
     const c = await raw();
     c.call({ method: 'io.berth.test.Count', parameters: { n: 5, failAt: 2 }, more: true });
@@ -451,7 +451,7 @@ describe('client timeouts', () => {
 });
 
 describe('a client that disconnects while its call is still running', () => {
-  // KNOWN BUG (src/varlink/server-connection.ts, reported): the server accepts connections with
+  // Regression (was a bug in server-connection.ts): the server accepts connections with
   // allowHalfOpen and treats 'end' as "the peer finished sending", so a peer that closed its
   // socket completely while a handler is still working is not noticed: call.signal is never
   // aborted and the connection (with its per-uid slot) stays until the handler finishes — forever
