@@ -7,6 +7,7 @@
 import koffi from 'koffi';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
+import { chmodSync } from 'node:fs';
 
 export interface PeerCredentials {
   uid: number;
@@ -29,7 +30,6 @@ interface Libc {
   connect: (fd: number, addr: Buffer, len: number) => number;
   listen: (fd: number, backlog: number) => number;
   close: (fd: number) => number;
-  fchmod: (fd: number, mode: number) => number;
   poll: ((fds: Buffer, n: number, timeout: number) => number) & {
     async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void;
   };
@@ -48,7 +48,6 @@ function load(): Libc {
     connect: lib.func('int connect(int, const uint8_t *, uint32_t)'),
     listen: lib.func('int listen(int, int)'),
     close: lib.func('int close(int)'),
-    fchmod: lib.func('int fchmod(int, uint32_t)'),
     poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
     errno: () => koffi.errno(),
   };
@@ -176,7 +175,13 @@ export function listenPath(path: string, mode = 0o666, backlog = 4096): number {
     throw new SystemCallError(what, e);
   };
   if (c.bind(fd, addr, addr.length) !== 0) fail('bind');
-  if (c.fchmod(fd, mode) !== 0) fail('fchmod');
+  // The mode of the socket file is what connecting clients are checked against (fchmod on the
+  // descriptor would not change it).
+  try {
+    chmodSync(path, mode);
+  } catch {
+    fail('chmod');
+  }
   if (c.listen(fd, backlog) !== 0) fail('listen');
   return fd;
 }
