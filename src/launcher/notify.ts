@@ -40,6 +40,7 @@ export declare interface NotifyReceiver {
 export class NotifyReceiver extends EventEmitter {
   private fd: number;
   private closed = false;
+  private readonly backlog: NotifyMessage[] = [];
   private readonly data = koffi.alloc('uint8_t', BUF_SIZE);
   private readonly ctrl = koffi.alloc('uint8_t', CTRL_SIZE);
   private readonly iov = koffi.alloc(libc().types.iovec as never, 1);
@@ -63,6 +64,10 @@ export class NotifyReceiver extends EventEmitter {
     const one = Buffer.alloc(4); one.writeInt32LE(1);
     c.setsockopt(this.fd, SOL_SOCKET, SO_PASSCRED, one, 4);
     this.done = new Promise((r) => { this.resolveDone = r; });
+    this.on('newListener', (event: string) => {
+      if (event !== 'message' || this.backlog.length === 0) return;
+      process.nextTick(() => { for (const m of this.backlog.splice(0)) this.emit('message', m); });
+    });
     this.receive();
   }
 
@@ -86,10 +91,16 @@ export class NotifyReceiver extends EventEmitter {
         const text = Buffer.from(koffi.view(this.data, n)).toString('utf8');
         const h = koffi.decode(this.hdr, c.types.msghdr as never) as { msg_controllen: number | bigint };
         const creds = parseCredentials(Buffer.from(koffi.view(this.ctrl, Number(h.msg_controllen))));
-        this.emit('message', { ...creds, fields: parseNotify(text), raw: text } satisfies NotifyMessage);
+        this.deliver({ ...creds, fields: parseNotify(text), raw: text });
       }
       this.receive();
     });
+  }
+
+  /** Messages that arrive before anyone listens are kept, not lost (a payload may be ready very early). */
+  private deliver(m: NotifyMessage): void {
+    if (this.listenerCount('message') > 0) this.emit('message', m);
+    else this.backlog.push(m);
   }
 
   private finish(): void {

@@ -111,9 +111,10 @@ export class Supervisor extends EventEmitter {
     this.timings.spawnMs = performance.now() - this.t0;
     this.setState('starting');
 
+    const ignored: string[] = [];
     const ready = new Promise<void>((resolve) => {
       l.notify.on('message', (m) => {
-        if (!fromContainer(m, l)) return;
+        if (!fromContainer(m, l)) { ignored.push(`pid ${m.pid} uid ${m.uid}: ${m.raw.slice(0, 60)}`); return; }
         this.emit('notify', m);
         if (m.fields.get('READY') === '1') resolve();
       });
@@ -132,14 +133,21 @@ export class Supervisor extends EventEmitter {
     const timeout = readyTimeoutMs > 0
       ? new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), readyTimeoutMs); })
       : new Promise<never>(() => {});
-    const first = await Promise.race([ready.then(() => 'ready' as const), early.then(() => 'exited' as const), timeout]);
+    let first = await Promise.race([ready.then(() => 'ready' as const), early.then(() => 'exited' as const), timeout]);
+    if (first === 'exited') {
+      // A payload may send READY=1 and end at once: the datagram is queued but may not have been read yet.
+      first = await Promise.race([ready.then(() => 'ready' as const), new Promise<'exited'>((r) => setTimeout(() => r('exited'), 100))]);
+    }
     clearTimeout(timer);
     if (first === 'exited') {
       const r = await early;
       const why = r.signal ? `was killed by ${r.signal}` : `exited with status ${r.exitCode}`;
       throw new Error(`the container's PID 1 ${why} before it was ready`);
     }
-    if (first === 'timeout') throw new Error(`the container did not send READY=1 within ${readyTimeoutMs} ms`);
+    if (first === 'timeout') {
+      const why = ignored.length ? ` (ignored messages from outside the container: ${ignored.join('; ')})` : '';
+      throw new Error(`the container did not send READY=1 within ${readyTimeoutMs} ms${why}`);
+    }
     this.timings.readyMs = performance.now() - this.t0;
 
     this.stateFile = path.join(l.runDir, 'state.json');

@@ -113,6 +113,20 @@ while :; do sleep 1 & wait $!; done`);
     expect(leftovers(rt, name)).toEqual([]);
   });
 
+  it('runs without a user namespace with --private-users=no (container root is the host\'s root)', async () => {
+    const t = await tree(`trap 'exit 0' 37
+cat /proc/self/uid_map > /data/uid_map
+touch /data/created-inside
+/usr/bin/ct-helper notify READY=1
+while :; do sleep 1 & wait $!; done`);
+    const sup = await Supervisor.start(options(t, 'bt-nouserns', { privateUsers: { mode: 'no' } }), { readyTimeoutMs: 10_000 });
+    await sup.stop(5000);
+    expect(sup.uidBase).toBeUndefined();
+    expect(read(t, 'uid_map').trim().split(/\s+/)).toEqual(['0', '0', '4294967295']);
+    expect(fs.statSync(path.join(t.root, 'data', 'created-inside')).uid).toBe(0);
+    expect(leftovers(rt, 'bt-nouserns')).toEqual([]);
+  });
+
   it('stops cleanly on SIGRTMIN+3 and reports the time it took', async () => {
     const t = await tree(`${TRAP_READY_IDLE}`);
     const sup = await Supervisor.start(options(t, 'bt-stop'), { readyTimeoutMs: 10_000 });
