@@ -24,6 +24,8 @@ import {
 } from '../generated/io.systemd.Machine.js';
 import type { BerthContext } from './context.js';
 import {
+  isAbsolutePath,
+  isValidPath,
   parseKillWhom,
   validateKill,
   validateLookup,
@@ -35,7 +37,7 @@ import {
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
 import { bootId, processUid } from './registry/leaders.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
-import { isValidUid } from './userdb/names.js';
+import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
 
 const machineErrors: Record<string, new () => VarlinkError> = {
   'io.systemd.Machine.MachineExists': MachineExists,
@@ -113,12 +115,39 @@ function mapFromMachine(m: Machine, file: 'uid_map' | 'gid_map', id: number): nu
   return undefined;
 }
 
+const OPEN_FIELDS = ['mode', 'user', 'path', 'args', 'environment'] as const;
+
+/**
+ * Open's own fields, checked in key order before the machine is looked up, whatever the mode (257 checks
+ * `user`, `path` and `environment` even for `tty`): `user` a user name by the relaxed rule, `path` an
+ * absolute valid path, `environment` NAME=VALUE entries with a shell-style NAME; none of them, nor `args`,
+ * may be null.
+ */
+function checkOpenField(key: string, v: unknown): boolean {
+  switch (key) {
+    case 'user':
+      return typeof v === 'string' && isValidUserGroupNameRelaxed(v);
+    case 'path':
+      return typeof v === 'string' && isAbsolutePath(v) && isValidPath(v);
+    case 'args':
+      return Array.isArray(v) && v.every((a) => typeof a === 'string');
+    case 'environment':
+      return Array.isArray(v) && v.every((e) => typeof e === 'string' && /^[A-Za-z_][A-Za-z0-9_]*=/.test(e));
+    default:
+      return true;
+  }
+}
+
 export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods> {
   const { registry, policy } = ctx;
 
   /** Resolve the lookup fields of a call; NoSuchMachine before any permission check, as machined. */
-  const lookup = (params: Record<string, unknown>, call: Call, extra: readonly string[] = []): Machine =>
-    unwrap(registry.lookup(unwrap(validateLookup(params, extra)), caller(call)));
+  const lookup = (
+    params: Record<string, unknown>,
+    call: Call,
+    extra: readonly string[] = [],
+    checkExtra?: (key: string, v: unknown) => boolean,
+  ): Machine => unwrap(registry.lookup(unwrap(validateLookup(params, extra, checkExtra)), caller(call)));
 
   const mayManage = (call: Call, m: Machine) => {
     if (!policy.mayManage(call.peer, m.registeredBy)) throw new PermissionDeniedError();
@@ -180,8 +209,10 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     },
 
     Open(params, call) {
-      const m = lookup(params as unknown as Record<string, unknown>, call, ['mode', 'user', 'path', 'args', 'environment']);
+      const m = lookup(params as unknown as Record<string, unknown>, call, OPEN_FIELDS, checkOpenField);
       mayManage(call, m);
+      // A pseudo terminal goes back to the caller as a file descriptor (SCM_RIGHTS), which berth's
+      // Varlink server cannot send yet: every mode answers NotSupported.
       throw new NotSupported();
     },
 

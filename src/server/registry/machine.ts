@@ -5,6 +5,8 @@
 // test/unit/registry/validate.test.ts for the vectors): parameters are checked one by one in the order the
 // caller sent their keys, and the first bad one is reported.
 
+import { jsonInteger } from './json-values.js';
+
 /** Classes a client may register. `host` only exists for the synthetic `.host` entry. */
 export type MachineClass = 'container' | 'vm';
 
@@ -203,25 +205,42 @@ function isRegistrablePid(v: unknown): v is number {
   return isInt(v) && v > 1 && v <= INT32_MAX;
 }
 
-/** Returns the ProcessRef when `v` is a well-formed ProcessId object naming a registrable, existing process. */
-function checkProcessId(v: unknown, probe: ProcessProbe): ProcessRef | undefined {
+/**
+ * The fields of a ProcessId object as machined reads them: only `pid`, `pidfdId` and `bootId`; `pid` and
+ * `pidfdId` integers (strings in C notation included, see json-values.ts), `bootId` a 128-bit ID; null is
+ * refused for each of them. A `pidfdId` of 0 and the all-zero `bootId` mean "not given".
+ */
+function readProcessId(v: unknown): ProcessRef | undefined {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k !== 'pid' && k !== 'pidfdId' && k !== 'bootId') return undefined;
-  if (!isRegistrablePid(o.pid) || !probe.exists(o.pid)) return undefined;
-  const ref: ProcessRef = { pid: o.pid };
-  if (o.pidfdId !== undefined && o.pidfdId !== null) {
-    if (!isInt(o.pidfdId) || o.pidfdId < 0) return undefined;
-    const actual = probe.pidfdId?.(o.pid);
-    if (actual !== undefined && actual !== o.pidfdId) return undefined;
-    ref.pidfdId = o.pidfdId;
+  const pid = jsonInteger(o.pid, { unsigned: true });
+  if (pid === undefined || pid > INT32_MAX) return undefined;
+  const ref: ProcessRef = { pid };
+  if ('pidfdId' in o) {
+    const id = jsonInteger(o.pidfdId, { unsigned: true });
+    if (id === undefined) return undefined;
+    if (id !== 0) ref.pidfdId = id;
   }
-  if (o.bootId !== undefined && o.bootId !== null) {
+  if ('bootId' in o) {
     const b = parseId128(o.bootId);
     if (b === undefined) return undefined;
+    if (b !== '') ref.bootId = b;
+  }
+  return ref;
+}
+
+/** Returns the ProcessRef when `v` is a well-formed ProcessId object naming a registrable, existing process. */
+function checkProcessId(v: unknown, probe: ProcessProbe): ProcessRef | undefined {
+  const ref = readProcessId(v);
+  if (!ref || !isRegistrablePid(ref.pid) || !probe.exists(ref.pid)) return undefined;
+  if (ref.pidfdId !== undefined) {
+    const actual = probe.pidfdId?.(ref.pid);
+    if (actual !== undefined && actual !== ref.pidfdId) return undefined;
+  }
+  if (ref.bootId !== undefined) {
     const local = probe.bootId?.();
-    if (local !== undefined && b !== local) return undefined;
-    ref.bootId = b;
+    if (local !== undefined && ref.bootId !== local) return undefined;
   }
   return ref;
 }
@@ -260,9 +279,10 @@ export function validateRegistration(input: Record<string, unknown>, probe: Proc
         break;
       case 'leader': {
         if (v === null) break;
-        if (!isRegistrablePid(v) || !probe.exists(v)) return bad(key);
-        if (spec.leader && spec.leader.pid !== v) return bad(key);
-        spec.leader = spec.leader ?? { pid: v };
+        const pid = jsonInteger(v, { unsigned: true });
+        if (pid === undefined || !isRegistrablePid(pid) || !probe.exists(pid)) return bad(key);
+        if (spec.leader && spec.leader.pid !== pid) return bad(key);
+        spec.leader = spec.leader ?? { pid };
         break;
       }
       case 'leaderProcessId': {
@@ -282,11 +302,13 @@ export function validateRegistration(input: Record<string, unknown>, probe: Proc
         spec.ifIndices = v.slice() as number[];
         break;
       }
-      case 'vSockCid':
+      case 'vSockCid': {
         // Regular CIDs only: not ANY (-1U), HYPERVISOR (0), LOCAL (1) or HOST (2).
-        if (!isInt(v) || v < 3 || v >= UINT32_MAX) return bad(key);
-        spec.vSockCid = v;
+        const cid = jsonInteger(v, { unsigned: true });
+        if (cid === undefined || cid < 3 || cid >= UINT32_MAX) return bad(key);
+        spec.vSockCid = cid;
         break;
+      }
       case 'sshAddress':
         if (typeof v !== 'string' || !isSafeString(v)) return bad(key);
         spec.sshAddress = v;
@@ -317,20 +339,24 @@ export interface LookupSpec {
   pid?: ProcessRef;
 }
 
-/** Check one key of a lookup; returns false when the value is bad, undefined when the key is not a lookup key. */
-function dispatchLookupKey(spec: LookupSpec, key: string, v: unknown): boolean | undefined {
+/**
+ * Check one key of a lookup; returns false when the value is bad, undefined when the key is not a lookup key,
+ * and 'bad-name' for a string that is no machine name: machined reads `name` as a plain string and checks it
+ * only when it looks the machine up, so every other parameter's error comes first.
+ */
+function dispatchLookupKey(spec: LookupSpec, key: string, v: unknown): boolean | 'bad-name' | undefined {
   if (key === 'name') {
-    if (typeof v !== 'string' || !isValidHostname(v, true)) return false;
+    if (typeof v !== 'string') return false;
+    if (!isValidHostname(v, true)) return 'bad-name';
     spec.name = v;
     return true;
   }
   if (key === 'pid') {
     if (v === null || v === undefined) return true;
-    if (typeof v !== 'object' || Array.isArray(v)) return false;
-    const o = v as Record<string, unknown>;
-    if (!isInt(o.pid) || o.pid < 0 || o.pid > INT32_MAX) return false;
-    spec.pid = { pid: o.pid };
-    if (isInt(o.pidfdId)) spec.pid.pidfdId = o.pidfdId;
+    // Lookups are lenient about identity: a pidfdId or bootId that does not match is ignored, as in 257.
+    const ref = readProcessId(v);
+    if (!ref) return false;
+    spec.pid = ref;
     return true;
   }
   if (key === 'allowInteractiveAuthentication') return typeof v === 'boolean';
@@ -339,15 +365,25 @@ function dispatchLookupKey(spec: LookupSpec, key: string, v: unknown): boolean |
 
 /**
  * Check `name` and `pid` of a lookup (`.host` allowed; `pid` must be a ProcessId object, `{pid:0}` meaning the
- * caller), in key order. A null `pid` counts as absent; a null `name` is invalid, as in machined. Keys in
- * `extra` are passed through untouched; any other key is an invalid parameter.
+ * caller), in key order, a bad `name` last (see dispatchLookupKey). A null `pid` counts as absent; a null `name`
+ * is invalid, as in machined. Keys in `extra` are passed to `checkExtra` (when given) in key order; any other
+ * key is an invalid parameter.
  */
-export function validateLookup(input: Record<string, unknown>, extra: readonly string[] = []): Result<LookupSpec> {
+export function validateLookup(
+  input: Record<string, unknown>,
+  extra: readonly string[] = [],
+  checkExtra?: (key: string, v: unknown) => boolean,
+): Result<LookupSpec> {
   const spec: LookupSpec = {};
+  let badName = false;
   for (const [key, v] of Object.entries(input)) {
     const r = dispatchLookupKey(spec, key, v);
-    if (r === false || (r === undefined && !extra.includes(key))) return fail({ invalidParameter: key });
+    if (r === 'bad-name') badName = true;
+    else if (r === undefined && extra.includes(key)) {
+      if (checkExtra && !checkExtra(key, v)) return fail({ invalidParameter: key });
+    } else if (r !== true) return fail({ invalidParameter: key });
   }
+  if (badName) return fail({ invalidParameter: 'name' });
   return ok(spec);
 }
 
@@ -359,22 +395,30 @@ export interface KillSpec extends LookupSpec {
   whom?: unknown;
 }
 
-/** Check a Kill call's lookup fields and `signal` in key order (`whom` is checked later, by parseKillWhom). */
+/**
+ * Check a Kill call's lookup fields and `signal` in key order (`whom` is checked later, by parseKillWhom; a bad
+ * `name` after a missing signal, as in 257).
+ */
 export function validateKill(input: Record<string, unknown>): Result<KillSpec> {
   const spec: KillSpec = { signal: 0 };
   let haveSignal = false;
+  let badName = false;
   for (const [key, v] of Object.entries(input)) {
     if (key === 'signal') {
-      if (!isInt(v) || v < 1 || v > SIGNAL_MAX) return fail({ invalidParameter: 'signal' });
-      spec.signal = v;
+      const signal = jsonInteger(v);
+      if (signal === undefined || signal < 1 || signal > SIGNAL_MAX) return fail({ invalidParameter: 'signal' });
+      spec.signal = signal;
       haveSignal = true;
     } else if (key === 'whom') {
       spec.whom = v;
-    } else if (dispatchLookupKey(spec, key, v) !== true) {
-      return fail({ invalidParameter: key });
+    } else {
+      const r = dispatchLookupKey(spec, key, v);
+      if (r === 'bad-name') badName = true;
+      else if (r !== true) return fail({ invalidParameter: key });
     }
   }
   if (!haveSignal) return fail({ invalidParameter: 'signal' });
+  if (badName) return fail({ invalidParameter: 'name' });
   return ok(spec);
 }
 

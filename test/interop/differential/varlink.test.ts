@@ -1,0 +1,215 @@
+// org.varlink.service and method dispatch, differential: GetInfo and GetInterfaceDescription on the
+// machine, image and userdb sockets of the real systemd-machined 257 and of berthd, unknown methods and
+// interfaces, and ExpectedMore. Deliberate differences, each named where it is allowed (README,
+// "Architecture"):
+//   - GetInfo's vendor, product, version and url are berth's own;
+//   - berth serves more interfaces on the machine socket: its own namespace io.berth.* (io.berth.Machine
+//     and whatever else berth adds there) and io.systemd.service (machined 257 does not serve it), so
+//     their descriptions exist and Ping, GetEnvironment are answered;
+//   - berth's io.systemd.Machine has MapFrom and MapTo (added upstream after 257) with their four errors;
+//   - the comments of berth's interface texts are its own words: descriptions are compared without them.
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { Comparison, err, type Deliberate, type Step } from './compare.js';
+import { cannotRun, Pair, startFixture, type Fixture } from './fixture.js';
+
+const staticSkip = cannotRun();
+if (staticSkip) console.warn(`differential org.varlink.service tests skipped: ${staticSkip}`);
+
+let fx: Fixture | undefined;
+let skipWhy = staticSkip;
+
+beforeAll(async () => {
+  if (skipWhy) return;
+  const r = await startFixture('v');
+  if (typeof r === 'string') {
+    skipWhy = r;
+    console.warn(`differential org.varlink.service tests skipped: ${r}`);
+    return;
+  }
+  fx = r;
+}, 900_000);
+
+afterAll(async () => {
+  await fx?.stop();
+}, 120_000);
+
+function need(ctx: TestContext): Fixture {
+  if (!fx) {
+    console.warn(`skipped: ${skipWhy}`);
+    ctx.skip();
+  }
+  return fx!;
+}
+
+const BERTH_ONLY_INTERFACES = ['io.berth.Machine', 'io.systemd.service'];
+const berthOnly = (iface: string) => iface.startsWith('io.berth.') || iface === 'io.systemd.service';
+const call = (method: string, parameters?: object, more = false) => ({ method, ...(parameters ? { parameters } : {}), ...(more ? { more } : {}) });
+const describeIface = (iface: unknown) => call('org.varlink.service.GetInterfaceDescription', { interface: iface });
+const notFound = (method: string) => err('org.varlink.service.MethodNotFound', { method });
+
+/** GetInfo without the fields that name the product, and without berth's own interfaces. */
+function comparableInfo(replies: { parameters?: Record<string, unknown> }[]): unknown {
+  return replies.map((r) => {
+    if (!r.parameters?.interfaces) return r;
+    const { vendor: _v, product: _p, version: _ver, url: _u, ...rest } = r.parameters;
+    return { ...r, parameters: { ...rest, interfaces: (rest.interfaces as string[]).filter((i) => !berthOnly(i)) } };
+  });
+}
+
+/** An interface text without comment lines. */
+function uncommented(replies: { parameters?: Record<string, unknown> }[]): unknown {
+  return replies.map((r) =>
+    typeof r.parameters?.description === 'string'
+      ? { ...r, parameters: { description: r.parameters.description.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n') } }
+      : r,
+  );
+}
+
+/** berth's io.systemd.Machine text without MapFrom, MapTo and the errors they brought. */
+function without257Missing(text: string): string {
+  return text
+    .replace(/\nmethod MapFrom\([^]*?\n\)\n/, '\n')
+    .replace(/\nmethod MapTo\([^]*?\n\)\n/, '\n')
+    .replace(/\nerror (NoSuchUser|NoSuchGroup|UserInHostRange|GroupInHostRange)\(\)\n/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .replace(/\n+$/, '\n');
+}
+
+describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike', () => {
+  it('GetInfo lists the same interfaces on every socket, apart from berth\'s own', async (ctx) => {
+    const f = need(ctx);
+    for (const socket of ['machineSocket', 'imageSocket', 'userdbSocket'] as const) {
+      const pair = await Pair.open(f, socket);
+      try {
+        const c = new Comparison(f, pair);
+        for (const [label, text] of [
+          ['GetInfo', JSON.stringify(call('org.varlink.service.GetInfo', {}))],
+          ['GetInfo without parameters', JSON.stringify(call('org.varlink.service.GetInfo'))],
+          ['GetInfo with more', JSON.stringify(call('org.varlink.service.GetInfo', {}, true))],
+        ] as const) {
+          const { real, berth } = await pair.call(text);
+          c.values(`${socket}: ${label}`, comparableInfo(real), comparableInfo(berth));
+          // What is left out above must be there, and berth's extra interfaces only on the machine socket.
+          expect(real[0]!.parameters?.product).toBe('systemd (systemd-machined)');
+          expect(typeof berth[0]!.parameters?.version).toBe('string');
+          const extra = (berth[0]!.parameters?.interfaces as string[]).filter(berthOnly);
+          if (socket === 'userdbSocket') expect(extra).toEqual([]);
+          else expect(extra).toEqual(expect.arrayContaining(BERTH_ONLY_INTERFACES));
+        }
+        await c.step({ label: `${socket}: GetInfo with a parameter`, send: call('org.varlink.service.GetInfo', { x: 1 }) });
+        expect(c.report()).toBe('');
+      } finally {
+        pair.close();
+      }
+    }
+  });
+
+  it('describes the same interfaces, and no unknown ones', async (ctx) => {
+    const f = need(ctx);
+    const served: Record<'machineSocket' | 'userdbSocket', string[]> = {
+      machineSocket: ['io.systemd.MachineImage', 'io.systemd', 'org.varlink.service'],
+      userdbSocket: ['io.systemd.UserDatabase', 'io.systemd', 'org.varlink.service'],
+    };
+    for (const socket of ['machineSocket', 'userdbSocket'] as const) {
+      const pair = await Pair.open(f, socket);
+      try {
+        const c = new Comparison(f, pair);
+        for (const iface of served[socket]) {
+          const { real, berth } = await pair.call(JSON.stringify(describeIface(iface)));
+          expect(real[0]!.parameters?.description, `257 describes ${iface}`).toContain(`interface ${iface}\n`);
+          c.values(`${socket}: ${iface} without comments`, uncommented(real), uncommented(berth));
+        }
+        const unknown = ['io.nope', '', 'io.systemd.Machine.List', socket === 'machineSocket' ? 'io.systemd.UserDatabase' : 'io.systemd.Machine'];
+        await c.steps([
+          ...unknown.map((i): Step => ({ label: `${socket}: describe ${JSON.stringify(i)}`, send: describeIface(i) })),
+          { label: `${socket}: describe, no interface`, send: call('org.varlink.service.GetInterfaceDescription', {}) },
+          { label: `${socket}: describe, interface a number`, send: describeIface(5) },
+          { label: `${socket}: describe, unknown key`, send: call('org.varlink.service.GetInterfaceDescription', { interface: 'io.systemd', x: 1 }) },
+        ]);
+        if (socket === 'machineSocket') {
+          const { real, berth } = await pair.call(JSON.stringify(describeIface('io.systemd.Machine')));
+          const text = (r: typeof real) => (uncommented(r) as { parameters: { description: string } }[])[0]!.parameters.description;
+          c.values('io.systemd.Machine without comments', text(real), text(berth), {
+            why: 'berth has MapFrom and MapTo (and their errors), added upstream after 257',
+            berth: (b: unknown[]) => without257Missing(b[0] as string) === text(real),
+            real: () => true,
+          });
+          for (const iface of BERTH_ONLY_INTERFACES) {
+            await c.step({
+              label: `describe ${iface}`,
+              send: describeIface(iface),
+              deliberate: {
+                why: `${iface} is served by berth only`,
+                berth: (b: { parameters?: { description?: string } }[]) => b[0]?.parameters?.description?.includes(`interface ${iface}\n`),
+                real: err('org.varlink.service.InterfaceNotFound', { interface: iface }),
+              },
+            });
+          }
+        }
+        expect(c.report()).toBe('');
+      } finally {
+        pair.close();
+      }
+    }
+  });
+
+  it('answers unknown methods, extension methods and missing more as 257 does', async (ctx) => {
+    const f = need(ctx);
+    const onlyBerth = (method: string, berth: unknown, why: string): Deliberate => ({ why, berth, real: notFound(method) });
+    const pair = await Pair.open(f, 'machineSocket');
+    try {
+      const c = new Comparison(f, pair);
+      await c.steps([
+        ...['io.systemd.Machine.Nope', 'io.nope.Foo', 'org.varlink.service.Nope', 'io.systemd.MachineImage.Nope', 'io.systemd.Machine.BindMount',
+          'io.systemd.Machine.OpenRootDirectory', 'io.systemd.MachineImage.CleanPool', 'io.systemd.UserDatabase.GetUserRecord', 'io.systemd.service.Reload', 'nope'].map(
+          (m): Step => ({ label: `unknown method ${m}`, send: call(m, {}) }),
+        ),
+        { label: 'unknown method with more', send: call('io.systemd.Machine.Nope', {}, true) },
+        {
+          label: 'MapFrom',
+          send: call('io.systemd.Machine.MapFrom', {}),
+          deliberate: onlyBerth('io.systemd.Machine.MapFrom', err('io.systemd.Machine.NoSuchMachine'), 'MapFrom exists in berth (upstream after 257)'),
+        },
+        {
+          label: 'MapTo',
+          send: call('io.systemd.Machine.MapTo', {}),
+          deliberate: onlyBerth('io.systemd.Machine.MapTo', err('io.systemd.Machine.NoSuchMachine'), 'MapTo exists in berth (upstream after 257)'),
+        },
+        {
+          label: 'io.systemd.service.Ping',
+          send: call('io.systemd.service.Ping', {}),
+          deliberate: onlyBerth('io.systemd.service.Ping', { parameters: {} }, 'berth serves io.systemd.service'),
+        },
+        {
+          label: 'io.systemd.service.GetEnvironment',
+          send: call('io.systemd.service.GetEnvironment', {}),
+          deliberate: onlyBerth(
+            'io.systemd.service.GetEnvironment',
+            (b: { parameters?: { environment?: unknown } }[]) => Array.isArray(b[0]?.parameters?.environment),
+            'berth serves io.systemd.service',
+          ),
+        },
+        { label: 'List without more: ExpectedMore', send: call('io.systemd.Machine.List', {}) },
+        { label: 'List, acquireMetadata only, without more', send: call('io.systemd.Machine.List', { acquireMetadata: 'no' }) },
+        { label: 'image List without more: ExpectedMore', send: call('io.systemd.MachineImage.List', {}) },
+        { label: 'a method without more support, called with more', send: call('io.systemd.Machine.Unregister', { name: `${f.prefix}-nope` }, true) },
+        { label: 'Kill with more', send: call('io.systemd.Machine.Kill', { name: `${f.prefix}-nope`, signal: 28 }, true) },
+      ]);
+      expect(c.report()).toBe('');
+    } finally {
+      pair.close();
+    }
+    const userdb = await Pair.open(f, 'userdbSocket');
+    try {
+      const c = new Comparison(f, userdb);
+      await c.steps(
+        ['io.systemd.Machine.List', 'io.systemd.service.Ping', 'io.berth.Machine.Describe', 'io.systemd.UserDatabase.Nope', 'org.varlink.service.Nope'].map(
+          (m): Step => ({ label: `userdb socket: ${m}`, send: call(m, {}) }),
+        ),
+      );
+      expect(c.report()).toBe('');
+    } finally {
+      userdb.close();
+    }
+  });
+});
