@@ -35,6 +35,7 @@ export function parseNotify(text: string): Map<string, string> {
 export declare interface NotifyReceiver {
   on(event: 'message', l: (m: NotifyMessage) => void): this;
   on(event: 'error', l: (e: Error) => void): this;
+  on(event: 'newListener', l: (event: string) => void): this;
 }
 
 export class NotifyReceiver extends EventEmitter {

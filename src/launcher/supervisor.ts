@@ -149,6 +149,7 @@ export class Supervisor extends EventEmitter {
       throw new Error(`the container did not send READY=1 within ${readyTimeoutMs} ms${why}`);
     }
     this.timings.readyMs = performance.now() - this.t0;
+    if (process.env.BERTH_TRACE === '1') this.log(`+${this.timings.readyMs.toFixed(1)} ms READY=1 (spawned at ${this.timings.spawnMs!.toFixed(1)} ms)`);
 
     this.stateFile = path.join(l.runDir, 'state.json');
     this.setState('running');

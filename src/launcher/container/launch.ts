@@ -144,6 +144,9 @@ function startHolder(t: Teardown): { pid: number; stop: () => Promise<void>; rea
 }
 
 export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log): Promise<Launched> {
+  // BERTH_TRACE=1: timestamps of the steps below, to see where start-up time goes.
+  const t0 = performance.now();
+  const trace = process.env.BERTH_TRACE === '1' ? (m: string): void => log(`+${(performance.now() - t0).toFixed(1)} ms ${m}`) : (): void => {};
   const root = checkOptions(o);
   lockName(o, t);
 
@@ -158,12 +161,14 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
     scope.remove();
   }
 
+  trace('checked, locked');
   const lease = allocateUidRange({ machineName: o.name, root, spec: o.privateUsers, runtimeDir: o.runtimeDir });
   if (lease) t.add('release the UID range', () => lease.release());
   if (lease) assertSearchable(runDir);
   // The user namespace comes up while the rest is prepared.
   const holder = lease ? startHolder(t) : undefined;
   const owner: Owner = lease ? { uid: lease.base, gid: lease.base } : { uid: 0, gid: 0 };
+  trace(`UID range ${lease?.base ?? 'none'}`);
   if (lease && o.privateUsers.mode !== 'yes' && treeBase(root) !== lease.base) {
     const r = shiftTree(root, lease.base, lease.range);
     log(`shifted ownership of ${root} to ${lease.base} (${r.changed} of ${r.inodes} inodes)`);
@@ -226,6 +231,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
     }),
   ];
   const stdio = ['inherit', 'inherit', 'inherit', ...o.listenFds, 'pipe'];
+  trace('prepared; spawning');
   const child = execa(argv[0]!, argv.slice(1), { env, extendEnv: false, stdio: stdio as never, reject: false, buffer: false });
   let leaderPid = 0;
   t.add('stop the container processes', async () => {
@@ -253,6 +259,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
     fs.writeFileSync(`/proc/${holder.pid}/uid_map`, map);
     fs.writeFileSync(`/proc/${holder.pid}/gid_map`, map);
     sync.write('go\n');
+    trace('maps written');
   }
 
   // PID 1 is the first child of the chain that lives in another PID namespace (stage 0's helpers do not).
@@ -268,7 +275,8 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   }, 10_000, 'the container\'s PID 1', 1);
   leaderPid = leader;
   // The container's processes keep the user namespace alive from here on.
-  if (holder) await holder.stop();
+  if (holder) void holder.stop(); // the teardown awaits it too
+  trace('PID 1 found');
 
   let veth: Veth | undefined;
   if (o.networkVeth) {
