@@ -20,6 +20,8 @@ export function cannotRun(): string | undefined {
   for (const t of ['unshare', 'nsenter', 'gcc', 'ip']) {
     try { execaSync('sh', ['-c', 'command -v "$1"', 'sh', t]); } catch { return `${t} is missing`; }
   }
+  const libc = execaSync('gcc', ['-print-file-name=libc.a'], { reject: false }).stdout.trim();
+  if (!libc.startsWith('/')) return 'no static libc for the test helper (apt-get install libc6-dev)';
   return undefined;
 }
 
