@@ -38,7 +38,7 @@ export interface Outcome {
 }
 
 const show = (v: unknown) => {
-  const s = JSON.stringify(v);
+  const s = typeof v === 'function' ? `(a check: ${String(v)})` : JSON.stringify(v) ?? String(v);
   return s.length > 600 ? `${s.slice(0, 600)}…` : s;
 };
 
@@ -83,7 +83,7 @@ export class Comparison {
       } else {
         this.mismatches.push(
           `${s.label}\n   call: ${show(text)}\n    257: ${show(real)}\n  berth: ${show(berth)}` +
-            (d ? `\n  (deliberate difference expected: berth ${show(d.berth)}, 257 ${typeof d.real === 'function' ? String(d.real) : show(d.real)})` : ''),
+            (d ? `\n  (deliberate difference expected: berth ${show(d.berth)}, 257 ${show(d.real)})` : ''),
         );
       }
     }

@@ -42,17 +42,31 @@ export function cannotRun(): string | undefined {
   return undefined;
 }
 
-/** Moves a process into machine.slice/machine-NAME.scope in every hierarchy; returns the directories. */
-export function placeInScope(name: string, pid: number): string[] {
+/** The cgroup hierarchies of this host (cgroup v2 at the top, or the v2 and name=systemd ones). */
+function hierarchies(): string[] {
+  return CGROUP_HIERARCHIES.filter((h) => existsSync(join(h, 'cgroup.procs')));
+}
+
+/**
+ * Moves a process into the cgroup `path` (relative, e.g. machine.slice/machine-NAME.scope) in every
+ * hierarchy; returns the directories created on the way, deepest first.
+ */
+export function placeInCgroup(path: string, pid: number): string[] {
   const dirs: string[] = [];
-  for (const h of CGROUP_HIERARCHIES) {
-    if (!existsSync(join(h, 'cgroup.procs'))) continue;
-    const dir = join(h, 'machine.slice', `machine-${name}.scope`);
+  for (const h of hierarchies()) {
+    const parts = path.split('/');
+    for (let i = 1; i <= parts.length; i++) dirs.unshift(join(h, ...parts.slice(0, i)));
+    const dir = join(h, path);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'cgroup.procs'), String(pid));
-    dirs.push(dir);
   }
-  return dirs;
+  // Shared parents (machine.slice, system.slice) are left alone.
+  return dirs.filter((d) => !/\/(machine|system)\.slice$/.test(d));
+}
+
+/** Moves a process into machine.slice/machine-NAME.scope in every hierarchy; returns the directories. */
+export function placeInScope(name: string, pid: number): string[] {
+  return placeInCgroup(`machine.slice/machine-${name}.scope`, pid);
 }
 
 export interface Daemon {
@@ -79,6 +93,10 @@ export interface Fixture {
   startedMachined: boolean;
   /** A `sleep infinity` in machine.slice/machine-NAME.scope. */
   plainLeader(name: string): Promise<Leader>;
+  /** A `sleep infinity` in the cgroup `path` (relative to each hierarchy's root), or where we are when absent. */
+  processIn(path?: string): Promise<Leader>;
+  /** Removes machine.slice/UNIT at the end (for scopes berth creates itself). */
+  forgetScopeLater(unit: string): void;
   /** PID 1 of `unshare --user --fork`, its maps written from here to `base`, in machine-NAME.scope. */
   usernsLeader(name: string, base: number): Promise<Leader>;
   /** SIGKILL a leader and wait until it is gone. */
@@ -186,7 +204,8 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
       daemon.kill('SIGTERM');
       await exited(daemon, 10_000).catch(() => daemon!.kill('SIGKILL'));
     }
-    for (const d of scopes) {
+    // Deepest first, so that a parent is empty of children when its turn comes.
+    for (const d of [...scopes].sort((a, b) => b.length - a.length)) {
       await waitFor(() => !existsSync(d) || readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() === '', `${d} to empty`, { timeoutMs: 5000 }).catch(
         () => undefined,
       );
@@ -216,12 +235,16 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
       { timeoutMs: 20_000 },
     );
 
-    const plainLeader = async (name: string): Promise<Leader> => {
+    const processIn = async (path?: string): Promise<Leader> => {
       const c = spawn('sleep', ['infinity'], { stdio: 'ignore' });
       children.push(c);
       await waitFor(() => c.pid !== undefined && readFileSync(`/proc/${c.pid}/comm`, 'utf8').trim() === 'sleep', 'sleep to start');
-      for (const d of placeInScope(name, c.pid!)) scopes.add(d);
+      if (path) for (const d of placeInCgroup(path, c.pid!)) scopes.add(d);
       return { pid: c.pid! };
+    };
+    const plainLeader = (name: string): Promise<Leader> => processIn(`machine.slice/machine-${name}.scope`);
+    const forgetScopeLater = (unit: string): void => {
+      for (const h of hierarchies()) scopes.add(join(h, 'machine.slice', unit));
     };
 
     const usernsLeader = async (name: string, base: number): Promise<Leader> => {
@@ -251,7 +274,9 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
       else await waitFor(() => !existsSync(`/proc/${l.pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${l.pid}/status`, 'utf8')), `${l.pid} to die`);
     };
 
-    return { prefix, real, berth, startedMachined, plainLeader, usernsLeader, killLeader, ourMachines, ourStateFiles, stop };
+    return {
+      prefix, real, berth, startedMachined, plainLeader, processIn, forgetScopeLater, usernsLeader, killLeader, ourMachines, ourStateFiles, stop,
+    };
   } catch (e) {
     await stop();
     throw e;

@@ -14,7 +14,8 @@
 //     within 1 s with its state file.
 //   - Open: 257 opens a pty and passes it over SCM_RIGHTS (login/shell then fail with EIO: no bus in the
 //     container); berth's Varlink server cannot pass descriptors, so every mode answers NotSupported.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { Comparison, err, errno, type Step } from './compare.js';
 import { cannotRun, Pair, startFixture, type Fixture, type Leader } from './fixture.js';
@@ -47,6 +48,7 @@ beforeAll(async () => {
   const P = fx.prefix;
   N = {
     a: `${P}-a`, vm: `${P}-vm`, ns: `${P}-ns`, k: `${P}-k`, t: `${P}-t`, x: `${P}-x`, d: `${P}-d`, big: `${P}-big`, nope: `${P}-nope`,
+    svc: `${P}-svc`, sub: `${P}-sub`, au: `${P}-au`,
   };
   for (const key of ['a', 'vm', 'k', 't', 'x', 'd']) leaders[key] = await fx.plainLeader(N[key]!);
   // A second process in the first machine's scope: found by pid through its cgroup, not as a leader.
@@ -54,6 +56,14 @@ beforeAll(async () => {
   leaders.ns = await fx.usernsLeader(N.ns!, 0x48000000 + (process.pid % 2048) * 0x10000);
   // The big registration reuses d's leader after d's bad calls, so d and big share a scope: give big its own.
   leaders.big = await fx.plainLeader(N.big!);
+  // Units other than machine-NAME.scope: a service, and a scope whose leader sits in a sub-cgroup, plus
+  // a second process directly in that scope (its unit is taken, so it cannot lead another machine).
+  leaders.svc = await fx.processIn(`system.slice/${N.svc}.service/payload`);
+  leaders.sub = await fx.processIn(`machine.slice/machine-${N.sub}.scope/inner`);
+  leaders.sub2 = await fx.processIn(`machine.slice/machine-${N.sub}.scope`);
+  // In no unit: only allocateUnit can give it one.
+  leaders.au = await fx.processIn();
+  fx.forgetScopeLater(auUnit());
   for (const [k, l] of Object.entries(leaders)) pids.set(l.pid, `<${k}>`);
   pair = await Pair.open(fx, 'machineSocket');
 }, 900_000);
@@ -69,6 +79,23 @@ function need(ctx: TestContext): Fixture {
     ctx.skip();
   }
   return fx!;
+}
+
+/** The scope berth allocates for N.au: systemd's unit-name escaping turns "-" into "\x2d". */
+const auUnit = () => `machine-${N.au!.replace(/-/g, '\\x2d')}.scope`;
+
+/** A state file's lines with the registration time zeroed. */
+function stateFile(dir: string, name: string): string[] {
+  const p = join(dir, name);
+  if (!existsSync(p)) return [`(no ${p})`];
+  return readFileSync(p, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/^(REALTIME|MONOTONIC)=\d+$/, '$1=0'));
+}
+
+/** The keys berth writes beyond what 257 writes. */
+function withoutNewerKeys(lines: string[]): string[] {
+  return lines.filter((l) => !/^(LEADER_PIDFDID|VSOCK_CID|SSH_ADDRESS|SSH_PRIVATE_KEY_PATH)=/.test(l));
 }
 
 /** Whether this process sits in a unit-shaped cgroup (then it could be registered as a leader). */
@@ -111,6 +138,16 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
         send: raw('Register', `{"name":"${N.t}","class":"container","leaderProcessId":{"pid":"0x${L.t!.pid.toString(16)}"},"vSockCid":" 44"}`),
       },
       { label: 'Register, all-zero id means none', send: call('Register', { name: N.x, id: '00000000000000000000000000000000', class: 'container', leader: L.x!.pid }) },
+      { label: 'Register a leader in a service\'s sub-cgroup', send: call('Register', { name: N.svc, class: 'container', leader: L.svc!.pid }) },
+      { label: 'Register a leader in a scope\'s sub-cgroup', send: call('Register', { name: N.sub, class: 'container', leader: L.sub!.pid }) },
+      {
+        label: 'Register another process of that scope: its unit is taken',
+        send: call('Register', { name: `${N.sub}2`, class: 'container', leader: L.sub2!.pid }),
+        leavesNothing: true,
+      },
+      { label: 'List by pid of that other process', send: call('List', { pid: { pid: L.sub2!.pid } }) },
+      { label: 'List the service-unit machine', send: call('List', { name: N.svc }) },
+      { label: 'List the sub-cgroup machine', send: call('List', { name: N.sub }) },
 
       ...[N.a, N.vm, N.ns, N.k, N.t, N.x, '.host'].map((name) => ({ label: `List ${name}`, send: call('List', { name }) })),
       { label: 'List by name with more: one reply', send: call('List', { name: N.a }, true) },
@@ -148,7 +185,7 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
       const pick = (rs: typeof r) =>
         rs.map((x) => x.parameters!).filter((p) => ours.has(p.name as string)).sort((x, y) => String(x.name).localeCompare(String(y.name)));
       c.values(`List --more, acquireMetadata ${mode}: our machines and .host`, pick(r), pick(b));
-      expect(pick(b).map((p) => p.name)).toEqual([N.a, N.k, N.ns, N.t, N.vm, N.x, '.host'].sort((x, y) => x!.localeCompare(y!)));
+      expect(pick(b).map((p) => p.name)).toEqual([N.a, N.k, N.ns, N.t, N.vm, N.x, N.svc, N.sub, '.host'].sort((x, y) => x!.localeCompare(y!)));
     }
     // With "yes" 257 aborts the stream at the first machine lacking metadata; which one that is depends on
     // hash order (257) or registration order (berth), so only the shape is compared: an error ends both.
@@ -157,6 +194,18 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
       const rs = await Pair.replies(c2, yes);
       expect(['io.systemd.Machine.NoPrivateNetworking', 'io.systemd.Machine.NotAvailable']).toContain(rs.at(-1)!.error);
     }
+
+    // The state files (RUNTIME/systemd/machines/NAME and unit:UNIT links) of every machine.
+    for (const name of [N.a, N.vm, N.ns, N.k, N.t, N.x, N.svc, N.sub] as string[]) {
+      c.values(`state file of ${name}`, stateFile(f.real.stateDir, name), stateFile(f.berth.stateDir, name), {
+        why: 'berth also writes LEADER_PIDFDID, VSOCK_CID, SSH_ADDRESS and SSH_PRIVATE_KEY_PATH (newer machined does; 257 ignores them)',
+        berth: (b: unknown[]) => JSON.stringify(withoutNewerKeys(b[0] as string[])) === JSON.stringify(stateFile(f.real.stateDir, name)),
+        real: () => true,
+      });
+    }
+    const links = (dir: string) =>
+      Object.fromEntries(readdirSync(dir).filter((e) => e.startsWith('unit:') && e.includes(f.prefix)).map((e) => [e, readlinkSync(join(dir, e))]));
+    c.values('unit: links', links(f.real.stateDir), links(f.berth.stateDir));
 
     expect(c.report()).toBe('');
     expect(c.outcomes.length).toBeGreaterThan(40);
@@ -369,11 +418,17 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
         deliberate: { why: 'no systemd as PID 1: 257 fails to StopUnit (ENOTCONN), berth SIGTERMs the unit itself', berth: ok, real: errno(ENOTCONN) },
       },
       { label: 'Unregister by name', send: call('Unregister', { name: N.a }) },
+    ]);
+    // 257 drops the record from its lists on its next garbage collection, a moment after replying.
+    await waitFor(async () => (await Pair.replies(pair.real, JSON.stringify(call('List', { name: N.a }))))[0]!.error, '257 to forget the machine');
+    await c.steps([
       { label: 'List the unregistered machine', send: call('List', { name: N.a }) },
       { label: 'List by pid of its leader', send: call('List', { pid: { pid: leaders.a!.pid } }) },
       { label: 'Unregister it again', send: call('Unregister', { name: N.a }) },
       { label: 'Unregister by pid', send: call('Unregister', { pid: { pid: leaders.vm!.pid } }) },
       { label: 'Unregister by pid as a string', send: raw('Unregister', `{"pid":{"pid":"${leaders.ns!.pid}"}}`) },
+      { label: 'Unregister by pid of a process in the unit, not the leader', send: call('Unregister', { pid: { pid: leaders.sub2!.pid } }) },
+      { label: 'Unregister the service-unit machine', send: call('Unregister', { name: N.svc }) },
       { label: 'Unregister .host', send: call('Unregister', { name: '.host' }) },
       { label: '.host stays', send: call('List', { name: '.host' }) },
       { label: 'Unregister nobody', send: call('Unregister', {}) },
@@ -381,9 +436,15 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
       { label: 'Unregister bad name, bad pid: pid first', send: call('Unregister', { name: 'a b', pid: { pid: -1 } }) },
       { label: 'Unregister, unknown key', send: call('Unregister', { name: N.k, foo: 1 }) },
     ]);
+    for (const name of [N.vm!, N.ns!, N.sub!, N.svc!]) {
+      await waitFor(async () => (await Pair.replies(pair.real, JSON.stringify(call('List', { name }))))[0]!.error, `257 to forget ${name}`);
+      await c.step({ label: `List ${name} after Unregister`, send: call('List', { name }) });
+    }
     // Unregister kills nothing.
-    for (const k of ['a', 'vm', 'ns'] as const) expect(existsSync(`/proc/${leaders[k]!.pid}`), `leader of ${k} still runs`).toBe(true);
-    for (const d of [f.real, f.berth]) expect(f.ourStateFiles(d).filter((x) => x.includes(N.a!) || x.includes(N.vm!) || x.includes(N.ns!)), d.label).toEqual([]);
+    for (const k of ['a', 'vm', 'ns', 'sub', 'sub2', 'svc'] as const) expect(existsSync(`/proc/${leaders[k]!.pid}`), `leader of ${k} still runs`).toBe(true);
+    for (const d of [f.real, f.berth]) {
+      expect(f.ourStateFiles(d).filter((x) => [N.a, N.vm, N.ns, N.sub, N.svc].some((n) => x === n || x.includes(`${n}.s`))), d.label).toEqual([]);
+    }
 
     // Terminate: berth SIGTERMs the scope, the leader dies and berth drops the machine within 1 s.
     await waitFor(() => !existsSync(`/proc/${leaders.t!.pid}`), 'the terminated leader to exit', { timeoutMs: 5000 });
@@ -405,5 +466,29 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
     await c.step({ label: 'Unregister the machine whose leader died (257 still has it)', send: call('Unregister', { name: N.x }), deliberate: { why: 'berth dropped it already', berth: NO_SUCH_MACHINE, real: ok } });
     expect(c.report()).toBe('');
     expect(c.deliberateSeen.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('allocates a scope itself where 257 needs systemd to do it', async (ctx) => {
+    const f = need(ctx);
+    const au = N.au!;
+    const why = 'no systemd as PID 1: 257 cannot StartTransientUnit (ENOTCONN); berth creates machine.slice/machine-NAME.scope itself';
+    const c = new Comparison(f, pair, pids);
+    await c.steps([
+      { label: 'Register with allocateUnit', send: call('Register', { name: au, class: 'container', leader: leaders.au!.pid, allocateUnit: true }), deliberate: { why, berth: ok, real: errno(ENOTCONN) } },
+      {
+        label: 'List it',
+        send: call('List', { name: au }),
+        deliberate: {
+          why,
+          berth: (b: { parameters?: { unit?: string } }[]) => b[0]?.parameters?.unit === auUnit(),
+          real: NO_SUCH_MACHINE,
+        },
+      },
+      { label: 'Unregister it', send: call('Unregister', { name: au }), deliberate: { why, berth: ok, real: NO_SUCH_MACHINE } },
+      { label: 'List it after Unregister', send: call('List', { name: au }) },
+    ]);
+    // Unregister kills nothing: the leader stays in the scope berth made.
+    expect(readFileSync(`/proc/${leaders.au!.pid}/cgroup`, 'utf8')).toContain(`/machine.slice/${auUnit()}\n`);
+    expect(c.report()).toBe('');
   });
 });
