@@ -212,4 +212,50 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
       userdb.close();
     }
   });
+
+  it('lists images as 257 does', async (ctx) => {
+    const f = need(ctx);
+    const pair = await Pair.open(f, 'imageSocket');
+    try {
+      const c = new Comparison(f, pair);
+      const list = (parameters: object, more = false) => call('io.systemd.MachineImage.List', parameters, more);
+      const byName = (rs: { parameters?: Record<string, unknown> }[]) =>
+        [...rs].sort((x, y) => String(x.parameters?.name).localeCompare(String(y.parameters?.name))).map((r) => r.parameters);
+      const { real, berth } = await pair.call(JSON.stringify(list({}, true)));
+      c.values('image List --more, by name', byName(real), byName(berth));
+      await c.steps([
+        { label: 'image List .host', send: list({ name: '.host' }) },
+        { label: 'image List .host with metadata', send: list({ name: '.host', acquireMetadata: 'graceful' }) },
+        { label: 'image List unknown', send: list({ name: `${f.prefix}-nope` }) },
+        { label: 'image List bad name', send: list({ name: 'a/b' }) },
+        { label: 'image Remove unknown', send: call('io.systemd.MachineImage.Remove', { name: `${f.prefix}-nope` }) },
+      ]);
+      expect(c.report()).toBe('');
+      expect(JSON.stringify(c.outcomes.find((o) => o.label === 'image List .host')?.berth)).toContain('"path":"/"');
+    } finally {
+      pair.close();
+    }
+  });
+
+  // KNOWN DIFFERENCE, reported for src/varlink (not fixed here): sd-varlink refuses an object with a
+  // key given twice (InvalidParameter naming the key for method parameters, ENOTUNIQ from
+  // org.varlink.service's own methods, the connection dropped for a doubled top-level key), while
+  // berth's JSON.parse keeps the last value and goes on. This test fails until the Varlink layer
+  // detects duplicate keys.
+  it('refuses keys given twice as 257 does (fails until src/varlink detects duplicate keys)', async (ctx) => {
+    const f = need(ctx);
+    const pair = await Pair.open(f, 'machineSocket');
+    try {
+      const c = new Comparison(f, pair);
+      await c.steps([
+        { label: 'Kill, signal twice', send: '{"method":"io.systemd.Machine.Kill","parameters":{"name":"nope","signal":9,"signal":9}}' },
+        { label: 'List, name twice', send: '{"method":"io.systemd.Machine.List","parameters":{"name":"a b","name":".host"}}' },
+        { label: 'List, pid.pid twice', send: '{"method":"io.systemd.Machine.List","parameters":{"pid":{"pid":1,"pid":1}}}' },
+        { label: 'GetInterfaceDescription, interface twice', send: '{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"io.systemd","interface":"io.systemd"}}' },
+      ]);
+      expect(c.report()).toBe('');
+    } finally {
+      pair.close();
+    }
+  });
 });
