@@ -2,7 +2,7 @@
 // files, sockets, initrd), start helpers and qemu inside the machine's scope, connect QMP, register, and hand
 // back a RunningVm. Any failure on the way undoes every step already taken.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -57,10 +57,12 @@ export interface HostPlan {
   accel: 'kvm' | 'tcg';
   accelDetail: string;
   vsock: boolean;
-  swtpm?: { swtpm: string; setup: string };
+  swtpm?: { swtpm: string; setup?: string };
   virtiofsd?: string;
   sshKeygen?: string;
   journalRemote?: string;
+  /** choices `auto` made that a user may want to know about */
+  notes: string[];
 }
 
 type Undo = () => void | Promise<void>;
@@ -217,12 +219,20 @@ export async function planHost(o: VmOptions, s: LaunchSettings = {}): Promise<Ho
     vsock = v.ok;
   }
 
+  const notes: string[] = [];
   let swtpm: HostPlan['swtpm'];
-  if (o.tpm !== 'no') {
+  if (o.tpm !== 'no' && o.linux && o.initrds.length > 0 && isElfKernel(o.linux)) {
+    // qemu (7.2 at least) places the initrd of a PVH (ELF) direct boot over the top of guest RAM where the
+    // firmware also puts the ACPI tables; with a TPM those tables grow into it and the guest boots without ACPI
+    // (no power button, so no clean powerdown). bzImage boots place the initrd correctly.
+    if (o.tpm === 'yes')
+      throw new HostLacksError(`--tpm=yes: a TPM breaks ACPI when qemu boots an ELF kernel (${o.linux}) with an initrd; boot a bzImage (vmlinuz) instead, or use --tpm=no`);
+    notes.push('no TPM: qemu would corrupt the ACPI tables of an ELF kernel boot with an initrd (boot a bzImage to get one)');
+  } else if (o.tpm !== 'no') {
     const sw = findExecutable('swtpm', env);
-    const setup = findExecutable('swtpm_setup', env);
-    if (sw && setup) swtpm = { swtpm: sw, setup };
-    else if (o.tpm === 'yes') throw new HostLacksError('--tpm=yes: swtpm not found (install swtpm and swtpm-tools)');
+    // swtpm_setup (swtpm-tools) manufactures the TPM (EK, certificates); without it swtpm starts a blank one
+    if (sw) swtpm = { swtpm: sw, setup: findExecutable('swtpm_setup', env) };
+    else if (o.tpm === 'yes') throw new HostLacksError('--tpm=yes: swtpm not found (install swtpm)');
   }
 
   let virtiofsd: string | undefined;
@@ -259,7 +269,23 @@ export async function planHost(o: VmOptions, s: LaunchSettings = {}): Promise<Ho
     if (!existsSync('/dev/net/tun')) throw new HostLacksError('--network-tap: /dev/net/tun does not exist');
     if (process.getuid?.() !== 0) throw new HostLacksError('--network-tap: creating a tap interface needs root');
   }
-  return { qemu, accel, accelDetail, vsock, swtpm, virtiofsd, sshKeygen, journalRemote };
+  return { qemu, accel, accelDetail, vsock, swtpm, virtiofsd, sshKeygen, journalRemote, notes };
+}
+
+/** An uncompressed ELF kernel (qemu boots it through the PVH entry point) rather than a bzImage. */
+export function isElfKernel(path: string): boolean {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const b = Buffer.alloc(4);
+      readSync(fd, b, 0, 4, 0);
+      return b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 function mustExist(path: string, what: string, kind: 'file' | 'dir'): string {
@@ -327,6 +353,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
   checkInputs(o);
   const host = await planHost(o, s);
   if (o.kvm !== 'no') io.info(host.accelDetail);
+  for (const n of host.notes) io.info(n);
 
   let firmware: FirmwareBoot | undefined;
   const arch = qemuArch();
@@ -449,7 +476,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     if (host.swtpm) {
       const state = join(runDir, 'tpm');
       mkdirSync(state, { mode: 0o700 });
-      await execa(host.swtpm.setup, ['--tpm-state', state, '--tpm2', '--pcr-banks', 'sha256', '--not-overwrite'], { stdin: 'ignore' });
+      if (host.swtpm.setup) await execa(host.swtpm.setup, ['--tpm-state', state, '--tpm2', '--pcr-banks', 'sha256', '--not-overwrite'], { stdin: 'ignore' });
       tpmSocket = join(runDir, 'tpm.sock');
       spawnHelper([host.swtpm.swtpm, 'socket', '--tpm2', '--tpmstate', `dir=${state}`, '--ctrl', `type=unixio,path=${tpmSocket}`]);
     }

@@ -62,6 +62,8 @@ for d in /sys/class/input/event*; do
     echo "VMTEST-POWERBUTTON armed $ev"
   fi
 done
+for d in /sys/bus/virtio/devices/*; do [ -e "$d/device" ] && echo "VMTEST-VIRTIO $(cat "$d/device")"; done
+[ -e /sys/bus/acpi/devices/MSFT0101:00 ] && echo "VMTEST-TPM present"
 port=""
 for n in /sys/class/virtio-ports/*/name; do
   [ -e "$n" ] || continue

@@ -3,15 +3,17 @@
 // (a stand-in) registry while it runs, and stop over QMP with nothing left behind.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { launchVm, type RunningVm } from '../../../src/launcher/vm/launch.js';
 import { vmMain } from '../../../src/launcher/vm/main.js';
 import { parseVmOptions } from '../../../src/launcher/vm/options.js';
 import { runProbeGuest, probeKvm, KVM_PROBE_EXIT } from '../../../src/launcher/vm/kvm-probe.js';
-import { findQemu } from '../../../src/launcher/vm/host.js';
+import { findExecutable, findQemu, findVirtiofsd } from '../../../src/launcher/vm/host.js';
+import { listFirmwareFiles } from '../../../src/launcher/vm/firmware.js';
+import { tapName } from '../../../src/launcher/vm/qemu.js';
 import { scopeUnitName } from '../../../src/launcher/vm/scope.js';
 import { FakeRegistry, findGuest, GUEST_INIT, pidAlive, waitFor, writeCpio } from './guest.js';
 
@@ -156,6 +158,121 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
     expect(stdout.text).toContain('VMTEST-CRED k=v');
     expect(registry.machines.has(name)).toBe(false);
     expect(leftovers(runtime, name)).toEqual([]);
+  });
+});
+
+describe.skipIf(skipReason !== undefined)('options that need host helpers, where this host has them', () => {
+  const files = guest as { kernel: string; initrd: string };
+  let dir: string;
+  let runtime: string;
+  let overlay: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-vm-opt-'));
+    runtime = join(dir, 'run');
+    overlay = join(dir, 'overlay.cpio');
+    writeCpio(overlay, { init: GUEST_INIT });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('user and tap networking, extra drives, a virtiofs share and a TPM reach the guest', async () => {
+    const name = `vmo-${process.pid}`;
+    const share = join(dir, 'share');
+    mkdirSync(share);
+    const raw = join(dir, 'extra.raw');
+    const raw2 = join(dir, 'extra2.img');
+    writeFileSync(raw, Buffer.alloc(1024 * 1024));
+    writeFileSync(raw2, Buffer.alloc(1024 * 1024));
+    const haveTap = existsSync('/dev/net/tun');
+    const haveTpm = findExecutable('swtpm') !== undefined;
+    // a TPM with an ELF kernel + initrd breaks ACPI in qemu (the launcher refuses it), so boot the bzImage then
+    const bzImage = join(dirname(files.kernel), 'vmlinuz');
+    const kernel = haveTpm && existsSync(bzImage) ? bzImage : files.kernel;
+    const tpm = kernel === bzImage ? 'yes' : 'no';
+    const args = [
+      '--vm', `--runtime-dir=${runtime}`, '-M', name, '--ram=256M', '--console=read-only', '--register=no', '--kvm=no', `--tpm=${tpm}`,
+      `--linux=${kernel}`, `--initrd=${files.initrd}`, `--initrd=${overlay}`,
+      haveTap ? '--network-tap' : '--network-user-mode', `--extra-drive=${raw}`, `--extra-drive=raw:${raw2}`, `--bind-ro=${share}:/mnt/share`, 'quiet',
+    ];
+    let consoleText = '';
+    const vm = await launchVm(parseVmOptions(args), { info: () => {}, console: (d) => void (consoleText += d.toString()), qemuStderr: () => {} });
+    try {
+      const readyMs = await vm.waitReady(60_000);
+      console.log(`VM ${name} (${kernel.endsWith('vmlinuz') ? 'bzImage' : 'ELF'}, tpm=${tpm}, ${haveTap ? 'tap' : 'user'} net): ready after ${Math.round(readyMs)} ms`);
+      await waitFor(() => consoleText.includes('VMTEST-READY'), 10_000, 'the guest report');
+      const virtio = [...consoleText.matchAll(/VMTEST-VIRTIO (0x[0-9a-f]+)/g)].map((m) => Number(m[1]));
+      expect(virtio.filter((t) => t === 2)).toHaveLength(2); // two virtio-blk
+      expect(virtio.filter((t) => t === 1)).toHaveLength(1); // one virtio-net
+      expect(virtio.filter((t) => t === 26)).toHaveLength(1); // one virtio-fs
+      expect(consoleText).toContain('systemd.mount-extra=mnt0:/mnt/share:virtiofs:ro');
+      if (tpm === 'yes') expect(consoleText).toContain('VMTEST-TPM present');
+      if (haveTap) expect(existsSync(`/sys/class/net/${tapName(name)}`)).toBe(true);
+      const exit = await vm.stop(consoleText.includes('VMTEST-POWERBUTTON armed') ? 10_000 : 1500, 3000);
+      expect(exit.exitCode).toBe(0);
+      if (haveTap) expect(existsSync(`/sys/class/net/${tapName(name)}`)).toBe(false);
+      expect(leftovers(runtime, name)).toEqual([]);
+    } finally {
+      vm.kill();
+      await vm.stop(0, 0);
+    }
+  });
+
+  it.each([
+    ['--vsock=yes', () => !existsSync('/dev/vhost-vsock'), /--vsock: vhost-vsock is not usable here/],
+    ['--forward-journal=/var/tmp/berth-journal', () => !existsSync('/dev/vhost-vsock'), /--forward-journal: the journal is forwarded over vsock/],
+    ['--pass-ssh-key=yes', () => !existsSync('/dev/vhost-vsock'), /--pass-ssh-key=yes: SSH to the guest goes over vsock/],
+    ['--console=gui', () => true, /--console=gui: no graphical display/],
+    ['--tpm=yes', () => true, /--tpm=yes: (swtpm not found|a TPM breaks ACPI)/],
+  ])('%s fails at once naming what the host lacks', async (opt, applies, message) => {
+    if (!applies()) {
+      console.warn(`${opt}: not applicable, this host has what it needs`);
+      return expect(applies()).toBe(false);
+    }
+    const stderr = new Capture();
+    const t0 = performance.now();
+    const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '-M', 'lacks', '--kvm=no', '--console=read-only', opt, `--linux=${files.kernel}`, `--initrd=${files.initrd}`], {
+      stdout: new Capture(),
+      stderr,
+      signals: false,
+      settings: { env: { PATH: process.env.PATH } }, // no DISPLAY
+    });
+    expect(code).toBe(1);
+    expect(stderr.text).toMatch(message);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(leftovers(runtime, 'lacks')).toEqual([]);
+  });
+
+  it('--image without UEFI firmware descriptors names the package', async () => {
+    const img = join(dir, 'disk.raw');
+    writeFileSync(img, Buffer.alloc(512));
+    const stderr = new Capture();
+    const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '--kvm=no', `--image=${img}`], { stdout: new Capture(), stderr, signals: false });
+    if (listFirmwareFiles().length > 0) {
+      console.warn('--image case not applicable: firmware descriptors are installed');
+      return expect(listFirmwareFiles().length).toBeGreaterThan(0);
+    }
+    expect(code).toBe(1);
+    expect(stderr.text).toMatch(/no UEFI firmware for x86_64 found .*install ovmf/);
+    expect(leftovers(runtime, 'disk')).toEqual([]);
+  });
+
+  it('--private-users with a virtiofsd that cannot translate UIDs', async () => {
+    const vfs = findVirtiofsd();
+    if (!vfs) {
+      console.warn('--private-users case: no virtiofsd here');
+      const stderr = new Capture();
+      const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '--kvm=no', '--bind=/tmp', `--linux=${files.kernel}`], { stdout: new Capture(), stderr, signals: false });
+      expect(code).toBe(1);
+      return expect(stderr.text).toMatch(/virtiofsd not found/);
+    }
+    const stderr = new Capture();
+    const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '-M', 'pu', '--kvm=no', '--private-users=524288:65536', '--bind=/tmp', `--linux=${files.kernel}`], {
+      stdout: new Capture(),
+      stderr,
+      signals: false,
+    });
+    if (code === 1) expect(stderr.text).toMatch(/--private-users: .* cannot translate UIDs/);
+    else expect(code).toBe(0);
+    expect(leftovers(runtime, 'pu')).toEqual([]);
   });
 });
 
