@@ -98,6 +98,13 @@ function withoutNewerKeys(lines: string[]): string[] {
   return lines.filter((l) => !/^(LEADER_PIDFDID|VSOCK_CID|SSH_ADDRESS|SSH_PRIVATE_KEY_PATH)=/.test(l));
 }
 
+/** A thread of this process other than the main one (Node always has a few). */
+function otherThread(): number {
+  const tid = readdirSync('/proc/self/task').map(Number).find((t) => t !== process.pid);
+  if (tid === undefined) throw new Error('no second thread in /proc/self/task');
+  return tid;
+}
+
 /** Whether this process sits in a unit-shaped cgroup (then it could be registered as a leader). */
 function callerInUnit(): boolean {
   return readFileSync('/proc/self/cgroup', 'utf8')
@@ -326,6 +333,10 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
       reg('name .host', { name: '.host' }),
       reg('name starting with a dot', { name: `.${P}` }),
       reg('name null', { name: null }),
+      // Hostname rules, each with an invalid leader so that a valid name shows as a leader error.
+      ...['a'.repeat(64), `${'a'.repeat(63)}.b`, 'Abc', 'a_b', 'a-', '-a', 'a..b', 'a.', 'a.b', '0', 'a-.b', 'localhost', 'a*b', '.', '.host.', 'x.host'].map(
+        (name) => reg(`name ${JSON.stringify(name.length > 20 ? `${name.slice(0, 4)}…(${name.length})` : name)}, leader 0`, { name, leader: 0 }),
+      ),
       regRaw('no name', `{"class":"container","leader":${d}}`),
       // IDs.
       reg('id xyz', { id: 'xyz' }),
@@ -344,6 +355,7 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 257 and berth answer alike', 
       reg('leader 2^31', { leader: 2 ** 31 }),
       reg('leader that does not exist', { leader: missing }),
       reg('leader "abc"', { leader: 'abc' }),
+      reg('leader a thread, not a process', { leader: otherThread() }),
       reg('leader "-5"', { leader: '-5' }),
       reg('leader already registered (under another name)', { leader: leaders.k!.pid }),
       reg('leaderProcessId already registered', { leader: null, leaderProcessId: { pid: leaders.k!.pid } }),
