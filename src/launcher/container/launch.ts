@@ -100,6 +100,28 @@ function lockName(o: ContainerOptions, t: Teardown): void {
   t.add('release the name lock', () => { fs.rmSync(p, { force: true }); fs.closeSync(fd); });
 }
 
+/**
+ * One machine per tree at a time (nspawn locks its images too): a second launch on the same directory
+ * would shift its ownership under the first. The lock is keyed by device and inode, so any path to the
+ * tree finds it.
+ */
+function lockTree(root: string, name: string, runtimeDir: string, t: Teardown): void {
+  const st = fs.statSync(root);
+  const dir = path.join(runtimeDir, 'berth', 'tree-locks');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const p = path.join(dir, `${st.dev}-${st.ino}`);
+  const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  if (!tryLock(fd)) {
+    let holder = '';
+    try { holder = fs.readFileSync(fd, 'utf8').trim(); } catch { /* unreadable */ }
+    fs.closeSync(fd);
+    throw new ContainerOptionError(`directory ${root} is in use by ${holder ? `machine '${holder}'` : 'another machine'}`);
+  }
+  fs.ftruncateSync(fd, 0);
+  fs.writeSync(fd, name, 0);
+  t.add('release the tree lock', () => { fs.rmSync(p, { force: true }); fs.closeSync(fd); });
+}
+
 /** The container's root (an unprivileged host UID) must be able to walk to its run directory. */
 function assertSearchable(dir: string): void {
   for (let d = dir; ; d = path.dirname(d)) {
@@ -149,6 +171,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   const trace = process.env.BERTH_TRACE === '1' ? (m: string): void => log(`+${(performance.now() - t0).toFixed(1)} ms ${m}`) : (): void => {};
   const root = checkOptions(o);
   lockName(o, t);
+  lockTree(root, o.name, o.runtimeDir, t);
 
   const runDir = path.join(machinesDir(o.runtimeDir), o.name);
   fs.rmSync(runDir, { recursive: true, force: true }); // leftovers of a launcher that died (the lock was free)

@@ -350,6 +350,18 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     }
   });
 
+  it('a tree another machine is using', async () => {
+    const t = await tree(TRAP_READY_IDLE);
+    const sup = await Supervisor.start(options(t, 'bt-tree1'), { readyTimeoutMs: 10_000 });
+    try {
+      await within10s(Supervisor.start(options(t, 'bt-tree2')), /is in use by machine 'bt-tree1'/);
+      expect(leftovers(rt, 'bt-tree2')).toEqual([]);
+      expect(fs.statSync(t.root).uid).toBe(sup.uidBase); // not shifted under the running machine
+    } finally {
+      await sup.stop(5000);
+    }
+  });
+
   it('a PID 1 that exits at once', async () => {
     const t = await tree('exit 3');
     await within10s(Supervisor.start(options(t, 'bt-exit'), { readyTimeoutMs: 10_000 }), /PID 1 exited with status 3 before it was ready/);

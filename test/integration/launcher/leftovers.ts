@@ -15,6 +15,10 @@ export function leftovers(runtimeDir: string, name: string): string[] {
     const text = fs.readFileSync(path.join(leases, l), 'utf8');
     if (text.trim().endsWith(` ${name}`)) out.push(`uid lease ${l}`);
   }
+  const trees = path.join(runtimeDir, 'berth', 'tree-locks');
+  for (const l of fs.existsSync(trees) ? fs.readdirSync(trees) : []) {
+    if (fs.readFileSync(path.join(trees, l), 'utf8').trim() === name) out.push(`tree lock ${l}`);
+  }
   const unit = `/${scope.name}`;
   for (const pid of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
