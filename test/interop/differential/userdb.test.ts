@@ -29,14 +29,16 @@ beforeAll(async () => {
   }
   fx = r;
   const P = fx.prefix;
-  N = { ns: `${P}-ns`, plain: `${P}-p`, vm: `${P}-vm`, dotted: `${P}.d`, nope: `${P}-nope` };
+  // `long` makes vu-NAME-UID exactly 31 characters (the longest valid user name) at UID 100, 32 at 1000.
+  N = { ns: `${P}-ns`, plain: `${P}-p`, vm: `${P}-vm`, dotted: `${P}.d`, nope: `${P}-nope`, long: `${P}-l`.padEnd(24, 'x') };
   leaders.ns = await fx.usernsLeader(N.ns!, B);
   leaders.plain = await fx.plainLeader(N.plain!);
   leaders.vm = await fx.usernsLeader(N.vm!, B + 0x10000);
   leaders.dotted = await fx.usernsLeader(N.dotted!, B + 0x20000);
+  leaders.long = await fx.usernsLeader(N.long!, B + 0x30000);
   const reg = await Pair.open(fx, 'machineSocket');
   try {
-    for (const [key, cls] of [['ns', 'container'], ['plain', 'container'], ['vm', 'vm'], ['dotted', 'container']] as const) {
+    for (const [key, cls] of [['ns', 'container'], ['plain', 'container'], ['vm', 'vm'], ['dotted', 'container'], ['long', 'container']] as const) {
       const { real, berth } = await reg.call(
         JSON.stringify({ method: 'io.systemd.Machine.Register', parameters: { name: N[key], class: cls, leader: leaders[key]!.pid } }),
       );
@@ -99,6 +101,12 @@ describe.skipIf(!!staticSkip)('io.systemd.UserDatabase: 257 and berth answer ali
       user('user by uid of a dotted machine', `"uid":${B + 0x20000},${SERVICE}`),
       user('user of a dotted machine by name', `"userName":"vu-${N.dotted}-0",${SERVICE}`),
       user('user of an unknown machine', `"userName":"vu-${N.nope}-0",${SERVICE}`),
+      // The longest valid user name is 31 characters.
+      ...[0, 100, 1000].flatMap((i) => [
+        user(`long machine name, user by uid, inside ${i}`, `"uid":${B + 0x30000 + i},${SERVICE}`),
+        user(`long machine name, user by name, inside ${i}`, `"userName":"vu-${N.long}-${i}",${SERVICE}`),
+        group(`long machine name, group by gid, inside ${i}`, `"gid":${B + 0x30000 + i},${SERVICE}`),
+      ]),
       // Memberships: none are modelled.
       member('memberships, nothing given', SERVICE),
       member('memberships, nothing given, more', SERVICE, true),
@@ -118,6 +126,8 @@ describe.skipIf(!!staticSkip)('io.systemd.UserDatabase: 257 and berth answer ali
     // The records really were found (not two equal misses).
     expect(JSON.stringify(c.outcomes.find((o) => o.label === 'user by uid, inside 1000')?.berth)).toContain(`"userName":"vu-${ns}-1000"`);
     expect(JSON.stringify(c.outcomes.find((o) => o.label === 'group by name, inside 5')?.berth)).toContain(`"gid":${B + 5}`);
+    expect(`vu-${N.long}-100`).toHaveLength(31);
+    expect(JSON.stringify(c.outcomes.find((o) => o.label === 'long machine name, user by uid, inside 100')?.berth)).toContain(`"userName":"vu-${N.long}-100"`);
   });
 
   it('answers issue 4\'s bad input as 257 does and keeps serving', async (ctx) => {
