@@ -49,19 +49,23 @@ function hierarchies(): string[] {
 
 /**
  * Moves a process into the cgroup `path` (relative, e.g. machine.slice/machine-NAME.scope) in every
- * hierarchy; returns the directories created on the way, deepest first.
+ * hierarchy; returns the directories to remove afterwards, deepest first: `path` itself (named after this
+ * run) and whichever of its parents this call created.
  */
 export function placeInCgroup(path: string, pid: number): string[] {
-  const dirs: string[] = [];
+  const created: string[] = [];
   for (const h of hierarchies()) {
     const parts = path.split('/');
-    for (let i = 1; i <= parts.length; i++) dirs.unshift(join(h, ...parts.slice(0, i)));
-    const dir = join(h, path);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = join(h, ...parts.slice(0, i));
+      if (!existsSync(dir)) {
+        mkdirSync(dir);
+        created.unshift(dir);
+      } else if (i === parts.length) created.unshift(dir);
+    }
+    writeFileSync(join(h, path, 'cgroup.procs'), String(pid));
   }
-  // Shared parents (machine.slice, system.slice) are left alone.
-  return dirs.filter((d) => !/\/(machine|system)\.slice$/.test(d));
+  return created;
 }
 
 /** Moves a process into machine.slice/machine-NAME.scope in every hierarchy; returns the directories. */
