@@ -1,0 +1,131 @@
+/**
+ * The two servers under test: berthd started here in a private runtime directory, and the real
+ * systemd-machined 257 on /run (started through scripts/reference-tools.sh only when nothing serves it
+ * yet, and then stopped again at the end; a machined that others started is left running).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { VarlinkClient } from '../../src/varlink/client.js';
+import { DIST, owe, REPO, runtimeDir, waitFor } from './util.js';
+
+export const BERTHD = path.join(DIST, 'src/server/main.js');
+export const MACHINED_SOCKET = '/run/systemd/machine/io.systemd.Machine';
+export const MACHINED_USERDB_SOCKET = '/run/systemd/userdb/io.systemd.Machine';
+export const USERDB_SERVICE = 'io.systemd.Machine';
+
+/** Calls one method on a fresh connection and closes it. */
+export async function callOnce(socket: string, method: string, params?: object): Promise<Record<string, unknown>> {
+  const c = await VarlinkClient.connect(`unix:${socket}`, { timeout: 30_000 });
+  try {
+    return await c.callRaw(method, params);
+  } finally {
+    c.close();
+  }
+}
+
+export class Berthd {
+  readonly socket: string;
+  readonly userdbSocket: string;
+  private stderr = '';
+  private readonly settle = owe(() => this.stop());
+
+  private constructor(
+    readonly runtimeDir: string,
+    private readonly child: ChildProcess,
+  ) {
+    this.socket = path.join(runtimeDir, 'systemd/machine/io.systemd.Machine');
+    this.userdbSocket = path.join(runtimeDir, 'systemd/userdb', USERDB_SERVICE);
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      if (this.stderr.length > 64_000) this.stderr = this.stderr.slice(-32_000);
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The last lines berthd wrote to stderr (pino JSON at level warn and above). */
+  logTail(lines = 5): string {
+    return this.stderr.trim().split('\n').slice(-lines).join('\n');
+  }
+
+  static async start(): Promise<Berthd> {
+    if (!fs.existsSync(BERTHD)) throw new Error(`${BERTHD} is missing (npm run build)`);
+    const dir = runtimeDir('bn-berthd-');
+    const child = spawn(
+      process.execPath,
+      [BERTHD, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const b = new Berthd(dir, child);
+    try {
+      await waitFor('berthd to answer GetInfo', 20_000, async () => {
+        if (!b.alive) throw new Error(`berthd exited (${child.exitCode ?? child.signalCode}): ${b.logTail(10)}`);
+        if (!fs.existsSync(b.socket) || !fs.existsSync(b.userdbSocket)) return false;
+        try {
+          await callOnce(b.socket, 'org.varlink.service.GetInfo');
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    } catch (e) {
+      await b.stop();
+      throw e;
+    }
+    return b;
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s; removes the runtime directory. */
+  async stop(): Promise<void> {
+    this.settle();
+    if (this.alive) {
+      const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+    fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+}
+
+const REFERENCE = path.join(REPO, 'scripts/reference-tools.sh');
+
+export class Machined {
+  private constructor(readonly startedHere: boolean) {}
+
+  readonly socket = MACHINED_SOCKET;
+  readonly userdbSocket = MACHINED_USERDB_SOCKET;
+
+  static async running(): Promise<boolean> {
+    const r = await execa('bash', [REFERENCE, 'machined', 'status'], { reject: false });
+    return r.exitCode === 0 && /systemd-machined/.test(r.stdout);
+  }
+
+  /** Uses the machined already serving /run, or starts one (and remembers to stop it). */
+  static async ensure(): Promise<Machined> {
+    if (await Machined.running()) return new Machined(false);
+    const r = await execa('bash', [REFERENCE, 'machined', 'start'], { reject: false, all: true });
+    if (r.exitCode !== 0 || !(await Machined.running())) {
+      throw new Error(`cannot start the reference systemd-machined 257: ${r.all?.trim()}`);
+    }
+    return new Machined(true);
+  }
+
+  async product(): Promise<string> {
+    const info = await callOnce(this.socket, 'org.varlink.service.GetInfo');
+    return `${info.product ?? '?'} ${info.version ?? ''}`.trim();
+  }
+
+  async stopIfOurs(): Promise<void> {
+    if (this.startedHere) await execa('bash', [REFERENCE, 'machined', 'stop'], { reject: false });
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * npm run bench: berth side by side with the real systemd-machined 257, measured in the same run.
+ *
+ *   node dist/bench/main.js [--quick] [--only NAME[,NAME…]]... [--list]
+ *
+ * Each scenario prints one line: berth's figure, machined's, the ratio, the target and PASS or MISS.
+ * Throughput comes from the C load generator (bench/loadgen.c) so that the client is not the bottleneck.
+ * Targets are reported, never asserted: the exit status is 0 unless a scenario could not run (FAIL).
+ * Needs root (cgroups, user namespaces, /run/systemd). A machined that already serves /run is used and
+ * left running; one started here is stopped at the end.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { BenchContext } from './lib/context.js';
+import { buildTools } from './lib/loadgen.js';
+import { Report } from './lib/report.js';
+import { errorText, payAll, tempDir } from './lib/util.js';
+import { LAUNCHER_SCENARIOS, launcherScenarios } from './scenarios/launcher.js';
+import { REGISTRY_SCENARIOS, registryScenarios } from './scenarios/registry.js';
+import { USERDB_SCENARIOS, userdbScenarios } from './scenarios/userdb.js';
+import { VARLINK_SCENARIOS, varlinkScenarios } from './scenarios/varlink.js';
+
+const ALL = [...VARLINK_SCENARIOS, ...REGISTRY_SCENARIOS, ...USERDB_SCENARIOS, ...LAUNCHER_SCENARIOS];
+
+const USAGE = `Usage: npm run bench -- [--quick] [--only NAME[,NAME…]] [--list]
+
+  --quick        shorter measurements, 2,000 instead of 10,000 machines, 200 instead of 1,000 userns machines
+  --only NAME    run only these scenarios; NAME is a scenario or a prefix (varlink, registry.scale, userdb.uid)
+  --list         print the scenario names
+`;
+
+function loadavg(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(' ');
+}
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: {
+        quick: { type: 'boolean' },
+        only: { type: 'string', multiple: true },
+        list: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    process.stderr.write(`bench: ${errorText(e)}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.list) {
+    process.stdout.write(ALL.join('\n') + '\n');
+    return 0;
+  }
+  const only = (values.only ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter(Boolean);
+  const unknown = only.filter((o) => !ALL.some((n) => n === o || n.startsWith(`${o}.`)));
+  if (unknown.length) {
+    process.stderr.write(`bench: no scenario named ${unknown.join(', ')} (see --list)\n`);
+    return 2;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: needs root (cgroup scopes, user namespaces, the real machined on /run)\n');
+    return 2;
+  }
+
+  await buildTools();
+  const scratch = tempDir('bn-bench-');
+  const report = new Report();
+  const ctx = new BenchContext({ quick: values.quick ?? false, only }, report, scratch);
+  const started = Date.now();
+  let crashed = false;
+  const onSignal = () => {
+    process.stderr.write('bench: interrupted, cleaning up\n');
+    void payAll()
+      .then(() => ctx.close())
+      .finally(() => {
+        fs.rmSync(scratch, { recursive: true, force: true });
+        process.exit(130);
+      });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    let machinedLine = 'not used';
+    if (ctx.anySelected(ALL.filter((n) => !n.startsWith('launcher.') && n !== 'varlink.activation' && !n.startsWith('registry.scale.')))) {
+      const m = await ctx.machined();
+      machinedLine = `${await m.product()} on ${m.socket}${m.startedHere ? ' (started by the bench)' : ' (already running)'}`;
+    }
+    console.log(`berth bench — ${new Date().toISOString()}; node ${process.version}; ${os.cpus().length} CPUs; ${values.quick ? 'quick' : 'full'} run`);
+    console.log(`machined: ${machinedLine}`);
+    console.log(
+      `per figure: median of ${ctx.rounds} round${ctx.rounds > 1 ? 's' : ''} of ${ctx.duration} s (after ${ctx.warmup} s warm-up), berth and machined alternating; load from dist/bench/loadgen`,
+    );
+    console.log(`load average at start: ${loadavg()}`);
+    console.log('');
+    report.header();
+    await varlinkScenarios(ctx);
+    await registryScenarios(ctx);
+    await userdbScenarios(ctx);
+    await launcherScenarios(ctx);
+  } catch (e) {
+    crashed = true;
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  } finally {
+    await ctx.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  const { failed } = report.summary();
+  console.log(`load average at end: ${loadavg()}`);
+  console.log(`took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return crashed || failed > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

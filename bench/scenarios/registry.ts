@@ -1,0 +1,204 @@
+/**
+ * The machine registry: List of one machine by name (berth vs machined), berthd with 10,000 machines
+ * (RSS, lookups by name and pid against 10 machines, the full List stream, how fast dead leaders are
+ * dropped), and Register+Unregister cycles. Leaders are forked by dist/bench/leaders and put into scopes
+ * made here, so both servers see a unit-shaped cgroup and are asked with allocateUnit unset.
+ */
+import { performance } from 'node:perf_hooks';
+import { VarlinkClient } from '../../src/varlink/client.js';
+import type { BenchContext } from '../lib/context.js';
+import { LeaderSet, Scopes } from '../lib/leaders.js';
+import { interleaved, type LoadResult } from '../lib/loadgen.js';
+import { listStream, registerAll, registerCycles, unregisterAll, type MachineSpec } from '../lib/machines.js';
+import { megabytes, micros, millis, rate } from '../lib/report.js';
+import { Berthd } from '../lib/servers.js';
+import { errorText, pidHeadroom, rssBytes, sleep } from '../lib/util.js';
+
+export const REGISTRY_SCENARIOS = [
+  'registry.list-name',
+  'registry.register-cycle',
+  'registry.scale.rss',
+  'registry.scale.list-name',
+  'registry.scale.list-pid',
+  'registry.scale.list-more',
+  'registry.scale.leader-exit',
+];
+
+const LIST = 'io.systemd.Machine.List';
+
+export async function registryScenarios(ctx: BenchContext): Promise<void> {
+  const r = ctx.report;
+  const guarded = async (names: string[], body: () => Promise<void>) => {
+    if (!ctx.anySelected(names)) return;
+    try {
+      await body();
+    } catch (e) {
+      for (const n of names) if (ctx.selected(n) && !r.rows.some((row) => row.scenario === n)) r.fail(n, errorText(e));
+    }
+  };
+
+  await guarded(['registry.list-name'], () => listOne(ctx));
+  await guarded(['registry.register-cycle'], () => cycles(ctx));
+  await guarded(REGISTRY_SCENARIOS.filter((n) => n.startsWith('registry.scale.')), () => scale(ctx));
+}
+
+/** `n` leaders per server, each in its own scope; registered when `register`; `body` runs while they exist. */
+async function withMachines(
+  ctx: BenchContext,
+  tag: string,
+  n: number,
+  register: boolean,
+  body: (b: { berthd: Berthd; berth: MachineSpec[]; machined: MachineSpec[]; machinedSocket: string }) => Promise<void>,
+): Promise<void> {
+  const berthd = await ctx.berthd();
+  const md = await ctx.machined();
+  const leaders = await LeaderSet.spawn(2 * n);
+  const scopes = new Scopes();
+  const berth = leaders.pids.slice(0, n).map((leader, i) => ({ name: `bn-${ctx.run}-b${tag}${i}`, leader }));
+  const machined = leaders.pids.slice(n).map((leader, i) => ({ name: `bn-${ctx.run}-m${tag}${i}`, leader }));
+  try {
+    for (const m of [...berth, ...machined]) scopes.add(m.name, m.leader);
+    if (register) {
+      await registerAll(berthd.socket, berth);
+      await registerAll(md.socket, machined);
+    }
+    await body({ berthd, berth, machined, machinedSocket: md.socket });
+  } finally {
+    await unregisterAll(berthd.socket, berth.map((m) => m.name));
+    await unregisterAll(md.socket, machined.map((m) => m.name));
+    await leaders.close();
+    await scopes.close();
+  }
+}
+
+async function listOne(ctx: BenchContext): Promise<void> {
+  await withMachines(ctx, 'l', 1, true, async ({ berthd, berth, machined, machinedSocket }) => {
+    const o = { method: LIST, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
+    const [rb, rm] = await interleaved(ctx.rounds, [
+      { ...o, socket: berthd.socket, params: { name: berth[0]!.name } },
+      { ...o, socket: machinedSocket, params: { name: machined[0]!.name } },
+    ]);
+    ctx.report.versus('registry.list-name', rb.rate, rm.rate, 1.0, `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`);
+  });
+}
+
+async function cycles(ctx: BenchContext): Promise<void> {
+  await withMachines(ctx, 'c', 4, false, async ({ berthd, berth, machined, machinedSocket }) => {
+    const b = await registerCycles(berthd.socket, berth, ctx.duration);
+    const m = await registerCycles(machinedSocket, machined, ctx.duration);
+    const retried = (x: { retries: number }) => (x.retries ? `, ${x.retries} Register retried on MachineExists` : '');
+    ctx.report.info(
+      'registry.register-cycle',
+      rate(b.rate, 'cycles/s'),
+      rate(m.rate, 'cycles/s'),
+      `berth/machined ${(b.rate / m.rate).toFixed(2)}×; one connection, one call at a time, 4 machines in turn${retried(b)}${retried(m)}`,
+    );
+  });
+}
+
+/** Evenly spread sample of at most `n` entries. */
+function spread<T>(items: T[], n: number): T[] {
+  if (items.length <= n) return items;
+  return Array.from({ length: n }, (_, i) => items[Math.floor((i * items.length) / n)]!);
+}
+
+async function scale(ctx: BenchContext): Promise<void> {
+  const r = ctx.report;
+  const wanted = ctx.quick ? 2_000 : 10_000;
+  const headroom = pidHeadroom() - 2_000;
+  const total = Math.min(wanted, headroom);
+  if (total < 100) throw new Error(`only ${headroom + 2000} free PIDs (kernel.pid_max); cannot fork ${wanted} leaders`);
+  const label = total >= 1000 ? `${total / 1000}k` : String(total);
+  const shortfall = total < wanted ? `; only ${total} of ${wanted} leaders: kernel.pid_max leaves too few free PIDs` : '';
+
+  // Two berthds side by side, one with 10 machines and one with all of them, measured alternately so that
+  // the host's other load weighs on both alike.
+  const small = await Berthd.start();
+  let berthd: Berthd | undefined;
+  let leaders: LeaderSet | undefined;
+  const scopes = new Scopes();
+  try {
+    berthd = await Berthd.start();
+    const t0 = performance.now();
+    leaders = await LeaderSet.spawn(total);
+    const machines = leaders.pids.map((leader, i) => ({ name: `bn-${ctx.run}-s${i}`, leader }));
+    for (const m of machines) scopes.add(m.name, m.leader);
+    const setupSeconds = (performance.now() - t0) / 1000;
+
+    const ten = machines.slice(0, 10);
+    await registerAll(small.socket, ten);
+    const regSeconds = await registerAll(berthd.socket, machines);
+    const count = (await listStream(berthd.socket)).entries - 1;
+    if (count !== total) throw new Error(`berthd lists ${count} machines after registering ${total}`);
+    await sleep(500);
+    const rss10 = rssBytes(small.pid);
+    const rssLarge = rssBytes(berthd.pid);
+
+    const o = { method: LIST, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
+    const sample = spread(machines, 1000);
+    const [name10, nameLarge] = await interleaved(ctx.rounds, [
+      { ...o, socket: small.socket, params: ten.map((m) => ({ name: m.name })) },
+      { ...o, socket: berthd.socket, params: sample.map((m) => ({ name: m.name })) },
+    ]);
+    const [pid10, pidLarge] = await interleaved(ctx.rounds, [
+      { ...o, socket: small.socket, params: ten.map((m) => ({ pid: { pid: m.leader } })) },
+      { ...o, socket: berthd.socket, params: sample.map((m) => ({ pid: { pid: m.leader } })) },
+    ]);
+    const streams: number[] = [];
+    for (let i = 0; i < 3; i++) streams.push((await listStream(berthd.socket)).seconds);
+    streams.sort((a, b) => a - b);
+
+    const regNote = `registered ${total} in ${regSeconds.toFixed(1)} s (${rate(total / regSeconds, 'Register/s')}, 64 in flight); leaders+scopes took ${setupSeconds.toFixed(1)} s${shortfall}`;
+    if (ctx.selected('registry.scale.rss')) {
+      r.absolute('registry.scale.rss', {
+        berth: rssLarge,
+        format: megabytes,
+        target: 120 * 1024 * 1024,
+        atMost: true,
+        note: `${label} machines; with 10: ${megabytes(rss10)}; ${regNote}`,
+      });
+    }
+    const p99 = (large: LoadResult, ten: LoadResult) => `p50, ${label} machines (1,000 of them in turn) vs 10; p99 ${micros(large.p99_us)} vs ${micros(ten.p99_us)}`;
+    if (ctx.selected('registry.scale.list-name')) r.scaling('registry.scale.list-name', nameLarge!.p50_us, name10!.p50_us, 1.2, '10', micros, p99(nameLarge!, name10!));
+    if (ctx.selected('registry.scale.list-pid')) r.scaling('registry.scale.list-pid', pidLarge!.p50_us, pid10!.p50_us, 1.2, '10', micros, p99(pidLarge!, pid10!));
+    if (ctx.selected('registry.scale.list-more')) {
+      r.info('registry.scale.list-more', millis(streams[1]! * 1000), '—', `List --more of ${total + 1} entries (incl. .host), median of 3`);
+    }
+
+    // Every leader dies at once: how long until berthd has dropped them all.
+    const tKill = performance.now();
+    await leaders.close();
+    const dropped = await waitDropped(berthd.socket, 60_000);
+    if (ctx.selected('registry.scale.leader-exit')) {
+      r.info(
+        'registry.scale.leader-exit',
+        dropped === undefined ? 'not within 60 s' : millis(performance.now() - tKill),
+        '—',
+        `all ${total} leaders SIGKILLed at once until List shows only .host`,
+      );
+    }
+    if (!berthd.alive) throw new Error(`berthd died: ${berthd.logTail()}`);
+  } finally {
+    await leaders?.close();
+    await berthd?.stop();
+    await small.stop();
+    await scopes.close();
+  }
+}
+
+/** Polls List until only `.host` is left; undefined on timeout. */
+async function waitDropped(socket: string, timeoutMs: number): Promise<true | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  const c = await VarlinkClient.connect(`unix:${socket}`, { timeout: timeoutMs });
+  try {
+    while (Date.now() < deadline) {
+      let n = 0;
+      for await (const _ of c.moreRaw(LIST, {})) n++;
+      if (n <= 1) return true;
+      await sleep(50);
+    }
+    return undefined;
+  } finally {
+    c.close();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The Varlink core: org.varlink.service.GetInfo on one connection and 16 pipelined, and the first call to
+ * a socket-activated berthd (systemd-socket-activate execs it on the first connection).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { BenchContext } from '../lib/context.js';
+import { interleaved } from '../lib/loadgen.js';
+import { micros, millis } from '../lib/report.js';
+import { BERTHD } from '../lib/servers.js';
+import { errorText, median, percentile, runtimeDir } from '../lib/util.js';
+
+export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation'];
+
+const GETINFO = 'org.varlink.service.GetInfo';
+
+export async function varlinkScenarios(ctx: BenchContext): Promise<void> {
+  const r = ctx.report;
+  const run = async (name: string, body: () => Promise<void>) => {
+    if (!ctx.selected(name)) return;
+    try {
+      await body();
+    } catch (e) {
+      r.fail(name, errorText(e));
+    }
+  };
+  const base = { method: GETINFO, params: {}, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
+
+  await run('varlink.getinfo.1conn', async () => {
+    const [b, m] = [await ctx.berthd(), await ctx.machined()];
+    const [rb, rm] = await interleaved(ctx.rounds, [{ ...base, socket: b.socket }, { ...base, socket: m.socket }]);
+    r.versus('varlink.getinfo.1conn', rb.rate, rm.rate, 1.0, `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`);
+  });
+
+  await run('varlink.getinfo.pipe16', async () => {
+    const [b, m] = [await ctx.berthd(), await ctx.machined()];
+    const [rb, rm] = await interleaved(ctx.rounds, [
+      { ...base, socket: b.socket, pipeline: 16 },
+      { ...base, socket: m.socket, pipeline: 16 },
+    ]);
+    r.absolute('varlink.getinfo.pipe16', {
+      berth: rb.rate,
+      machined: rm.rate,
+      format: (v) => `${(v / 1000).toFixed(1)}k calls/s`,
+      target: 100_000,
+      atMost: false,
+      note: `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`,
+    });
+  });
+
+  await run('varlink.activation', async () => {
+    const n = ctx.quick ? 5 : 20;
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) samples.push(await activateOnce());
+    r.absolute('varlink.activation', {
+      berth: median(samples),
+      format: millis,
+      target: 120,
+      atMost: true,
+      unitText: '120 ms p50',
+      note: `p50 of ${n}; min ${millis(Math.min(...samples))}, p90 ${millis(percentile(samples, 0.9))}, max ${millis(Math.max(...samples))}`,
+    });
+  });
+}
+
+/**
+ * Starts `systemd-socket-activate -l SOCKET --fdname=varlink berthd …` in a fresh runtime directory, waits
+ * until it listens, then connects, sends GetInfo and returns the milliseconds from connect() to the reply.
+ */
+async function activateOnce(): Promise<number> {
+  const dir = runtimeDir('bn-activate-');
+  const socket = path.join(dir, 'systemd/machine/io.systemd.Machine');
+  fs.mkdirSync(path.dirname(socket), { recursive: true });
+  const child = spawn(
+    'systemd-socket-activate',
+    ['-l', socket, '--fdname=varlink', process.execPath, BERTHD, '--runtime-dir', dir, '--log-level', 'warn'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    // The activator reports "Listening on …" once the socket is bound and listening.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`systemd-socket-activate did not listen: ${stderr.trim()}`)), 10_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/Listening on/.test(stderr)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`systemd-socket-activate exited (${code}): ${stderr.trim()}`));
+      });
+    });
+    return await new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      const s = net.connect(socket);
+      let got = '';
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`no reply within 10 s of connect; berthd: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      }, 10_000);
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\0')) {
+          const ms = performance.now() - t0;
+          clearTimeout(timer);
+          s.destroy();
+          if (!got.includes('"parameters"')) reject(new Error(`unexpected first reply: ${got.slice(0, 200)}`));
+          else resolve(ms);
+        }
+      });
+      s.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      s.write('{"method":"org.varlink.service.GetInfo"}\0');
+    });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
