@@ -255,7 +255,9 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   ];
   const stdio = ['inherit', 'inherit', 'inherit', ...o.listenFds, 'pipe'];
   trace('prepared; spawning');
-  const child = execa(argv[0]!, argv.slice(1), { env, extendEnv: false, stdio: stdio as never, reject: false, buffer: false });
+  // A session of its own (as nspawn does): ^C on berth-spawn's terminal must reach berth-spawn, which stops
+  // the container cleanly, not the container's init (to systemd, SIGINT means ctrl-alt-del: reboot).
+  const child = execa(argv[0]!, argv.slice(1), { env, extendEnv: false, stdio: stdio as never, reject: false, buffer: false, detached: true });
   let leaderPid = 0;
   t.add('stop the container processes', async () => {
     // Kill PID 1 first: its PID namespace goes with it and unshare reaps it. Killing unshare first would

@@ -46,9 +46,9 @@ async function tree(init: string): Promise<Tree> {
   return t;
 }
 
-function spawnCli(args: string[], extra: { env?: Record<string, string>; prefix?: string[] } = {}): ResultPromise {
+function spawnCli(args: string[], extra: { env?: Record<string, string>; prefix?: string[]; detached?: boolean } = {}): ResultPromise {
   const argv = [...(extra.prefix ?? []), process.execPath, cli, ...args];
-  return execa(argv[0]!, argv.slice(1), { reject: false, all: true, env: { ...process.env, ...extra.env }, stdin: 'ignore' });
+  return execa(argv[0]!, argv.slice(1), { reject: false, all: true, env: { ...process.env, ...extra.env }, stdin: 'ignore', detached: extra.detached ?? false });
 }
 
 function stateOf(name: string): string | undefined {
@@ -69,6 +69,19 @@ describe.skipIf(!!why)('berth-spawn', () => {
     expect(r.exitCode).toBe(0);
     expect(r.all).toContain(`Container ${name} is running`);
     expect(r.all).toContain('stopping-on-rtmin3');
+    expect(leftovers(rt, name)).toEqual([]);
+  });
+
+  it('turns ^C on its terminal (SIGINT to its process group) into a clean stop of the container', async () => {
+    const t = await tree(TRAP_READY_IDLE);
+    const name = 'cli-ctrlc';
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh'], { detached: true });
+    await waitFor(() => stateOf(name) === 'running' || (p.exitCode ?? null) !== null, 15_000, 'the container to run', 10);
+    process.kill(-p.pid!, 'SIGINT'); // what the terminal does: the whole foreground group
+    const r = await p;
+    expect(r.exitCode).toBe(0);
+    expect(r.all).toContain('is being stopped');
+    expect(r.all).toContain('stopping-on-rtmin3'); // the container got SIGRTMIN+3 from berth-spawn
     expect(leftovers(rt, name)).toEqual([]);
   });
 
