@@ -258,4 +258,31 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
       pair.close();
     }
   });
+
+  // KNOWN DIFFERENCE, reported for src/server/image-api.ts / images.ts (not fixed here): 257 refuses to
+  // change the host image with EROFS after checking the parameters (a bad newName is InvalidParameter
+  // first; an Update that changes nothing is {}), where berth answers EOPNOTSUPP for all of them.
+  // Only calls 257 refuses are sent: nothing here may modify the host. This test fails until berth
+  // answers these as 257 does.
+  it('refuses to change the host image as 257 does (fails until image-api answers EROFS)', async (ctx) => {
+    const f = need(ctx);
+    const pair = await Pair.open(f, 'imageSocket');
+    try {
+      const c = new Comparison(f, pair);
+      const img = (method: string, parameters: object): Step => ({ label: `image ${method} ${JSON.stringify(parameters)}`, send: call(`io.systemd.MachineImage.${method}`, parameters) });
+      await c.steps([
+        img('Update', { name: '.host', readOnly: true }),
+        img('Update', { name: '.host', readOnly: false }),
+        img('Update', { name: '.host', newName: `${f.prefix}-x` }),
+        img('Update', { name: '.host', newName: 'a/b' }),
+        img('Update', { name: '.host', limit: 1_000_000 }),
+        img('Update', { name: '.host' }),
+        img('Remove', { name: '.host' }),
+        img('Update', { name: `${f.prefix}-nope`, readOnly: true }),
+      ]);
+      expect(c.report()).toBe('');
+    } finally {
+      pair.close();
+    }
+  });
 });
