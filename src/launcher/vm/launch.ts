@@ -16,8 +16,8 @@ import { QmpClient, withTimeout } from './qmp.js';
 import {
   buildQemuArgv, cidFromName, directBootCmdline, NOTIFY_PORT_NAME, type DirectBoot, type FirmwareBoot, type QemuPlan, type VirtiofsShare,
 } from './qemu.js';
-import { isNoRegistry, machineSocketPath, registerParameters, varlinkCall, type VmRegistration } from './registry.js';
-import { Scope } from './scope.js';
+import { machineSocketPath, registerMachine, unregisterMachine, type Registration } from '../registry-client.js';
+import { VmScope } from './scope.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
 
 export interface LaunchIo {
@@ -82,8 +82,8 @@ export class RunningVm {
     readonly pid: number,
     readonly qmp: QmpClient,
     readonly notify: NotifyReceiver,
-    readonly scope: Scope,
-    readonly registration: VmRegistration,
+    readonly scope: VmScope,
+    readonly registration: Registration,
     readonly exited: Promise<VmExit>,
     private readonly undo: Undo[],
     private readonly registrySocket: string,
@@ -168,7 +168,7 @@ export class RunningVm {
     this.finishing ??= (async () => {
       const e = await this.exited;
       if (this.registered) {
-        await varlinkCall(this.registrySocket, 'io.systemd.Machine.Unregister', { name: this.name }).catch(() => {});
+        await unregisterMachine(this.registrySocket, this.name).catch(() => {});
         this.registered = false;
       }
       await runUndo(this.undo);
@@ -438,7 +438,12 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     const qmpConn = firstConnection(qmpServer);
 
     // scope: qemu and its helpers all live in it
-    const scope = Scope.create(name);
+    let scope: VmScope;
+    try {
+      scope = VmScope.create(name);
+    } catch (e) {
+      throw new VmLaunchError(`cannot create the scope of machine ${name}: ${(e as Error).message}`);
+    }
     undo.push(() => scope.destroy());
 
     const helpers: ResultPromise[] = [];
@@ -578,9 +583,10 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     }
     undo.push(() => qmp.close());
 
-    const registration: VmRegistration = {
+    const registration: Registration = {
       name,
       id: uuid.replace(/-/g, ''),
+      class: 'vm',
       service: s.service ?? 'berth-spawn',
       leader: pid,
       rootDirectory: o.directory ? resolvePath(o.directory) : undefined,
@@ -592,15 +598,12 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
 
     if (o.register !== 'no') {
       try {
-        await varlinkCall(registrySocket, 'io.systemd.Machine.Register', registerParameters(registration));
-        vm.markRegistered();
+        if (await registerMachine(registrySocket, registration, o.register)) vm.markRegistered();
+        else io.info(`no machine registry at ${registrySocket}, not registering`);
       } catch (e) {
-        if (o.register === 'auto' && isNoRegistry(e)) io.info(`no machine registry at ${registrySocket}, not registering`);
-        else {
-          vm.kill();
-          await vm.stop(0, 0);
-          throw new VmLaunchError(`cannot register machine ${name} at ${registrySocket}: ${(e as Error).message}`);
-        }
+        vm.kill();
+        await vm.stop(0, 0);
+        throw new VmLaunchError(`cannot register machine ${name} at ${registrySocket}: ${(e as Error).message}`);
       }
     }
     return vm;

@@ -1,24 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Scope, scopeUnitName, unitEscape } from '../../../src/launcher/vm/scope.js';
+import { scopeName, VmScope } from '../../../src/launcher/vm/scope.js';
 
-describe('scope', () => {
-  it('escapes machine names as systemd unit names do', () => {
-    expect(scopeUnitName('vm1')).toBe('machine-vm1.scope');
-    expect(scopeUnitName('my-vm')).toBe('machine-my\\x2dvm.scope');
-    expect(unitEscape('.a.b')).toBe('\\x2ea.b');
+describe('VM scope', () => {
+  it('is named like a systemd machine scope', () => {
+    expect(scopeName('vm1')).toBe('machine-vm1.scope');
+    expect(scopeName('my-vm')).toBe('machine-my\\x2dvm.scope');
   });
 
-  it('without a cgroup hierarchy the command runs unwrapped', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'berth-scope-'));
-    try {
-      const s = Scope.create('x', [dir]);
-      expect(s.dirs).toEqual([]);
-      expect(s.wrap(['qemu', '-m', '1G'])).toEqual(['qemu', '-m', '1G']);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  it('without a cgroup hierarchy the command runs unwrapped', async () => {
+    const s = VmScope.create('x', []);
+    expect(s.dirs).toEqual([]);
+    expect(s.wrap(['qemu', '-m', '1G'])).toEqual(['qemu', '-m', '1G']);
+    expect(s.pids()).toEqual([]);
+    await s.destroy();
+  });
+
+  it('with hierarchies, the shim writes its own pid into each cgroup.procs before exec', () => {
+    const s = VmScope.create('vmx', []);
+    expect(s.wrap(['a'])).toEqual(['a']);
+    // shape of the wrapper, checked without touching /sys/fs/cgroup
+    const w = (VmScope.prototype.wrap as (this: unknown, argv: string[]) => string[]).call({ scope: { paths: ['/cg/u/machine.slice/machine-vmx.scope', '/cg/s/machine.slice/machine-vmx.scope'] } }, ['qemu', '-x']);
+    expect(w.slice(3)).toEqual(['berth-vm-scope', '/cg/u/machine.slice/machine-vmx.scope/cgroup.procs', '/cg/s/machine.slice/machine-vmx.scope/cgroup.procs', '--', 'qemu', '-x']);
+    expect(w[0]).toBe('/bin/sh');
   });
 });
