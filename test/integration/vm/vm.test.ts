@@ -242,17 +242,48 @@ describe.skipIf(skipReason !== undefined)('options that need host helpers, where
   });
 
   it('--image without UEFI firmware descriptors names the package', async () => {
+    if (listFirmwareFiles().length > 0) {
+      console.warn('--image without firmware not applicable: firmware descriptors are installed');
+      return expect(listFirmwareFiles().length).toBeGreaterThan(0);
+    }
     const img = join(dir, 'disk.raw');
     writeFileSync(img, Buffer.alloc(512));
     const stderr = new Capture();
     const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '--kvm=no', `--image=${img}`], { stdout: new Capture(), stderr, signals: false });
-    if (listFirmwareFiles().length > 0) {
-      console.warn('--image case not applicable: firmware descriptors are installed');
-      return expect(listFirmwareFiles().length).toBeGreaterThan(0);
-    }
     expect(code).toBe(1);
     expect(stderr.text).toMatch(/no UEFI firmware for x86_64 found .*install ovmf/);
     expect(leftovers(runtime, 'disk')).toEqual([]);
+  });
+
+  it('--image boots UEFI firmware chosen from the descriptors (when ovmf is installed)', async () => {
+    const descriptors = listFirmwareFiles();
+    const stdout = new Capture();
+    expect((await vmMain(['--vm', '--firmware=list'], { stdout, stderr: new Capture(), signals: false }))).toBe(0);
+    expect(stdout.text.split('\n').filter(Boolean)).toEqual(descriptors);
+    if (descriptors.length === 0) {
+      console.warn('UEFI boot not tested: no firmware descriptors (apt-get install ovmf)');
+      return;
+    }
+    const img = join(dir, 'blank.raw');
+    writeFileSync(img, Buffer.alloc(16 * 1024 * 1024));
+    let consoleText = '';
+    const vm = await launchVm(parseVmOptions(['--vm', `--runtime-dir=${runtime}`, '--kvm=no', '--tpm=no', '--register=no', '--console=read-only', '--ram=256M', '--notify-ready=no', `--image=${img}`, 'x=1']), {
+      info: () => {},
+      console: (d) => void (consoleText += d.toString()),
+      qemuStderr: () => {},
+    });
+    try {
+      const argv = JSON.parse(readFileSync(join(vm.runDir, 'qemu.argv'), 'utf8')) as string[];
+      expect(argv.some((a) => a.startsWith('if=pflash,') && a.includes('readonly=on'))).toBe(true);
+      expect(argv).toContain(`file=${join(vm.runDir, 'efi-vars.fd')}`.replace(/^/, 'if=pflash,format=raw,'));
+      const smbios = readdirSync(join(vm.runDir, 'smbios')).map((f) => readFileSync(join(vm.runDir, 'smbios', f), 'utf8'));
+      expect(smbios).toEqual(['io.systemd.stub.kernel-cmdline-extra=x=1', 'io.systemd.boot.kernel-cmdline-extra=x=1']);
+      // the firmware runs: with an empty disk it ends up in its boot manager / shell
+      await waitFor(() => /BdsDxe|UEFI Interactive Shell/.test(consoleText), 60_000, 'UEFI firmware output');
+    } finally {
+      await vm.stop(500, 3000);
+    }
+    expect(leftovers(runtime, 'blank')).toEqual([]);
   });
 
   it('--private-users with a virtiofsd that cannot translate UIDs', async () => {
