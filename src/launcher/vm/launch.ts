@@ -446,9 +446,13 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     }
     undo.push(() => scope.destroy());
 
+    // qemu and helpers die with the launcher even when it is killed outright (PR_SET_PDEATHSIG via setpriv)
+    const setpriv = findExecutable('setpriv', env);
+    const dieWithUs = (argv: string[]): string[] => (setpriv ? [setpriv, '--pdeathsig', 'SIGTERM', '--', ...argv] : argv);
+
     const helpers: ResultPromise[] = [];
     const spawnHelper = (argv: string[]): ResultPromise => {
-      const w = scope.wrap(argv);
+      const w = scope.wrap(dieWithUs(argv));
       const p = execa(w[0]!, w.slice(1), { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false });
       p.stderr?.on('data', (d: Buffer) => io.qemuStderr(d));
       helpers.push(p);
@@ -533,7 +537,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
       tpmSocket,
       vsockCid,
     };
-    const argv = scope.wrap([host.qemu, ...buildQemuArgv(plan)]);
+    const argv = scope.wrap(dieWithUs([host.qemu, ...buildQemuArgv(plan)]));
     writeFileSync(join(runDir, 'qemu.argv'), JSON.stringify(argv));
 
     const interactive = o.console === 'interactive' || o.console === 'native';

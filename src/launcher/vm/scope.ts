@@ -14,6 +14,8 @@ export class VmScope {
   static create(machine: string, hierarchies: Hierarchy[] = findHierarchies()): VmScope {
     if (hierarchies.length === 0) return new VmScope(undefined);
     const s = Scope.locate(machine, hierarchies);
+    // an empty scope left by a launcher that was killed outright is stale: take it over
+    if (s.exists() && s.pids().length === 0) s.remove();
     s.create();
     return new VmScope(s);
   }
