@@ -79,6 +79,7 @@ async function main(): Promise<number> {
   let crashed = false;
   const onSignal = () => {
     process.stderr.write('bench: interrupted, cleaning up\n');
+    report.silence();
     void payAll()
       .then(() => ctx.close())
       .finally(() => {

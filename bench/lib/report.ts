@@ -47,6 +47,12 @@ export function times(r: number): string {
 
 export class Report {
   readonly rows: Row[] = [];
+  private silenced = false;
+
+  /** After an interrupt: scenarios still unwinding must not print failures caused by the cleanup. */
+  silence(): void {
+    this.silenced = true;
+  }
 
   header(): void {
     console.log(line(['scenario', 'berth', 'machined 257', 'ratio', 'target', 'result']));
@@ -54,6 +60,7 @@ export class Report {
   }
 
   add(row: Row): void {
+    if (this.silenced) return;
     this.rows.push(row);
     console.log(line([row.scenario, row.berth, row.machined, row.ratio, row.target, row.verdict]) + (row.note ? `  (${row.note})` : ''));
   }

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { execa } from 'execa';
 import type { BenchContext } from '../lib/context.js';
+import { hierarchies } from '../lib/leaders.js';
 import { LEADERS } from '../lib/loadgen.js';
 import { millis } from '../lib/report.js';
 import { DIST, errorText, median, tempDir } from '../lib/util.js';
@@ -39,17 +40,22 @@ export async function launcherScenarios(ctx: BenchContext): Promise<void> {
     const n = ctx.quick ? 3 : 10;
     const ready: number[] = [];
     const stop: number[] = [];
+    const via = new Set<string>();
+    const leftover: string[] = [];
     for (let i = 0; i < n; i++) {
       const t = await oneContainer({ root, runtime, name: `bn-${ctx.run}-c${i}`, notifier });
       ready.push(t.readyMs);
       stop.push(t.stopMs);
+      via.add(t.via);
+      leftover.push(...t.leftover);
     }
+    for (const d of leftover) fs.rmdirSync(d, { recursive: false });
     const note = (v: number[]) => `p50 of ${n}; min ${millis(Math.min(...v))}, max ${millis(Math.max(...v))}`;
     if (ctx.selected('launcher.spawn-ready')) {
-      r.absolute('launcher.spawn-ready', { berth: median(ready), format: millis, target: 200, atMost: true, unitText: '200 ms p50', note: note(ready) });
+      r.absolute('launcher.spawn-ready', { berth: median(ready), format: millis, target: 200, atMost: true, unitText: '200 ms p50', note: `${note(ready)}; from starting node berth-spawn.js; READY seen as ${[...via].join(', ')}` });
     }
     if (ctx.selected('launcher.stop')) {
-      r.absolute('launcher.stop', { berth: median(stop), format: millis, target: 300, atMost: true, unitText: '300 ms p50', note: `SIGTERM → berth-spawn exited; ${note(stop)}` });
+      r.absolute('launcher.stop', { berth: median(stop), format: millis, target: 300, atMost: true, unitText: '300 ms p50', note: `SIGTERM → berth-spawn exited; ${note(stop)}${leftover.length ? `; scope cgroups left behind: ${leftover.length}` : ''}` });
     }
   } catch (e) {
     for (const n of LAUNCHER_SCENARIOS) if (ctx.selected(n)) r.fail(n, errorText(e));
@@ -89,7 +95,9 @@ function spawnNotifier(socketPath: string): Notifier {
  * forwarded to our $NOTIFY_SOCKET, or berth-spawn's "is running" message (printed after READY=1 when it
  * waits for it). Then SIGTERM, timed until berth-spawn exits.
  */
-async function oneContainer(o: { root: string; runtime: string; name: string; notifier: Notifier }): Promise<{ readyMs: number; stopMs: number }> {
+async function oneContainer(
+  o: { root: string; runtime: string; name: string; notifier: Notifier },
+): Promise<{ readyMs: number; stopMs: number; via: string; leftover: string[] }> {
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
@@ -99,15 +107,22 @@ async function oneContainer(o: { root: string; runtime: string; name: string; no
   let stderr = '';
   const exited = new Promise<number | string>((r) => child.once('exit', (code, sig) => r(code ?? sig ?? '?')));
   try {
+    let via = '';
     const readyMs = await new Promise<number>((resolve, reject) => {
-      const done = () => resolve(performance.now() - t0);
+      const done = (how: string) => {
+        via ||= how;
+        resolve(performance.now() - t0);
+      };
       const timer = setTimeout(() => reject(new Error(`no READY within 10 s: ${stderr.trim().split('\n').slice(-3).join(' | ')}`)), 10_000);
-      void o.notifier.nextReady().then(() => { clearTimeout(timer); done(); });
+      void o.notifier.nextReady().then(() => {
+        clearTimeout(timer);
+        done('READY=1 forwarded to $NOTIFY_SOCKET');
+      });
       child.stderr!.on('data', (d: Buffer) => {
         stderr += d.toString();
         if (/ is running/.test(stderr)) {
           clearTimeout(timer);
-          done();
+          done('"is running" on stderr');
         }
       });
       void exited.then((code) => {
@@ -122,7 +137,11 @@ async function oneContainer(o: { root: string; runtime: string; name: string; no
     clearTimeout(timer);
     const stopMs = performance.now() - t1;
     if (code !== 0) throw new Error(`berth-spawn exited with ${code} after SIGTERM: ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
-    return { readyMs, stopMs };
+    // What berth-spawn should have removed by the time it exits.
+    const leftover = hierarchies()
+      .map((h) => path.join(h, 'machine.slice', `machine-${o.name}.scope`))
+      .filter((d) => fs.existsSync(d));
+    return { readyMs, stopMs, via, leftover };
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
