@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
+import { launchVerb, LAUNCH_VERBS } from './launch-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../server/version.js';
 
@@ -23,6 +24,13 @@ Machines:
   users [NAME]               List UID/GID ranges of user-namespaced machines
   uid-owner UID              Tell which machine a host UID belongs to
   watch [--since SEQ]        Follow registry changes
+
+Machines from configuration files (NAME.berth, see README):
+  start NAME…                Start machines under their own supervisor
+  stop NAME…                 Stop them now
+  poweroff NAME…             Shut them down cleanly
+  reboot NAME…               Shut them down cleanly and start them again
+  configured                 List the configured machines
 
 Generic Varlink client (like varlinkctl):
   varlink info ADDRESS
@@ -125,6 +133,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? '/run';
   const address = v.address ?? `unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`;
+  if (LAUNCH_VERBS.has(verb)) {
+    return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });
+  }
   return machineVerb(verb, rest, {
     address,
     ...(json ? { json } : {}),

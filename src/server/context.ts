@@ -19,6 +19,8 @@ export interface DaemonOptions {
   allowUserRegister: boolean;
   /** Directories searched for machine images. */
   imageDirectories: string[];
+  /** Directories searched for NAME.berth machine configurations. */
+  configDirectories: string[];
 }
 
 export interface BerthContext {

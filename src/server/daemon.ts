@@ -21,6 +21,7 @@ import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
 import { IoSystemdMachineImage } from '../generated/io.systemd.MachineImage.js';
 import { IoSystemdUserDatabase } from '../generated/io.systemd.UserDatabase.js';
 import { IoBerthMachine } from '../generated/io.berth.Machine.js';
+import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
 import { Registry } from './registry/registry.js';
 import { UserDb } from './userdb/userdb.js';
 import { Policy } from './policy.js';
@@ -31,6 +32,8 @@ import { machineApi } from './machine-api.js';
 import { imageApi } from './image-api.js';
 import { userdbApi } from './userdb-api.js';
 import { berthApi } from './berth-api.js';
+import { launcherApi } from './launcher-api.js';
+import { MachineLauncher } from './launch/launcher.js';
 import { VERSION } from './version.js';
 
 export const VENDOR = 'berth';
@@ -75,6 +78,8 @@ export class Daemon {
     this.machineServer.implement(IoSystemdMachine, machineApi(this.context));
     this.machineServer.implement(IoSystemdMachineImage, imageApi(this.context));
     this.machineServer.implement(IoBerthMachine, berthApi(this.context));
+    const launcher = new MachineLauncher(registry, { runtimeDir: options.runtimeDir, configDirectories: options.configDirectories });
+    this.machineServer.implement(IoBerthLauncher, launcherApi(this.context, launcher));
 
     this.userdbServer = new VarlinkServer({ ...info, product: 'berthd (userdb)' });
     this.userdbServer.describe(IoSystemd);

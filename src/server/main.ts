@@ -22,6 +22,8 @@ const USAGE = `Usage: berthd [OPTIONS]
   --userdb-service NAME    userdb socket name and record service (default io.systemd.Machine)
   --allow-user-register    let non-root users register machines whose leader they own
   --image-dir DIR          where machine images live (repeatable; default the machined set)
+  --config-dir DIR         where NAME.berth machine configurations live (repeatable;
+                           default /etc/berth/machines and RUNTIME/berth/machines)
   --version                print the version
   -h, --help               show this help
 `;
@@ -38,6 +40,7 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
         'userdb-service': { type: 'string' },
         'allow-user-register': { type: 'boolean' },
         'image-dir': { type: 'string', multiple: true },
+        'config-dir': { type: 'string', multiple: true },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -65,6 +68,7 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
     userdbService: service,
     allowUserRegister: v['allow-user-register'] ?? false,
     imageDirectories: v['image-dir'] ?? ['/var/lib/machines', '/var/lib/container', '/usr/local/lib/machines', '/usr/lib/machines'],
+    configDirectories: v['config-dir'] ?? ['/etc/berth/machines', `${v['runtime-dir'] ?? '/run'}/berth/machines`],
   };
 }
 
