@@ -2,21 +2,22 @@
 // files, sockets, initrd), start helpers and qemu inside the machine's scope, connect QMP, register, and hand
 // back a RunningVm. Any failure on the way undoes every step already taken.
 
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
 import { findFirmware, loadFirmwareDescriptor } from './firmware.js';
-import { findExecutable, findJournalRemote, findQemu, findVirtiofsd, hasDisplay, HostLacksError, qemuArch, vsockAvailable } from './host.js';
-import { probeKvm } from './kvm-probe.js';
+import { findExecutable, qemuArch } from './host.js';
+import { checkInputs, planHost } from './plan.js';
+import { RunningVm, runUndo, VmLaunchError, describeExit, type Undo, type VmExit } from './running.js';
 import { NotifyReceiver } from './notify.js';
-import { resolveCredentials, VmUsageError, type VmOptions } from './options.js';
+import { resolveCredentials, type VmOptions } from './options.js';
 import { QmpClient, withTimeout } from './qmp.js';
 import {
   buildQemuArgv, cidFromName, directBootCmdline, NOTIFY_PORT_NAME, type DirectBoot, type FirmwareBoot, type QemuPlan, type VirtiofsShare,
 } from './qemu.js';
-import { machineSocketPath, registerMachine, unregisterMachine, type Registration } from '../registry-client.js';
+import { machineSocketPath, registerMachine, type Registration } from '../registry-client.js';
 import { VmScope } from './scope.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
 
@@ -37,277 +38,6 @@ export interface LaunchSettings {
   /** service name in the registration */
   service?: string;
   env?: NodeJS.ProcessEnv;
-}
-
-export interface VmExit {
-  exitCode?: number;
-  signal?: string;
-  /** EXIT_STATUS= the guest sent, if any */
-  guestExitStatus?: number;
-  stoppedBy?: 'powerdown' | 'quit' | 'kill';
-}
-
-export class VmLaunchError extends Error {
-  override name = 'VmLaunchError';
-}
-
-/** Host facts a launch depends on (resolved once per launch; exposed for messages and tests). */
-export interface HostPlan {
-  qemu: string;
-  accel: 'kvm' | 'tcg';
-  accelDetail: string;
-  vsock: boolean;
-  swtpm?: { swtpm: string; setup?: string };
-  virtiofsd?: string;
-  sshKeygen?: string;
-  journalRemote?: string;
-  /** choices `auto` made that a user may want to know about */
-  notes: string[];
-}
-
-type Undo = () => void | Promise<void>;
-
-export class RunningVm {
-  readonly startedAt = performance.now();
-  readyAt?: number;
-  private stopping?: Promise<VmExit>;
-  private stoppedBy?: VmExit['stoppedBy'];
-  private registered = false;
-
-  constructor(
-    readonly name: string,
-    readonly uuid: string,
-    readonly runDir: string,
-    readonly process: ResultPromise,
-    readonly pid: number,
-    readonly qmp: QmpClient,
-    readonly notify: NotifyReceiver,
-    readonly scope: VmScope,
-    readonly registration: Registration,
-    readonly exited: Promise<VmExit>,
-    private readonly undo: Undo[],
-    private readonly registrySocket: string,
-  ) {}
-
-  get isRegistered(): boolean {
-    return this.registered;
-  }
-
-  /** @internal */
-  markRegistered(): void {
-    this.registered = true;
-  }
-
-  /** Resolves when the guest reports READY=1; rejects if qemu exits first. */
-  async waitReady(timeoutMs?: number): Promise<number> {
-    const exitFirst = this.exited.then((e) => {
-      throw new VmLaunchError(`qemu exited before the guest reported ready (${describeExit(e)})`);
-    });
-    const ready = this.notify.waitReady().then(() => {
-      this.readyAt ??= performance.now();
-      return this.readyAt - this.startedAt;
-    });
-    const p = Promise.race([ready, exitFirst]);
-    return timeoutMs === undefined ? p : withTimeout(p, timeoutMs, `guest readiness`);
-  }
-
-  /**
-   * Clean stop: ACPI power button over QMP, wait for the guest to power off, then QMP quit, then SIGKILL.
-   * Idempotent; resolves once qemu is gone and everything is cleaned up.
-   */
-  stop(powerdownTimeoutMs = 10_000, quitTimeoutMs = 3000): Promise<VmExit> {
-    this.stopping ??= (async () => {
-      if (!(await this.settled(0))) {
-        this.stoppedBy = 'powerdown';
-        await this.qmp.execute('system_powerdown').catch(() => {});
-        if (!(await this.settled(powerdownTimeoutMs))) {
-          this.stoppedBy = 'quit';
-          await this.qmp.execute('quit').catch(() => {});
-          if (!(await this.settled(quitTimeoutMs))) {
-            this.stoppedBy = 'kill';
-            this.kill();
-          }
-        }
-      }
-      return this.finish();
-    })();
-    return this.stopping;
-  }
-
-  /** SIGKILL qemu and everything in the scope. */
-  kill(): void {
-    this.stoppedBy ??= 'kill';
-    for (const p of [this.pid, ...this.scope.pids()]) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-
-  /** Waits for qemu to exit on its own, then cleans up. */
-  async wait(): Promise<VmExit> {
-    await this.exited;
-    return this.stop();
-  }
-
-  /** true once qemu has exited, false if it still runs after `ms` */
-  private async settled(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const t = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-    try {
-      return await Promise.race([this.exited.then(() => true as const), t]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  private finishing?: Promise<VmExit>;
-  private finish(): Promise<VmExit> {
-    this.finishing ??= (async () => {
-      const e = await this.exited;
-      if (this.registered) {
-        await unregisterMachine(this.registrySocket, this.name).catch(() => {});
-        this.registered = false;
-      }
-      await runUndo(this.undo);
-      return { ...e, guestExitStatus: this.notify.state.exitStatus, stoppedBy: this.stoppedBy };
-    })();
-    return this.finishing;
-  }
-}
-
-export function describeExit(e: VmExit): string {
-  return e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode}`;
-}
-
-async function runUndo(undo: Undo[]): Promise<void> {
-  while (undo.length) {
-    const f = undo.pop()!;
-    try {
-      await f();
-    } catch {
-      // best effort: the remaining steps still run
-    }
-  }
-}
-
-/** Resolves the host side of every option, failing with what the host lacks. No side effects but the KVM probe cache. */
-export async function planHost(o: VmOptions, s: LaunchSettings = {}): Promise<HostPlan> {
-  const env = s.env ?? process.env;
-  const qemu = findQemu(env);
-
-  let accel: 'kvm' | 'tcg' = 'tcg';
-  let accelDetail = 'KVM not requested (--kvm=no)';
-  if (o.kvm !== 'no') {
-    const r = await probeKvm(qemu, join(o.runtimeDir, 'berth/vm/kvm-probe.json'), s.kvmProbeDeadlineMs ?? 3000);
-    if (r.works) {
-      accel = 'kvm';
-      accelDetail = `KVM works here (${r.detail}${r.cached ? ', cached' : ''})`;
-    } else if (o.kvm === 'yes') {
-      throw new HostLacksError(`--kvm=yes: KVM does not work on this host: ${r.detail}${r.cached ? ' (cached result)' : ''}`);
-    } else {
-      accelDetail = `KVM unusable, using TCG: ${r.detail}${r.cached ? ' (cached)' : ''}`;
-    }
-  }
-
-  let vsock = false;
-  if (o.vsock !== 'no') {
-    const v = vsockAvailable();
-    if (!v.ok && (o.vsock === 'yes' || o.vsockCid !== undefined)) throw new HostLacksError(`--vsock: vhost-vsock is not usable here: ${v.detail}`);
-    vsock = v.ok;
-  }
-
-  const notes: string[] = [];
-  let swtpm: HostPlan['swtpm'];
-  if (o.tpm !== 'no' && o.linux && o.initrds.length > 0 && isElfKernel(o.linux)) {
-    // qemu (7.2 at least) places the initrd of a PVH (ELF) direct boot over the top of guest RAM where the
-    // firmware also puts the ACPI tables; with a TPM those tables grow into it and the guest boots without ACPI
-    // (no power button, so no clean powerdown). bzImage boots place the initrd correctly.
-    if (o.tpm === 'yes')
-      throw new HostLacksError(`--tpm=yes: a TPM breaks ACPI when qemu boots an ELF kernel (${o.linux}) with an initrd; boot a bzImage (vmlinuz) instead, or use --tpm=no`);
-    notes.push('no TPM: qemu would corrupt the ACPI tables of an ELF kernel boot with an initrd (boot a bzImage to get one)');
-  } else if (o.tpm !== 'no') {
-    const sw = findExecutable('swtpm', env);
-    // swtpm_setup (swtpm-tools) manufactures the TPM (EK, certificates); without it swtpm starts a blank one
-    if (sw) swtpm = { swtpm: sw, setup: findExecutable('swtpm_setup', env) };
-    else if (o.tpm === 'yes') throw new HostLacksError('--tpm=yes: swtpm not found (install swtpm)');
-  }
-
-  let virtiofsd: string | undefined;
-  if (o.directory || o.binds.length > 0) {
-    virtiofsd = findVirtiofsd(env);
-    const what = o.directory ? '--directory' : '--bind';
-    if (!virtiofsd) throw new HostLacksError(`${what}: virtiofsd not found (install virtiofsd, or qemu-system-common on Debian 12)`);
-    if (o.privateUsers) {
-      const help = await execa(virtiofsd, ['--help'], { reject: false, all: true });
-      if (!String(help.all ?? '').includes('translate-uid'))
-        throw new HostLacksError(`--private-users: ${virtiofsd} cannot translate UIDs (needs the Rust virtiofsd with --translate-uid)`);
-    }
-  }
-
-  let sshKeygen: string | undefined;
-  if (o.passSshKey !== false) {
-    sshKeygen = findExecutable('ssh-keygen', env);
-    if (o.passSshKey === true) {
-      if (!vsock) throw new HostLacksError('--pass-ssh-key=yes: SSH to the guest goes over vsock, and vhost-vsock is not usable here');
-      if (!sshKeygen) throw new HostLacksError('--pass-ssh-key=yes: ssh-keygen not found (install openssh-client)');
-    }
-    if (!vsock) sshKeygen = undefined;
-  }
-
-  let journalRemote: string | undefined;
-  if (o.forwardJournal) {
-    if (!vsock) throw new HostLacksError('--forward-journal: the journal is forwarded over vsock, and vhost-vsock is not usable here');
-    journalRemote = findJournalRemote(env);
-    if (!journalRemote) throw new HostLacksError('--forward-journal: systemd-journal-remote not found (install systemd-journal-remote)');
-  }
-
-  if (o.console === 'gui' && !hasDisplay(env)) throw new HostLacksError('--console=gui: no graphical display ($DISPLAY and $WAYLAND_DISPLAY are unset)');
-  if (o.networkTap) {
-    if (!existsSync('/dev/net/tun')) throw new HostLacksError('--network-tap: /dev/net/tun does not exist');
-    if (process.getuid?.() !== 0) throw new HostLacksError('--network-tap: creating a tap interface needs root');
-  }
-  return { qemu, accel, accelDetail, vsock, swtpm, virtiofsd, sshKeygen, journalRemote, notes };
-}
-
-/** An uncompressed ELF kernel (qemu boots it through the PVH entry point) rather than a bzImage. */
-export function isElfKernel(path: string): boolean {
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      const b = Buffer.alloc(4);
-      readSync(fd, b, 0, 4, 0);
-      return b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return false;
-  }
-}
-
-function mustExist(path: string, what: string, kind: 'file' | 'dir'): string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new VmUsageError(`${what}: no such ${kind === 'dir' ? 'directory' : 'file'}: ${path}`);
-  }
-  if (kind === 'dir' ? !st.isDirectory() : st.isDirectory()) throw new VmUsageError(`${what}: not a ${kind === 'dir' ? 'directory' : 'file'}: ${path}`);
-  return resolvePath(path);
-}
-
-/** Checks every path the options name before anything is created. */
-export function checkInputs(o: VmOptions): void {
-  if (o.linux) mustExist(o.linux, '--linux', 'file');
-  for (const i of o.initrds) mustExist(i, '--initrd', 'file');
-  if (o.image) mustExist(o.image, '--image', 'file');
-  if (o.directory) mustExist(o.directory, '--directory', 'dir');
-  for (const d of o.extraDrives) mustExist(d.path, '--extra-drive', 'file');
-  for (const b of o.binds) mustExist(b.source, b.readOnly ? '--bind-ro' : '--bind', 'dir');
-  if (o.firmware) mustExist(o.firmware, '--firmware', 'file');
 }
 
 /** Concatenates initrds, each padded to 4 bytes, as the kernel accepts several cpio archives back to back. */
@@ -629,4 +359,5 @@ async function waitForPath(path: string, helpers: ResultPromise[], timeoutMs: nu
   }
 }
 
-export { NOTIFY_PORT_NAME };
+export { NOTIFY_PORT_NAME, RunningVm, VmLaunchError, describeExit, type VmExit };
+export type { HostPlan } from './plan.js';
