@@ -45,10 +45,20 @@ export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMetho
     return image;
   };
 
-  const modify = (peerUid: number, name: string, action: (image: Image) => void) => {
+  /**
+   * The order machined 257 checks in: the names' syntax, then the image's existence, then the
+   * caller, then what is asked. The host's own image cannot be changed (EROFS), though an Update
+   * that changes nothing succeeds.
+   */
+  const modify = (peerUid: number, name: string, newName: string | null | undefined, changes: boolean, action: (image: Image) => void) => {
+    if (!isValidImageName(name)) throw new InvalidParameterError('name');
+    if (newName !== undefined && newName !== null && (!isValidImageName(newName) || newName === '.host')) throw new InvalidParameterError('newName');
     const image = lookup(name);
     if (!ctx.policy.isPrivileged({ uid: peerUid, gid: -1, pid: 0 })) throw new PermissionDeniedError();
-    if (image.name === '.host') throw new SystemError(95);
+    if (image.name === '.host') {
+      if (changes) throw new SystemError(30);
+      return {};
+    }
     try {
       action(image);
     } catch (err) {
@@ -68,18 +78,16 @@ export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMetho
         () => new NoSuchImage(),
       );
     },
-    Update: ({ name, newName, readOnly, limit }, call) =>
-      modify(call.peer.uid, name, (image) => {
-        if (newName !== undefined && newName !== null && !isValidImageName(newName)) throw new InvalidParameterError('newName');
-        if ((readOnly !== undefined && readOnly !== null) || (limit !== undefined && limit !== null)) {
-          throw Object.assign(new Error('not supported'), { errno: 95 });
-        }
-        if (newName) store.rename(image, newName);
-      }),
-    Clone: ({ name, newName }, call) => {
-      if (!isValidImageName(newName) || newName === '.host') throw new InvalidParameterError('newName');
-      return modify(call.peer.uid, name, (image) => store.clone(image, newName));
+    Update: ({ name, newName, readOnly, limit }, call) => {
+      const setsReadOnly = readOnly !== undefined && readOnly !== null;
+      const setsLimit = limit !== undefined && limit !== null;
+      const renames = newName !== undefined && newName !== null;
+      return modify(call.peer.uid, name, newName, renames || setsReadOnly || setsLimit, (image) => {
+        if (setsReadOnly || setsLimit) throw Object.assign(new Error('not supported'), { errno: 95 });
+        if (renames) store.rename(image, newName);
+      });
     },
-    Remove: ({ name }, call) => modify(call.peer.uid, name, (image) => store.remove(image)),
+    Clone: ({ name, newName }, call) => modify(call.peer.uid, name, newName, true, (image) => store.clone(image, newName)),
+    Remove: ({ name }, call) => modify(call.peer.uid, name, undefined, true, (image) => store.remove(image)),
   };
 }

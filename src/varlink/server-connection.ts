@@ -13,10 +13,13 @@ import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, enc
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
 import { peerHungUp, socketFd, type PeerCredentials } from './peer.js';
+import { findDuplicateKey } from './duplicates.js';
 
 export interface IncomingCall {
   method: string;
   parameters: Record<string, unknown>;
+  /** A top-level parameter whose object holds a key twice (somewhere inside), if any. */
+  duplicate?: string;
   oneway: boolean;
   more: boolean;
   upgrade: boolean;
@@ -113,7 +116,10 @@ export function parseCall(text: string): IncomingCall | string {
   if (flags > 1) return 'more than one of oneway/more/upgrade set';
   const p = o.parameters;
   if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p))) return 'parameters is not an object';
+  const dup = findDuplicateKey(text);
+  if (dup && dup.length === 1) return `key '${dup[0]}' given twice in call`;
   return {
+    ...(dup && dup[0] === 'parameters' ? { duplicate: dup[1]! } : {}),
     method: o.method,
     parameters: (p ?? {}) as Record<string, unknown>,
     oneway: o.oneway === true,

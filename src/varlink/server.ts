@@ -21,6 +21,7 @@ import {
   InterfaceNotFoundError,
   InvalidParameterError,
   MethodNotFoundError,
+  SystemError,
 } from './errors.js';
 import { DropConnection, ServerConnection, type Dispatcher, type IncomingCall } from './server-connection.js';
 import { parseAddress } from './address.js';
@@ -126,6 +127,11 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
     if (call.upgrade && !bound.upgradable) throw new DropConnection(`${call.method} does not support upgrade`);
     const d = bound.descriptor;
     if (d.more === 'requires' && !call.more) throw new ExpectedMoreError();
+    if (call.duplicate !== undefined) {
+      // As sd-varlink: its own built-in methods fail with ENOTUNIQ, service methods name the field.
+      if (call.method.startsWith('org.varlink.service.')) throw new SystemError(76);
+      throw new InvalidParameterError(call.duplicate);
+    }
     if (!d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
     d.coerce?.(call.parameters);
     return bound.handler(call.parameters, context);

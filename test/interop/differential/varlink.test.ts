@@ -237,12 +237,12 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
     }
   });
 
-  // KNOWN DIFFERENCE, reported for src/varlink (not fixed here): sd-varlink refuses an object with a
+  // Was a difference (fixed in src/varlink/duplicates.ts): sd-varlink refuses an object with a
   // key given twice (InvalidParameter naming the key for method parameters, ENOTUNIQ from
   // org.varlink.service's own methods, the connection dropped for a doubled top-level key), while
-  // berth's JSON.parse keeps the last value and goes on. This test fails until the Varlink layer
+  // berth's JSON.parse kept the last value and went on. The Varlink layer now
   // detects duplicate keys.
-  it('refuses keys given twice as 257 does (fails until src/varlink detects duplicate keys)', async (ctx) => {
+  it('refuses keys given twice as 257 does', async (ctx) => {
     const f = need(ctx);
     const pair = await Pair.open(f, 'machineSocket');
     try {
@@ -259,12 +259,11 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
     }
   });
 
-  // KNOWN DIFFERENCE, reported for src/server/image-api.ts / images.ts (not fixed here): 257 refuses to
+  // Was a difference (fixed in src/server/image-api.ts): 257 refuses to
   // change the host image with EROFS after checking the parameters (a bad newName is InvalidParameter
-  // first; an Update that changes nothing is {}), where berth answers EOPNOTSUPP for all of them.
-  // Only calls 257 refuses are sent: nothing here may modify the host. This test fails until berth
-  // answers these as 257 does.
-  it('refuses to change the host image as 257 does (fails until image-api answers EROFS)', async (ctx) => {
+  // first; an Update that changes nothing is {}), where berth answered EOPNOTSUPP for all of them.
+  // Only calls 257 refuses are sent: nothing here may modify the host.
+  it('refuses to change the host image as 257 does', async (ctx) => {
     const f = need(ctx);
     const pair = await Pair.open(f, 'imageSocket');
     try {

@@ -118,3 +118,18 @@ describe('encoding', () => {
     expect(encodeError('a.B', undefined)).toBe('{"error":"a.B","parameters":{}}\0');
   });
 });
+
+import { findDuplicateKey } from '../../../src/varlink/duplicates.js';
+
+describe('findDuplicateKey', () => {
+  it('names the path to a key given twice, and nothing for unique keys', () => {
+    expect(findDuplicateKey('{"method":"a.B","parameters":{"signal":9,"signal":9}}')).toEqual(['parameters', 'signal']);
+    expect(findDuplicateKey('{"parameters":{"pid":{"pid":1,"pid":1}}}')).toEqual(['parameters', 'pid', 'pid']);
+    expect(findDuplicateKey('{"method":"x","method":"y"}')).toEqual(['method']);
+    expect(findDuplicateKey('{"a":"\\"b\\"","b":{"c":"x\\\\","c":1}}')).toEqual(['b', 'c']);
+    expect(findDuplicateKey('{"a":{"b":1},"b":2}')).toBeUndefined();
+    expect(findDuplicateKey('{"a":[{"x":1},{"x":2}]}')).toBeUndefined();
+    expect(findDuplicateKey('{"a":{"x":1},"c":{"x":1}}')).toBeUndefined();
+    expect(findDuplicateKey('{"\\u0061":1,"a":2}')).toEqual(['a']);
+  });
+});
