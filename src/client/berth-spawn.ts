@@ -319,7 +319,8 @@ export async function main(argv: string[]): Promise<number> {
   if (pendingStop) onSignal('SIGTERM');
   const info = await sup.wait();
   const how = info.reason === 'poweroff' ? 'powered off' : info.reason === 'reboot' ? 'rebooted'
-    : info.reason === 'exit' ? `exited with status ${info.pid1Status}` : `was killed (${info.pid1Signal})`;
+    : info.reason === 'exit' ? `exited with status ${info.pid1Status}`
+    : info.reason === 'killed' ? 'was killed after the stop timeout' : `was killed by ${info.pid1Signal}`;
   say(`Container ${o.name} ${how}.`);
   return info.code;
 }
