@@ -130,7 +130,7 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
     }
   });
 
-  it('vmMain: berth-spawn --vm runs a machine to ready and returns 0 after a stop', async () => {
+  it('vmMain: berth-spawn --vm runs a machine (user-mode network) to ready and returns 0 after a stop', async () => {
     const name = `vmm-${process.pid}`;
     const stdout = new Capture();
     const stderr = new Capture();
@@ -138,7 +138,7 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
     const code = await vmMain(
       [
         '--vm', `--runtime-dir=${runtime}`, `--machine=${name}`, '--ram=256M', '--console=read-only',
-        `--linux=${files.kernel}`, `--initrd=${files.initrd}`, `--initrd=${overlay}`, '--set-credential=k:v', 'quiet',
+        `--linux=${files.kernel}`, `--initrd=${files.initrd}`, `--initrd=${overlay}`, '--set-credential=k:v', '--network-user-mode', 'quiet',
       ],
       {
         stdout,
@@ -156,6 +156,7 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
     expect(readyMs).toBeGreaterThan(0);
     expect(stderr.text).toContain(`machine ${name} ready after`);
     expect(stdout.text).toContain('VMTEST-CRED k=v');
+    expect(stdout.text).toContain('VMTEST-VIRTIO 0x0001'); // the user-mode NIC
     expect(registry.machines.has(name)).toBe(false);
     expect(leftovers(runtime, name)).toEqual([]);
   });
