@@ -4,10 +4,10 @@
 #   1. Debian packages the tests use (apt-get update only when something is missing)
 #   2. glibc NSS: "systemd" for passwd and group in /etc/nsswitch.conf; the unprivileged user berth-test
 #   3. upstream systemd 257 tools in a private folder (scripts/reference-tools.sh install)
-#   4. test root filesystems and the VM kernel/initramfs (scripts/rootfs.sh busybox vm; "debian" too
-#      when BERTH_SETUP_DEBIAN=1)
+#   4. test root filesystems and the VM kernel/initramfs (scripts/rootfs.sh busybox vm debian; the
+#      Debian tree, for the real systemd container test, is skipped with BERTH_SETUP_DEBIAN=0)
 #   5. npm dependencies (npm ci when the lockfile changed), npm run build, the C load generator
-# Environment: BERTH_CACHE (default /var/tmp/berth-cache), BERTH_REFERENCE_ROOT, BERTH_SETUP_DEBIAN=1.
+# Environment: BERTH_CACHE (default /var/tmp/berth-cache), BERTH_REFERENCE_ROOT, BERTH_SETUP_DEBIAN=0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -91,7 +91,7 @@ bash scripts/reference-tools.sh install
 # ---------------------------------------------------------------------------------------------------------
 # 4. test root filesystems, VM kernel and initramfs
 targets=(busybox vm)
-if [[ ${BERTH_SETUP_DEBIAN:-0} == 1 ]]; then targets+=(debian); fi
+if [[ ${BERTH_SETUP_DEBIAN:-1} == 1 ]]; then targets+=(debian); fi
 step "test images: ${targets[*]}"
 bash scripts/rootfs.sh "${targets[@]}"
 
