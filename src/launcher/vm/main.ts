@@ -18,6 +18,17 @@ export interface VmMainIo {
 
 const PROG = 'berth-spawn';
 
+/** Tells our own supervisor (systemd, berthd's launch service) about the VM, as vmspawn does: only when $NOTIFY_SOCKET is set. */
+async function notifySupervisor(message: string): Promise<void> {
+  if (!process.env.NOTIFY_SOCKET) return;
+  try {
+    const { sdNotify } = await import('../notify.js');
+    sdNotify(message);
+  } catch {
+    // a supervisor that cannot be told is no reason to fail the VM
+  }
+}
+
 export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.stdout, stderr: process.stderr, signals: true }): Promise<number> {
   const err = (msg: string): void => void io.stderr.write(`${PROG}: ${msg}\n`);
   let opts;
@@ -53,6 +64,7 @@ export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.st
     if (!vm) return;
     if (signalCount === 1) {
       info(`${sig}: powering off ${vm.name} (again to kill)`);
+      void notifySupervisor('STOPPING=1\nSTATUS=Powering off the VM.');
       void vm.stop();
     } else vm.kill();
   };
@@ -71,15 +83,20 @@ export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.st
       io.settings,
     );
     info(`machine ${vm.name} started: qemu pid ${vm.pid}, uuid ${vm.uuid}${vm.isRegistered ? ', registered' : ''}`);
+    await notifySupervisor(`STATUS=VM started.\nX_BERTH_LEADER_PID=${vm.pid}`);
     if (interactive && !quiet) info('press Ctrl-a x to terminate qemu');
     if (signalCount > 0) void vm.stop();
     if (opts.notifyReady) {
       const readyMs = await vm.waitReady().catch(() => undefined);
       if (readyMs !== undefined) {
         info(`machine ${vm.name} ready after ${Math.round(readyMs)} ms`);
+        await notifySupervisor(`READY=1\nSTATUS=VM running.${vm.notify.state.status ? ` ${vm.notify.state.status}` : ''}`);
         io.onReady?.(vm, readyMs);
       }
-    } else io.onReady?.(vm, 0);
+    } else {
+      await notifySupervisor('READY=1\nSTATUS=VM running.');
+      io.onReady?.(vm, 0);
+    }
     const e = await vm.wait();
     info(`machine ${vm.name} ended: ${describeExit(e)}${e.stoppedBy ? ` after ${e.stoppedBy}` : ''}`);
     if (e.guestExitStatus !== undefined) return e.guestExitStatus;

@@ -38,11 +38,11 @@ afterAll(() => {
   if (rt) rmSync(rt, { recursive: true, force: true });
 });
 
-function start(name: string): { p: ResultPromise; err: () => string } {
+function start(name: string, env: Record<string, string> = {}): { p: ResultPromise; err: () => string } {
   const files = guest as { kernel: string; initrd: string };
   let err = '';
   const p = execa('node', [cli, '--vm', `--runtime-dir=${rt}`, '-M', name, '--ram=256M', '--console=read-only', '--kvm=no', '--tpm=no',
-    `--linux=${files.kernel}`, `--initrd=${files.initrd}`, `--initrd=${overlay}`, 'quiet'], { reject: false, stdin: 'ignore', buffer: false, forceKillAfterDelay: false });
+    `--linux=${files.kernel}`, `--initrd=${files.initrd}`, `--initrd=${overlay}`, 'quiet'], { reject: false, stdin: 'ignore', buffer: false, forceKillAfterDelay: false, env });
   p.stderr?.on('data', (d: Buffer) => void (err += d.toString()));
   p.stdout?.resume();
   return { p, err: () => err };
@@ -50,10 +50,18 @@ function start(name: string): { p: ResultPromise; err: () => string } {
 
 
 describe.skipIf(why !== undefined)('berth-spawn --vm (compiled CLI)', () => {
-  it('SIGTERM powers the VM off over QMP and exits 0 with nothing left behind', async () => {
+  it('tells its own NOTIFY_SOCKET; SIGTERM powers the VM off over QMP; exits 0 with nothing left behind', async () => {
     const name = 'cli-term';
-    const { p, err } = start(name);
-    await waitFor(() => /ready after \d+ ms/.test(err()) || p.exitCode !== null, 60_000, 'the VM to be ready');
+    const { NotifyReceiver } = await import('../../../src/launcher/notify.js');
+    const sock = join(rt, 'outer-notify');
+    const outer = new NotifyReceiver(sock);
+    const messages: string[] = [];
+    outer.on('message', (m: { raw: string }) => void messages.push(m.raw));
+    const { p, err } = start(name, { NOTIFY_SOCKET: sock });
+    await waitFor(() => messages.some((m) => m.split('\n').includes('READY=1')) || p.exitCode !== null, 60_000, 'READY=1 on our NOTIFY_SOCKET');
+    expect(err()).toMatch(/ready after \d+ ms/);
+    expect(messages.join('\n')).toMatch(/X_BERTH_LEADER_PID=\d+/);
+    expect(messages.join('\n')).toContain('STATUS=VM running. test guest up');
     const pid = Number(/qemu pid (\d+)/.exec(err())?.[1]);
     expect(pidAlive(pid)).toBe(true);
     p.kill('SIGTERM');
@@ -64,6 +72,8 @@ describe.skipIf(why !== undefined)('berth-spawn --vm (compiled CLI)', () => {
     expect(pidAlive(pid)).toBe(false);
     expect(existsSync(join(rt, 'berth/vm', name))).toBe(false);
     expect(existsSync(join('/sys/fs/cgroup/unified/machine.slice', scopeName(name)))).toBe(false);
+    expect(messages.join('\n')).toContain('STOPPING=1');
+    await outer.close();
   });
 
   it('qemu does not outlive a launcher killed with SIGKILL', async () => {
