@@ -3,7 +3,7 @@
 // through SMBIOS type 11, DMI and the kernel command line, reports READY=1 on berth's virtio-serial port, and
 // powers off when the ACPI power button is pressed (if the base image carries the button and evdev modules).
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -162,4 +162,22 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** PIDs of processes (qemu, helpers) whose command line names this machine's run directory or qemu -name. */
+export function machineProcesses(name: string, runtime: string): number[] {
+  const runDir = `${runtime}/berth/vm/${name}/`;
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(e) || Number(e) === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const qemuName = argv.indexOf('-name');
+    if ((qemuName >= 0 && argv[qemuName + 1] === name && argv.some((a) => a.includes(runDir))) || argv.some((a) => a.startsWith(runDir))) out.push(Number(e));
+  }
+  return out;
 }

@@ -15,7 +15,7 @@ import { findExecutable, findQemu, findVirtiofsd } from '../../../src/launcher/v
 import { listFirmwareFiles } from '../../../src/launcher/vm/firmware.js';
 import { tapName } from '../../../src/launcher/vm/qemu.js';
 import { scopeName as scopeUnitName } from '../../../src/launcher/vm/scope.js';
-import { FakeRegistry, findGuest, GUEST_INIT, pidAlive, waitFor, writeCpio } from './guest.js';
+import { FakeRegistry, findGuest, GUEST_INIT, machineProcesses, pidAlive, waitFor, writeCpio } from './guest.js';
 
 const guest = findGuest();
 const skipReason = 'skip' in guest ? guest.skip : undefined;
@@ -30,7 +30,7 @@ class Capture extends Writable {
 }
 
 function leftovers(runtime: string, name: string): string[] {
-  const found: string[] = [];
+  const found: string[] = machineProcesses(name, runtime).map((p) => `process ${p}`);
   if (existsSync(join(runtime, 'berth/vm', name))) found.push(`run dir ${join(runtime, 'berth/vm', name)}`);
   for (const root of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup']) {
     const d = join(root, 'machine.slice', scopeUnitName(name));
@@ -97,6 +97,9 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
       expect(reg?.parameters).toMatchObject({ class: 'vm', leader: vm.pid, allocateUnit: false, id: uuid.replace(/-/g, ''), service: 'berth-spawn' });
       expect(registry.machines.has(name)).toBe(true);
 
+      // the leftovers check sees qemu while it runs (so its empty answer later means something)
+      expect(machineProcesses(name, runtime)).toContain(vm.pid);
+
       // qemu lives in the machine's own scope
       const cg = readFileSync(`/proc/${vm.pid}/cgroup`, 'utf8');
       if (vm.scope.dirs.length > 0) expect(cg).toContain(`/machine.slice/${scopeUnitName(name)}`);
@@ -127,6 +130,26 @@ describe.skipIf(skipReason !== undefined)('TCG VM (real qemu)', () => {
         vm.kill();
         await vm.stop(0, 0);
       }
+    }
+  });
+
+  it('a name the registry already has: Register fails, the started qemu is stopped, nothing is left', async () => {
+    const name = `vmdup-${process.pid}`;
+    registry.machines.set(name, { name, class: 'container' });
+    try {
+      const stderr = new Capture();
+      const t0 = performance.now();
+      const code = await vmMain(['--vm', `--runtime-dir=${runtime}`, '-M', name, '--kvm=no', '--tpm=no', '--ram=128M', '--console=read-only', `--linux=${files.kernel}`, `--initrd=${files.initrd}`], {
+        stdout: new Capture(),
+        stderr,
+        signals: false,
+      });
+      expect(code).toBe(1);
+      expect(stderr.text).toMatch(new RegExp(`cannot register machine ${name} .*io\\.systemd\\.Machine\\.MachineExists`));
+      expect(performance.now() - t0).toBeLessThan(10_000);
+      expect(leftovers(runtime, name)).toEqual([]);
+    } finally {
+      registry.machines.delete(name);
     }
   });
 
