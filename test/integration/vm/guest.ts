@@ -53,7 +53,7 @@ for f in /sys/firmware/dmi/entries/11-*/raw; do
   done
 done
 [ -f /lib/modules/load-order ] && while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; done </lib/modules/load-order
-for m in button evdev; do [ -e "/lib/modules/$m.ko" ] && insmod "/lib/modules/$m.ko" 2>/dev/null; done
+for m in button evdev fuse virtiofs; do [ -e "/lib/modules/$m.ko" ] && insmod "/lib/modules/$m.ko" 2>/dev/null; done
 for d in /sys/class/input/event*; do
   [ -e "$d/device/name" ] || continue
   if [ "$(cat "$d/device/name")" = "Power Button" ]; then
@@ -62,6 +62,10 @@ for d in /sys/class/input/event*; do
     echo "VMTEST-POWERBUTTON armed $ev"
   fi
 done
+# virtiofs shares (when the image carries fuse + virtiofs): mount the first bind (tag mnt0) and show a marker
+if grep -q virtiofs /proc/filesystems && mkdir -p /mnt/share && mount -t virtiofs mnt0 /mnt/share 2>/dev/null; then
+  echo "VMTEST-SHARE $(cat /mnt/share/marker 2>/dev/null)"
+fi
 for d in /sys/bus/virtio/devices/*; do [ -e "$d/device" ] && echo "VMTEST-VIRTIO $(cat "$d/device")"; done
 [ -e /sys/bus/acpi/devices/MSFT0101:00 ] && echo "VMTEST-TPM present"
 port=""

@@ -202,6 +202,7 @@ describe.skipIf(skipReason !== undefined)('options that need host helpers, where
     const name = `vmo-${process.pid}`;
     const share = join(dir, 'share');
     mkdirSync(share);
+    writeFileSync(join(share, 'marker'), 'shared-from-host\n');
     const raw = join(dir, 'extra.raw');
     const raw2 = join(dir, 'extra2.img');
     writeFileSync(raw, Buffer.alloc(1024 * 1024));
@@ -228,6 +229,8 @@ describe.skipIf(skipReason !== undefined)('options that need host helpers, where
       expect(virtio.filter((t) => t === 1)).toHaveLength(1); // one virtio-net
       expect(virtio.filter((t) => t === 26)).toHaveLength(1); // one virtio-fs
       expect(consoleText).toContain('systemd.mount-extra=mnt0:/mnt/share:virtiofs:ro');
+      if (consoleText.includes('VMTEST-SHARE ')) expect(consoleText).toContain('VMTEST-SHARE shared-from-host');
+      else console.warn('virtiofs share not mounted in the guest: its initramfs has no fuse/virtiofs modules');
       if (tpm === 'yes') expect(consoleText).toContain('VMTEST-TPM present');
       if (haveTap) expect(existsSync(`/sys/class/net/${tapName(name)}`)).toBe(true);
       const exit = await vm.stop(consoleText.includes('VMTEST-POWERBUTTON armed') ? 10_000 : 1500, 3000);
