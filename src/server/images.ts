@@ -5,6 +5,7 @@
  */
 import { cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
+import { parseOsRelease } from './registry/metadata.js';
 
 export type ImageType = 'directory' | 'subvolume' | 'raw' | 'block';
 
@@ -58,6 +59,17 @@ function describe(name: string, path: string, st: Stats): Image | undefined {
   return image;
 }
 
+/** The image at a path, or undefined when nothing usable is there. */
+function describeAt(name: string, path: string): Image | undefined {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return undefined;
+  }
+  return describe(name, path, st);
+}
+
 export class ImageStore {
   constructor(readonly directories: string[]) {}
 
@@ -76,14 +88,7 @@ export class ImageStore {
         if (entry.startsWith('.')) continue;
         const name = entry.endsWith('.raw') ? entry.slice(0, -4) : entry;
         if (seen.has(name) || !isValidImageName(name)) continue;
-        const path = join(dir, entry);
-        let st: Stats;
-        try {
-          st = statSync(path);
-        } catch {
-          continue;
-        }
-        const image = describe(name, path, st);
+        const image = describeAt(name, join(dir, entry));
         if (!image) continue;
         seen.add(name);
         out.push(image);
@@ -96,13 +101,7 @@ export class ImageStore {
     if (name === '.host') return HOST;
     for (const dir of this.directories) {
       for (const path of [join(dir, name), join(dir, `${name}.raw`)]) {
-        let st: Stats;
-        try {
-          st = statSync(path);
-        } catch {
-          continue;
-        }
-        const image = describe(name, path, st);
+        const image = describeAt(name, path);
         if (image) return image;
       }
     }
@@ -126,9 +125,9 @@ export class ImageStore {
     const id = read('etc/machine-id')?.trim();
     if (id && /^[0-9a-f]{32}$/.test(id)) out.machineId = id;
     const info = read('etc/machine-info');
-    if (info !== undefined) out.machineInfo = envLines(info);
+    if (info !== undefined) out.machineInfo = parseOsRelease(info);
     const osRelease = read('etc/os-release') ?? read('usr/lib/os-release');
-    if (osRelease !== undefined) out.OSRelease = envLines(osRelease);
+    if (osRelease !== undefined) out.OSRelease = parseOsRelease(osRelease);
     return out;
   }
 
@@ -148,19 +147,4 @@ export class ImageStore {
   remove(image: Image): void {
     rmSync(image.path, { recursive: true, force: false });
   }
-}
-
-/** KEY=VALUE lines of an env-style file, quotes removed, comments and blanks skipped. */
-export function envLines(text: string): string[] {
-  const out: string[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
-    out.push(`${line.slice(0, eq)}=${value}`);
-  }
-  return out;
 }
