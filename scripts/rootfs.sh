@@ -18,7 +18,7 @@ CACHE=${BERTH_CACHE:-/var/tmp/berth-cache}
 # Format versions: bump one to rebuild that cached image after changing what this script puts into it.
 BUSYBOX_FORMAT=3
 DEBIAN_FORMAT=2
-VM_FORMAT=3
+VM_FORMAT=4
 
 say() { printf 'rootfs: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
@@ -196,7 +196,7 @@ build_debian() {
 
 # ---------------------------------------------------------------------------------------------------------
 # Kernel modules the guest loads, with their dependencies resolved from each module's "depends=" field.
-VM_MODULES=(virtio_pci virtio_console virtio_blk virtio_rng)
+VM_MODULES=(virtio_pci virtio_console virtio_blk virtio_rng button evdev fuse virtiofs)
 
 kernel_package() {
   # linux-image-amd64 is a metapackage; its dependency names the real image package.

@@ -33,6 +33,7 @@ APT_PACKAGES=(
   qemu-system-x86   # VM tests under TCG
   qemu-utils        # qemu-img
   swtpm             # software TPM for VM launch tests
+  ovmf              # UEFI firmware for the VM image-boot test
   debootstrap       # Debian 12 root filesystem with systemd (scripts/rootfs.sh debian)
   iproute2 util-linux procps   # ip, unshare/nsenter/flock, ps -o machine
   gcc libc6-dev     # the load generator and the static sd_notify helper
