@@ -360,10 +360,13 @@ export function removeScopes(prefix: string, exact = false): number {
   for (const h of layout.hierarchies) {
     const slice = path.join(h.root, MACHINE_SLICE);
     let entries: string[] = [];
-    try {
-      entries = fs.readdirSync(slice);
-    } catch {
-      continue;
+    if (exact) entries = fs.existsSync(path.join(slice, unitPrefix)) ? [unitPrefix] : [];
+    else {
+      try {
+        entries = fs.readdirSync(slice);
+      } catch {
+        continue;
+      }
     }
     for (const d of entries) {
       if (exact ? d !== unitPrefix : !d.startsWith(unitPrefix)) continue;

@@ -344,6 +344,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<ScenarioResult> {
 
     const rssBefore = rssKiB(berthd.pid);
 
+    // What each worker is sending right now (kind and size), for the hang notes.
+    const inflight: string[] = [];
+
     // Watchdog.
     let watchdogRounds = 0;
     const watchdog = (async () => {
@@ -356,7 +359,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<ScenarioResult> {
           if ('error' in r) {
             if (r.error === 'TimedOutError' || /TimedOut/.test(r.error)) {
               hangs++;
-              notes.push(`hang: GetInfo not answered within 1 s at ${new Date().toISOString()}`);
+              const busy = inflight.filter((x) => x).join(', ');
+              notes.push(`hang: GetInfo not answered within 1 s at ${new Date().toISOString()}; in flight: ${busy.slice(0, 600)}`);
             }
             c.close();
             c = undefined;
@@ -469,7 +473,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<ScenarioResult> {
           recent.push(data.length > 400 ? data.subarray(0, 400).toString('latin1') + '…' : data.toString('latin1'));
           if (recent.length > workers) recent.shift();
           const t0 = Date.now();
+          inflight[w] = `${m.kind}/${data.length}B${m.method ? `/${m.method}` : ''}`;
           const r = await senders[m.socket][w]!.round(data, m.kind === 'huge' || m.kind === 'nested' ? 20_000 : 1000);
+          inflight[w] = '';
           msByKind[m.kind] = (msByKind[m.kind] ?? 0) + Date.now() - t0;
           ends[r.end] = (ends[r.end] ?? 0) + 1;
           if (r.end === 'timeout') {
@@ -489,6 +495,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<ScenarioResult> {
     // 8M-element array in ifIndices). Parsing and validating happens on berthd's only thread, so
     // this measures how long everyone else waits; over 1 s counts as a hang.
     let stallMs = -1;
+    const rssAfterStream = rssKiB(berthd.pid);
     if (!opts.short) {
       const value = '[' + '1,'.repeat(8_388_000) + '1]';
       const big = Buffer.from(`{"method":"io.systemd.Machine.Register","parameters":{"ifIndices":${value}}}`);
@@ -554,6 +561,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<ScenarioResult> {
         crashes,
         hangs,
         'rss-before-MiB': mib(rssBefore),
+        'rss-after-stream-MiB': mib(rssAfterStream),
         'rss-after-MiB': mib(rssAfter),
         'growth-MiB': mib(rssAfter - rssBefore),
         'idl-texts': idl.texts,
