@@ -6,7 +6,6 @@
  * bytes and get 4 URL-safe base64 characters of another keyed hash (the full name is set as altname).
  */
 import fs from 'node:fs';
-import { execa } from 'execa';
 import { hexKey, siphash24 } from './siphash.js';
 
 const HOST_KEY = hexKey('1a376fc746ec450bada3d53106605db1');
@@ -48,6 +47,7 @@ export async function setupVeth(machineName: string, pid: number): Promise<Veth>
   const { name, altName } = hostIfName(machineName);
   const hostMac = deriveMac(machineName, 'host', mid);
   const containerMac = deriveMac(machineName, 'container', mid);
+  const { execa } = await import('execa'); // only when veth is asked for: keeps the start path light
   await execa('ip', ['link', 'add', name, 'address', hostMac, 'type', 'veth',
     'peer', 'name', 'host0', 'address', containerMac, 'netns', String(pid)]);
   if (altName) await execa('ip', ['link', 'property', 'add', 'dev', name, 'altname', altName], { reject: false });
@@ -58,5 +58,6 @@ export async function setupVeth(machineName: string, pid: number): Promise<Veth>
 
 /** Remove the host side (the peer goes with it); silent when already gone. */
 export async function removeVeth(hostName: string): Promise<void> {
+  const { execa } = await import('execa');
   await execa('ip', ['link', 'del', hostName], { reject: false });
 }

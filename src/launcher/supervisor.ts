@@ -120,7 +120,7 @@ export class Supervisor extends EventEmitter {
       });
       if (!o.notifyReady) resolve();
     });
-    const early = l.child.then((r) => r);
+    const early = Promise.resolve(l.child);
 
     const socket = machineSocketPath(o.runtimeDir);
     this.registered = await registerMachine(socket, {

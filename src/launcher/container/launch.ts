@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { run, type Process } from '../process.js';
 import { Scope } from '../cgroup.js';
 import { allocateUidRange, treeBase, type UidLease } from '../uid-range.js';
 import { shiftTree } from '../ownership.js';
@@ -26,7 +26,7 @@ import { DEVICE_NODES, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout
 import { ContainerOptionError, validMachineName, type ContainerOptions } from './options.js';
 
 export interface Launched {
-  child: ResultPromise;
+  child: Process;
   leader: number;
   notify: NotifyReceiver;
   scope: Scope;
@@ -149,7 +149,7 @@ function makeDevTemplate(runDir: string, owner: Owner): string {
 
 /** A process whose only job is to own a fresh user namespace until the container has joined it. */
 function startHolder(t: Teardown): { pid: number; stop: () => Promise<void>; ready: Promise<void> } {
-  const holder = execa('unshare', ['--user', '--', 'sleep', 'infinity'], { stdio: 'ignore', reject: false });
+  const holder = run('unshare', ['--user', '--', 'sleep', 'infinity'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stop = async (): Promise<void> => { holder.kill('SIGKILL'); await holder; };
   t.add('stop the user namespace holder', stop);
   const pid = holder.pid;
@@ -257,7 +257,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   trace('prepared; spawning');
   // A session of its own (as nspawn does): ^C on berth-spawn's terminal must reach berth-spawn, which stops
   // the container cleanly, not the container's init (to systemd, SIGINT means ctrl-alt-del: reboot).
-  const child = execa(argv[0]!, argv.slice(1), { env, extendEnv: false, stdio: stdio as never, reject: false, buffer: false, detached: true });
+  const child = run(argv[0]!, argv.slice(1), { env, stdio: stdio as never, detached: true });
   let leaderPid = 0;
   t.add('stop the container processes', async () => {
     // Kill PID 1 first: its PID namespace goes with it and unshare reaps it. Killing unshare first would
