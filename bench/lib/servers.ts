@@ -11,6 +11,8 @@ import { VarlinkClient } from '../../src/varlink/client.js';
 import { DIST, owe, REPO, runtimeDir, waitFor } from './util.js';
 
 export const BERTHD = path.join(DIST, 'src/server/main.js');
+export { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
+import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
 export const MACHINED_SOCKET = '/run/systemd/machine/io.systemd.Machine';
 export const MACHINED_USERDB_SOCKET = '/run/systemd/userdb/io.systemd.Machine';
 export const USERDB_SERVICE = 'io.systemd.Machine';
@@ -61,7 +63,7 @@ export class Berthd {
     const dir = runtimeDir('bn-berthd-');
     const child = spawn(
       process.execPath,
-      [BERTHD, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE],
+      [...BERTHD_NODE_OPTIONS, BERTHD, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     const b = new Berthd(dir, child);

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Activator } from '../varlink/activator.js';
 import { machineSocketPaths, userdbSocketPath } from './daemon.js';
+import { BERTHD_NODE_OPTIONS } from './node-options.js';
 
 const { values, positionals } = parseArgs({
   args: process.argv.slice(2),
@@ -31,7 +32,7 @@ if (values.help) {
 const runtime = values['runtime-dir'] ?? '/run';
 const service = values['userdb-service'] ?? 'io.systemd.Machine';
 const berthd = join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');
-const args = [berthd, '--runtime-dir', runtime, '--userdb-service', service, '--idle-exit', values['idle-exit'] ?? '30', ...positionals];
+const args = [...BERTHD_NODE_OPTIONS, berthd, '--runtime-dir', runtime, '--userdb-service', service, '--idle-exit', values['idle-exit'] ?? '30', ...positionals];
 const activator = new Activator({
   sockets: [
     ...machineSocketPaths(runtime).map((path) => ({ path, name: 'varlink' })),
