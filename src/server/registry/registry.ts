@@ -35,6 +35,7 @@ import {
 } from './leaders.js';
 import {
   createScope,
+  createScopeWithSystemd,
   detectCgroupLayout,
   killScope,
   ScopeReaper,
@@ -217,13 +218,17 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     let ownsScope = false;
     if (spec.allocateUnit) {
       if (this.#byLeader.has(pinned.pid)) return release(fail({ errno: Errno.EEXIST }));
-      if (systemdIsPid1()) {
-        this.#log.warn({ machine: spec.name }, 'systemd runs as PID 1; creating the scope cgroup directly anyway');
+      // With systemd as PID 1, systemd makes the scope (and owns it), as for machined.
+      const bySystemd = systemdIsPid1() ? createScopeWithSystemd(this.cgroups, spec.name, pinned.pid, spec.class) : undefined;
+      if (bySystemd) {
+        ({ unit, unitCgroup } = bySystemd);
+      } else {
+        if (systemdIsPid1()) this.#log.warn({ machine: spec.name }, 'systemd did not create the scope; creating the cgroup directly');
+        const s = createScope(this.cgroups, spec.name, pinned.pid);
+        if (typeof s === 'number') return release(fail({ errno: -s }));
+        ({ unit, unitCgroup } = s);
+        ownsScope = true;
       }
-      const s = createScope(this.cgroups, spec.name, pinned.pid);
-      if (typeof s === 'number') return release(fail({ errno: -s }));
-      ({ unit, unitCgroup } = s);
-      ownsScope = true;
     } else {
       const u = unitOfPid(pinned.pid, this.cgroups);
       if (!u) return release(fail({ errno: Errno.ENXIO }));

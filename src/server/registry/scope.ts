@@ -7,6 +7,7 @@
 // systemd 257's machined and libsystemd's sd_pid_get_machine_name() use: on a hybrid host a process whose unit
 // only shows in the v1 hierarchy is not found by either.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -251,6 +252,41 @@ export function removeScope(layout: CgroupLayout, unitCgroup: string): boolean {
 }
 
 /** Whether systemd runs as PID 1 here (then it, not berth, owns the cgroup tree). */
+/**
+ * The busctl call that asks systemd (when it is PID 1) for the machine's scope, as machined does
+ * over D-Bus: a transient `machine-NAME.scope` in machine.slice holding the leader, delegated.
+ */
+export function transientScopeArgv(name: string, pid: number, cls: string): string[] {
+  const unit = machineScopeUnit(name);
+  const description = `${cls === 'vm' ? 'Virtual Machine' : 'Container'} ${name}`;
+  return [
+    'call', '--system', '--quiet', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager',
+    'StartTransientUnit', 'ssa(sv)a(sa(sv))', unit, 'fail',
+    '4', 'Slice', 's', MACHINE_SLICE, 'PIDs', 'au', '1', String(pid), 'Delegate', 'b', 'true', 'Description', 's', description,
+    '0',
+  ];
+}
+
+/**
+ * On a host where systemd is PID 1 the cgroup tree is systemd's: ask it for the scope instead of
+ * creating directories behind its back. Waits (briefly) until the leader is in the scope. Returns
+ * undefined when systemd cannot be asked (no busctl, no bus), so the caller can fall back.
+ */
+export function createScopeWithSystemd(layout: CgroupLayout, name: string, pid: number, cls: string): { unit: string; unitCgroup: string } | undefined {
+  try {
+    execFileSync('busctl', transientScopeArgv(name, pid, cls), { stdio: 'ignore', timeout: 10_000 });
+  } catch {
+    return undefined;
+  }
+  const unit = machineScopeUnit(name);
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    if (unitOfPid(pid, layout)?.unit === unit) return { unit, unitCgroup: `/${MACHINE_SLICE}/${unit}` };
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+  return undefined;
+}
+
 export function systemdIsPid1(): boolean {
   return fs.existsSync('/run/systemd/system');
 }

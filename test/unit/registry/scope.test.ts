@@ -61,3 +61,17 @@ describe('unit of a cgroup path (as machined 257 decided on this host)', () => {
     expect(parseProcCgroup('1:name=systemd:/x.scope\n')).toEqual({ systemd: '/x.scope' });
   });
 });
+
+import { transientScopeArgv } from '../../../src/server/registry/scope.js';
+
+describe('scope from systemd (when it is PID 1)', () => {
+  it('asks for a delegated transient machine-NAME.scope in machine.slice holding the leader', () => {
+    expect(transientScopeArgv('web-1', 4242, 'container')).toEqual([
+      'call', '--system', '--quiet', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager',
+      'StartTransientUnit', 'ssa(sv)a(sa(sv))', 'machine-web\\x2d1.scope', 'fail',
+      '4', 'Slice', 's', 'machine.slice', 'PIDs', 'au', '1', '4242', 'Delegate', 'b', 'true', 'Description', 's', 'Container web-1',
+      '0',
+    ]);
+    expect(transientScopeArgv('vm1', 7, 'vm').at(-2)).toBe('Virtual Machine vm1');
+  });
+});
