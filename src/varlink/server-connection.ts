@@ -128,6 +128,39 @@ export function parseCall(text: string): IncomingCall | string {
   };
 }
 
+/** What a handler sees of its call; one small object per call, methods on the prototype. */
+class CallContext implements Call {
+  constructor(
+    private readonly conn: ServerConnection,
+    private readonly call: IncomingCall,
+  ) {}
+  get method(): string {
+    return this.call.method;
+  }
+  get more(): boolean {
+    return this.call.more;
+  }
+  get oneway(): boolean {
+    return this.call.oneway;
+  }
+  get upgrade(): boolean {
+    return this.call.upgrade;
+  }
+  get peer(): PeerCredentials {
+    return this.conn.peer;
+  }
+  get log(): Logger {
+    return this.conn.log.child({ method: this.call.method });
+  }
+  get signal(): AbortSignal {
+    return this.conn.abortSignal;
+  }
+  onUpgrade(h: (socket: Socket, rest: Buffer) => void): void {
+    if (!this.call.upgrade) throw new Error('onUpgrade() on a call made without upgrade');
+    this.conn.setUpgradeHandler(h);
+  }
+}
+
 export class ServerConnection {
   private readonly reader: MessageReader;
   private readonly queue: IncomingCall[] = [];
@@ -276,22 +309,16 @@ export class ServerConnection {
   }
 
   private context(call: IncomingCall): Call {
-    const conn = this;
-    return {
-      method: call.method,
-      more: call.more,
-      oneway: call.oneway,
-      upgrade: call.upgrade,
-      peer: this.peer,
-      get log() {
-        return conn.log.child({ method: call.method });
-      },
-      signal: this.abort.signal,
-      onUpgrade: (h) => {
-        if (!call.upgrade) throw new Error('onUpgrade() on a call made without upgrade');
-        this.upgradeHandler = h;
-      },
-    };
+    return new CallContext(this, call);
+  }
+
+  /** Used by CallContext.onUpgrade. */
+  setUpgradeHandler(h: (socket: Socket, rest: Buffer) => void): void {
+    this.upgradeHandler = h;
+  }
+
+  get abortSignal(): AbortSignal {
+    return this.abort.signal;
   }
 
   /** Handles one call. Returns a promise only when the call could not be completed at once. */

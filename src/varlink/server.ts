@@ -71,6 +71,8 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
   private readonly connections = new Set<ServerConnection>();
   private readonly perUid = new Map<number, number>();
   private readonly ownedPaths: string[] = [];
+  /** GetInfo's reply, built once per set of interfaces. */
+  private info?: { vendor: string; product: string; version: string; url: string; interfaces: string[] };
 
   constructor(options: ServerOptions) {
     super();
@@ -79,13 +81,14 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
     this.maxConnections = options.maxConnections ?? 4096;
     this.maxPerUid = options.maxConnectionsPerUid ?? 1024;
     this.implement(OrgVarlinkService, {
-      GetInfo: () => ({
-        vendor: options.vendor,
-        product: options.product,
-        version: options.version,
-        url: options.url,
-        interfaces: [...this.interfaces.keys()].sort(byteOrder),
-      }),
+      GetInfo: () =>
+        (this.info ??= {
+          vendor: options.vendor,
+          product: options.product,
+          version: options.version,
+          url: options.url,
+          interfaces: [...this.interfaces.keys()].sort(byteOrder),
+        }),
       GetInterfaceDescription: ({ interface: name }) => {
         const iface = this.interfaces.get(name);
         if (!iface) throw new InterfaceNotFoundError(name);
@@ -98,6 +101,7 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
   implement<M extends MethodMap>(iface: InterfaceDescriptor<M>, handlers: Handlers<M>, options: ImplementOptions<M> = {}): this {
     if (this.interfaces.has(iface.name)) throw new Error(`interface ${iface.name} is already implemented`);
     this.interfaces.set(iface.name, iface as unknown as InterfaceDescriptor);
+    this.info = undefined;
     const upgradable = new Set<string>(options.upgradable ?? []);
     for (const name of Object.keys(iface.methods)) {
       const handler = (handlers as Record<string, Handler<any, any> | typeof Unbound>)[name];
@@ -114,6 +118,7 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
   /** Lists an interface that has no methods (only errors or types) in GetInfo and introspection. */
   describe(iface: InterfaceDescriptor): this {
     this.interfaces.set(iface.name, iface);
+    this.info = undefined;
     return this;
   }
 
