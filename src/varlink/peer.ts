@@ -4,7 +4,7 @@
  * (SO_ACCEPTCONN), and binding or connecting abstract socket names with their exact length
  * (Node 20's libuv pads them to the full 108 bytes, which no other implementation matches).
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { chmodSync } from 'node:fs';
@@ -40,6 +40,8 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
+  // Loaded on first use (not at import): a socket-activated server answers sooner.
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
   libc = {
     getsockopt: lib.func('int getsockopt(int, int, int, _Out_ uint8_t *, _Inout_ uint8_t *)'),

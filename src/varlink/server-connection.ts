@@ -173,13 +173,19 @@ export class ServerConnection {
   private readonly abort = new AbortController();
   private logger?: Logger;
   private upgradeHandler?: (socket: Socket, rest: Buffer) => void;
+  private peerValue?: PeerCredentials;
+  private readonly readPeer?: () => PeerCredentials;
+  /** Whether the server counted this connection against its peer's uid. */
+  counted = false;
 
   constructor(
     readonly socket: Socket,
-    readonly peer: PeerCredentials,
+    peer: PeerCredentials | (() => PeerCredentials),
     private readonly server: Dispatcher,
     private readonly onClose: (c: ServerConnection) => void,
   ) {
+    if (typeof peer === 'function') this.readPeer = peer;
+    else this.peerValue = peer;
     this.reader = new MessageReader(server.maxMessageSize);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -191,6 +197,11 @@ export class ServerConnection {
       this.peerDone = true;
       if ((!this.busy && this.queue.length === 0) || peerHungUp(socketFd(socket))) this.close();
     });
+  }
+
+  /** SO_PEERCRED of the peer, read when first needed. */
+  get peer(): PeerCredentials {
+    return (this.peerValue ??= this.readPeer!());
   }
 
   get log(): Logger {

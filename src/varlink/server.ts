@@ -70,6 +70,8 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
   private readonly servers: Server[] = [];
   private readonly connections = new Set<ServerConnection>();
   private readonly perUid = new Map<number, number>();
+  /** The one connection whose uid is not counted yet (see accept). */
+  private uncounted?: ServerConnection;
   private readonly ownedPaths: string[] = [];
   /** GetInfo's reply, built once per set of interfaces. */
   private info?: { vendor: string; product: string; version: string; url: string; interfaces: string[] };
@@ -181,27 +183,55 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
     }
   }
 
-  /** Serves an already connected socket (for example one end of a socket pair). */
+  /**
+   * Serves an already connected socket (for example one end of a socket pair).
+   *
+   * Connections are counted per peer uid (root is exempt from the limit). Reading the peer's
+   * credentials loads libc bindings, so the first connection of an idle server (the client that
+   * socket-activated it) has them read only when needed; it is counted when a second one arrives.
+   */
   accept(socket: Socket, peer?: PeerCredentials): void {
-    const creds = peer ?? peerCredentials(socketFd(socket));
     const total = this.connections.size;
-    const mine = this.perUid.get(creds.uid) ?? 0;
-    if (total >= this.maxConnections || (creds.uid !== 0 && mine >= this.maxPerUid)) {
-      this.logger.warn({ uid: creds.uid, total, mine }, 'connection limit reached, refusing connection');
-      socket.destroy();
-      return;
+    if (total >= this.maxConnections) return this.refuse(socket, peer?.uid ?? -1, total, 0);
+    let creds = peer;
+    if (total > 0) {
+      creds ??= peerCredentials(socketFd(socket));
+      if (this.uncounted) {
+        this.count(this.uncounted.peer.uid);
+        this.uncounted.counted = true;
+        this.uncounted = undefined;
+      }
+      const mine = this.perUid.get(creds.uid) ?? 0;
+      if (creds.uid !== 0 && mine >= this.maxPerUid) return this.refuse(socket, creds.uid, total, mine);
     }
-    this.perUid.set(creds.uid, mine + 1);
-    const conn = new ServerConnection(socket, creds, this, (c) => this.forget(c));
+    const conn = new ServerConnection(socket, creds ?? (() => peerCredentials(socketFd(socket))), this, (c) => this.forget(c));
+    if (creds) {
+      this.count(creds.uid);
+      conn.counted = true;
+    } else {
+      this.uncounted = conn;
+    }
     this.connections.add(conn);
     this.emit('connection', this.connections.size);
   }
 
+  private refuse(socket: Socket, uid: number, total: number, mine: number): void {
+    this.logger.warn({ uid, total, mine }, 'connection limit reached, refusing connection');
+    socket.destroy();
+  }
+
+  private count(uid: number): void {
+    this.perUid.set(uid, (this.perUid.get(uid) ?? 0) + 1);
+  }
+
   private forget(c: ServerConnection): void {
     if (!this.connections.delete(c)) return;
-    const n = (this.perUid.get(c.peer.uid) ?? 1) - 1;
-    if (n <= 0) this.perUid.delete(c.peer.uid);
-    else this.perUid.set(c.peer.uid, n);
+    if (this.uncounted === c) this.uncounted = undefined;
+    if (c.counted) {
+      const n = (this.perUid.get(c.peer.uid) ?? 1) - 1;
+      if (n <= 0) this.perUid.delete(c.peer.uid);
+      else this.perUid.set(c.peer.uid, n);
+    }
     if (this.connections.size === 0) this.emit('idle');
   }
 

@@ -9,20 +9,33 @@
 
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
 
-const libc = koffi.load('libc.so.6');
-const syscall3 = libc.func('long syscall(long, long, long)');
-const syscall4 = libc.func('long syscall(long, long, long, long, long)');
-const closeFd = libc.func('int close(int)');
-const epollCreate1 = libc.func('int epoll_create1(int)');
-const epollCtl = libc.func('int epoll_ctl(int, int, int, void *)');
-const epollWait = libc.func('int epoll_wait(int, void *, int, int)');
-const eventfd = libc.func('int eventfd(unsigned int, int)');
-const writeFd = libc.func('long write(int, void *, unsigned long)');
-const readFd = libc.func('long read(int, void *, unsigned long)');
-const pollFds = libc.func('int poll(void *, unsigned long, int)');
-const clockGettime = libc.func('int clock_gettime(int, void *)');
+/**
+ * libc through koffi, loaded on first use: berthd answers its first call (socket activation) without
+ * paying for the native module when no machine is registered yet.
+ */
+function bind() {
+  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const libc = koffi.load('libc.so.6');
+  return {
+    koffi,
+    syscall3: libc.func('long syscall(long, long, long)'),
+    syscall4: libc.func('long syscall(long, long, long, long, long)'),
+    closeFd: libc.func('int close(int)'),
+    epollCreate1: libc.func('int epoll_create1(int)'),
+    epollCtl: libc.func('int epoll_ctl(int, int, int, void *)'),
+    epollWait: libc.func('int epoll_wait(int, void *, int, int)'),
+    eventfd: libc.func('int eventfd(unsigned int, int)'),
+    writeFd: libc.func('long write(int, void *, unsigned long)'),
+    readFd: libc.func('long read(int, void *, unsigned long)'),
+    pollFds: libc.func('int poll(void *, unsigned long, int)'),
+    clockGettime: libc.func('int clock_gettime(int, void *)'),
+  };
+}
+let bound: ReturnType<typeof bind> | undefined;
+const lib = () => (bound ??= bind());
+
 const CLOCK_REALTIME = 0;
 const CLOCK_BOOTTIME = 7;
 
@@ -41,7 +54,7 @@ const POLLNVAL = 0x020;
 const EVENT_SIZE = 12;
 const BATCH = 256;
 
-const errno = (): number => koffi.errno() as number;
+const errno = (): number => lib().koffi.errno() as number;
 
 /** A pinned leader: the pidfd keeps referring to this very process even after its PID is reused. */
 export interface Leader {
@@ -82,7 +95,7 @@ export function processUid(pid: number): number | undefined {
 
 /** Open a pidfd; returns the fd or a negative errno. */
 export function pidfdOpen(pid: number): number {
-  const fd = Number(syscall3(SYS_pidfd_open, pid, 0));
+  const fd = Number(lib().syscall3(SYS_pidfd_open, pid, 0));
   return fd < 0 ? -errno() : fd;
 }
 
@@ -98,8 +111,8 @@ export function pidfdIdsUnique(): boolean {
   } catch {
     pidfdIdsUniqueCache = false;
   } finally {
-    if (a >= 0) closeFd(a);
-    if (b >= 0) closeFd(b);
+    if (a >= 0) lib().closeFd(a);
+    if (b >= 0) lib().closeFd(b);
   }
   return pidfdIdsUniqueCache;
 }
@@ -120,7 +133,7 @@ export function pidfdIdOf(pid: number): number | undefined {
   try {
     return inodeOf(fd);
   } finally {
-    closeFd(fd);
+    lib().closeFd(fd);
   }
 }
 
@@ -151,7 +164,7 @@ export interface LeaderIdentity {
 
 function clockUs(clock: number): number {
   const ts = Buffer.alloc(16);
-  clockGettime(clock, ts);
+  lib().clockGettime(clock, ts);
   return Number(ts.readBigInt64LE(0)) * 1e6 + Math.floor(Number(ts.readBigInt64LE(8)) / 1000);
 }
 
@@ -186,7 +199,7 @@ export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number
     return true;
   })();
   if (!fresh) {
-    closeFd(fd);
+    lib().closeFd(fd);
     return -3; // ESRCH
   }
   return { pid, pidfd: fd, ...(pidfdId !== undefined ? { pidfdId } : {}), starttime: starttime! };
@@ -198,7 +211,7 @@ export function leaderAlive(leader: Leader): boolean {
   const pfd = Buffer.alloc(8);
   pfd.writeInt32LE(leader.pidfd, 0);
   pfd.writeInt16LE(POLLIN, 4);
-  const r = pollFds(pfd, 1, 0);
+  const r = lib().pollFds(pfd, 1, 0);
   if (r < 0) return false;
   return (pfd.readInt16LE(6) & (POLLIN | POLLHUP | POLLNVAL)) === 0;
 }
@@ -206,12 +219,12 @@ export function leaderAlive(leader: Leader): boolean {
 /** Send a signal to the pinned leader; returns 0 or a negative errno. */
 export function signalLeader(leader: Leader, signal: number): number {
   if (leader.pidfd < 0) return -3;
-  const r = Number(syscall4(SYS_pidfd_send_signal, leader.pidfd, signal, 0, 0));
+  const r = Number(lib().syscall4(SYS_pidfd_send_signal, leader.pidfd, signal, 0, 0));
   return r < 0 ? -errno() : 0;
 }
 
 export function closeLeader(leader: Leader): void {
-  if (leader.pidfd >= 0) closeFd(leader.pidfd);
+  if (leader.pidfd >= 0) lib().closeFd(leader.pidfd);
   leader.pidfd = -1;
 }
 
@@ -220,8 +233,8 @@ export function closeLeader(leader: Leader): void {
  * The watcher does not close the pidfds it is given; `unwatch` before closing one.
  */
 export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
-  #epfd: number;
-  #wakefd: number;
+  #epfd = -1;
+  #wakefd = -1;
   #byToken = new Map<bigint, { key: string; fd: number }>();
   #byKey = new Map<string, bigint>();
   #nextToken = 1n;
@@ -229,11 +242,12 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
   #closed = false;
   #buf = Buffer.alloc(EVENT_SIZE * BATCH);
 
-  constructor() {
-    super();
-    this.#epfd = epollCreate1(O_CLOEXEC);
+  /** The epoll instance and its wake-up eventfd are made with the first watched leader. */
+  #open(): void {
+    if (this.#epfd >= 0) return;
+    this.#epfd = lib().epollCreate1(O_CLOEXEC);
     if (this.#epfd < 0) throw new Error(`epoll_create1 failed: errno ${errno()}`);
-    this.#wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.#wakefd = lib().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (this.#wakefd < 0) throw new Error(`eventfd failed: errno ${errno()}`);
     this.#ctl(EPOLL_CTL_ADD, this.#wakefd, 0n);
   }
@@ -245,6 +259,7 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
   /** Start watching; a leader that already exited is reported promptly too. */
   watch(key: string, leader: Leader): void {
     if (this.#closed) throw new Error('LeaderWatcher is closed');
+    this.#open();
     this.unwatch(key);
     const token = this.#nextToken++;
     if (this.#ctl(EPOLL_CTL_ADD, leader.pidfd, token) < 0) throw new Error(`epoll_ctl failed: errno ${errno()}`);
@@ -276,20 +291,20 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
     const ev = Buffer.alloc(EVENT_SIZE);
     ev.writeUInt32LE(EPOLLIN, 0);
     ev.writeBigUInt64LE(token, 4);
-    return epollCtl(this.#epfd, op, fd, ev);
+    return lib().epollCtl(this.#epfd, op, fd, ev);
   }
 
   #wake(): void {
     if (!this.#waiting) return;
     const one = Buffer.alloc(8);
     one.writeBigUInt64LE(1n);
-    writeFd(this.#wakefd, one, 8);
+    lib().writeFd(this.#wakefd, one, 8);
   }
 
   #arm(): void {
     if (this.#waiting || this.#closed || this.#byKey.size === 0) return;
     this.#waiting = true;
-    epollWait.async(this.#epfd, this.#buf, BATCH, -1, (err: unknown, n: number) => {
+    lib().epollWait.async(this.#epfd, this.#buf, BATCH, -1, (err: unknown, n: number) => {
       this.#waiting = false;
       if (this.#closed) return this.#release();
       const exited: string[] = [];
@@ -297,7 +312,7 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
         for (let i = 0; i < n; i++) {
           const token = this.#buf.readBigUInt64LE(i * EVENT_SIZE + 4);
           if (token === 0n) {
-            readFd(this.#wakefd, Buffer.alloc(8), 8);
+            lib().readFd(this.#wakefd, Buffer.alloc(8), 8);
             continue;
           }
           const entry = this.#byToken.get(token);
@@ -314,8 +329,8 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
   }
 
   #release(): void {
-    if (this.#epfd >= 0) closeFd(this.#epfd);
-    if (this.#wakefd >= 0) closeFd(this.#wakefd);
+    if (this.#epfd >= 0) lib().closeFd(this.#epfd);
+    if (this.#wakefd >= 0) lib().closeFd(this.#wakefd);
     this.#epfd = this.#wakefd = -1;
   }
 }
