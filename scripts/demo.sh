@@ -15,7 +15,7 @@ REPO=$PWD
 
 if [[ ${1:-} != --inner ]]; then
   [[ $(id -u) == 0 ]] || { echo "demo: needs root (namespaces, cgroups, /run/systemd)" >&2; exit 1; }
-  [[ -f dist/src/server/main.js ]] || { echo "demo: run 'npm run build' first (npm run demo does)" >&2; exit 1; }
+  [[ -f dist/bin/berthd.mjs ]] || { echo "demo: run 'npm run build' first (npm run demo does)" >&2; exit 1; }
   bash scripts/rootfs.sh busybox
   exec unshare --mount --propagation private "$0" --inner
 fi
@@ -24,7 +24,7 @@ ROOTFS=$(bash scripts/rootfs.sh path)/busybox/rootfs
 WORK=$(mktemp -d /var/tmp/berth-demo.XXXXXX)
 chmod 755 "$WORK"
 NAME=demo
-BERTHCTL=(node "$REPO/dist/src/client/berthctl.js")
+BERTHCTL=(node "$REPO/dist/bin/berthctl.mjs")
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   [[ -n ${SPAWN_PID:-} ]] && kill -TERM "$SPAWN_PID" 2>/dev/null && wait "$SPAWN_PID" 2>/dev/null
@@ -53,7 +53,7 @@ wait_for "the registry socket" 10 test -S /run/systemd/machine/io.systemd.Machin
 ls -l /run/systemd/machine/ /run/systemd/userdb/
 
 step "berth-spawn: a busybox container in its own user namespace (-U picks a UID range as nspawn does)"
-node "$REPO/dist/src/client/berth-spawn.js" -D "$WORK/rootfs" -M "$NAME" -U --register=yes \
+node "$REPO/dist/bin/berth-spawn.mjs" -D "$WORK/rootfs" -M "$NAME" -U --register=yes \
   --stop-timeout=2 -- /bin/sh -c 'touch /made-by-the-container; echo "hello from PID $$ inside"; exec sleep 600' &
 SPAWN_PID=$!
 wait_for "the container to register" 60 "${BERTHCTL[@]}" status "$NAME"

@@ -22,7 +22,8 @@ const SYSTEMD_SCENARIOS = ['launcher.systemd-ready', 'launcher.systemd-stop'];
 const VM_SCENARIOS = ['launcher.vm-ready'];
 export const LAUNCHER_SCENARIOS = [...BUSYBOX_SCENARIOS, ...SYSTEMD_SCENARIOS, ...VM_SCENARIOS];
 
-const SPAWN = path.join(DIST, 'src/client/berth-spawn.js');
+// The bundle, as berthd's launch service runs it (scripts/bundle.mjs).
+const SPAWN = path.join(DIST, 'bin/berth-spawn.mjs');
 const VM_MEASURE = path.join(DIST, 'src/launcher/vm/measure.js');
 const CACHE = process.env.BERTH_CACHE ?? '/var/tmp/berth-cache';
 const BUSYBOX = path.join(CACHE, 'busybox/rootfs');

@@ -279,7 +279,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.vm) {
     // Loaded only for VMs: the container path never pays for it.
-    const vmModule = '../launcher/vm/main.js';
+    // From the bundle (dist/bin/) the VM launcher is the compiled module under dist/src/.
+    const vmModule = import.meta.url.endsWith('.mjs') ? '../src/launcher/vm/main.js' : '../launcher/vm/main.js';
     const { vmMain } = (await import(vmModule)) as { vmMain: (argv: string[]) => Promise<number> };
     return vmMain(argv);
   }

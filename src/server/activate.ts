@@ -8,6 +8,7 @@
  * again after it exits when idle, or after it was killed. Where systemd is PID 1, install
  * units/berthd.socket instead.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,7 +32,9 @@ if (values.help) {
 }
 const runtime = values['runtime-dir'] ?? '/run';
 const service = values['userdb-service'] ?? 'io.systemd.Machine';
-const berthd = join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');
+// The bundle starts faster (see scripts/bundle.mjs); the compiled module serves when it is absent.
+const bundle = fileURLToPath(new URL('../../bin/berthd.mjs', import.meta.url));
+const berthd = existsSync(bundle) ? bundle : join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');
 const args = [...BERTHD_NODE_OPTIONS, berthd, '--runtime-dir', runtime, '--userdb-service', service, '--idle-exit', values['idle-exit'] ?? '30', ...positionals];
 const activator = new Activator({
   sockets: [

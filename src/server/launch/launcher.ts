@@ -42,7 +42,14 @@ export interface LauncherOptions {
   spawnCommand?: string[];
 }
 
-const BERTH_SPAWN = fileURLToPath(new URL('../../client/berth-spawn.js', import.meta.url));
+/** berth-spawn: the bundle next to berthd's bundle, or the compiled module (tests run those). */
+const BERTH_SPAWN = [
+  new URL('./berth-spawn.mjs', import.meta.url),
+  new URL('../../../bin/berth-spawn.mjs', import.meta.url),
+  new URL('../../client/berth-spawn.js', import.meta.url),
+]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p))!;
 
 function alive(rec: SupervisorRecord): boolean {
   return readStartTime(rec.pid) === rec.starttime;
