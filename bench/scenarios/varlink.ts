@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BenchContext } from '../lib/context.js';
 import { interleaved } from '../lib/loadgen.js';
 import { micros, millis } from '../lib/report.js';
-import { BERTHD } from '../lib/servers.js';
+import { BERTHD, BERTHD_NODE_OPTIONS } from '../lib/servers.js';
 import { errorText, median, percentile, runtimeDir } from '../lib/util.js';
 
 export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation'];
@@ -76,7 +76,7 @@ async function activateOnce(): Promise<number> {
   fs.mkdirSync(path.dirname(socket), { recursive: true });
   const child = spawn(
     'systemd-socket-activate',
-    ['-l', socket, '--fdname=varlink', process.execPath, BERTHD, '--runtime-dir', dir, '--log-level', 'warn'],
+    ['-l', socket, '--fdname=varlink', process.execPath, ...BERTHD_NODE_OPTIONS, BERTHD, '--runtime-dir', dir, '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
