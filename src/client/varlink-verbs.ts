@@ -118,8 +118,8 @@ export async function varlinkVerb(verb: string, args: string[], o: VarlinkVerbOp
         }
         if (verb === 'introspect') {
           if (o.json) for (const t of texts) out(formatJson({ description: t }, o.json) + '\n');
-          // Like varlinkctl: with several interfaces, each is followed by an empty line.
-          else out(texts.length > 1 ? texts.map((t) => `${t}\n`).join('') : texts[0] ?? '');
+          // Like varlinkctl: several interfaces are separated by two empty lines.
+          else out(texts.join('\n\n'));
         } else {
           methods.sort();
           if (o.json) out(formatJson(methods, o.json) + '\n');
