@@ -206,11 +206,15 @@ export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number
 }
 
 /** Is the pinned leader still running? A pidfd turns readable when its process exits (zombies count as exited). */
+/** One pollfd reused by every liveness check (they are synchronous), so a lookup allocates nothing. */
+const alivePollFd = Buffer.alloc(8);
+
 export function leaderAlive(leader: Leader): boolean {
   if (leader.pidfd < 0) return false;
-  const pfd = Buffer.alloc(8);
+  const pfd = alivePollFd;
   pfd.writeInt32LE(leader.pidfd, 0);
   pfd.writeInt16LE(POLLIN, 4);
+  pfd.writeInt16LE(0, 6);
   const r = lib().pollFds(pfd, 1, 0);
   if (r < 0) return false;
   return (pfd.readInt16LE(6) & (POLLIN | POLLHUP | POLLNVAL)) === 0;
