@@ -54,7 +54,7 @@ ls -l /run/systemd/machine/ /run/systemd/userdb/
 
 step "berth-spawn: a busybox container in its own user namespace (-U picks a UID range as nspawn does)"
 node "$REPO/dist/bin/berth-spawn.mjs" -D "$WORK/rootfs" -M "$NAME" -U --register=yes \
-  --stop-timeout=2 -- /bin/sh -c 'touch /made-by-the-container; echo "hello from PID $$ inside"; exec sleep 600' &
+  --stop-timeout=5 -- /bin/sh -c 'touch /made-by-the-container; echo "hello from PID $$ inside"; exec /init' &
 SPAWN_PID=$!
 wait_for "the container to register" 60 "${BERTHCTL[@]}" status "$NAME"
 
