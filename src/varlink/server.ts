@@ -23,7 +23,8 @@ import {
   MethodNotFoundError,
   SystemError,
 } from './errors.js';
-import { DropConnection, ServerConnection, type Dispatcher, type IncomingCall } from './server-connection.js';
+import { DropConnection, ServerConnection, type Dispatcher } from './server-connection.js';
+import type { IncomingCall } from './call-parser.js';
 import { parseAddress } from './address.js';
 import { isListeningSocket, listenAbstract, peerCredentials, socketFd, type PeerCredentials } from './peer.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from './wire.js';

@@ -183,7 +183,7 @@ describe('calls the server answers with an error, keeping the connection', () =>
 describe('deeply nested values', () => {
   const N = 100_000;
 
-  // Regression (was a bug in server-connection.ts parseCall): berth parsed JSON of any
+  // Regression (was a bug in parseCall, now src/varlink/call-parser.ts): berth parsed JSON of any
   // nesting depth. sd-varlink refuses it: machined 257 answered arrays nested 2047 deep in a
   // string parameter with InvalidParameter, and closed the connection at 2048 and beyond (100,000
   // included). Without a limit, deeply nested input reaches handlers, and echoing it back crashes
