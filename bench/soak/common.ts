@@ -13,6 +13,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VarlinkClient } from '../../src/varlink/client.js';
 import { detectCgroupLayout, MACHINE_SLICE, machineScopeUnit } from '../../src/server/registry/scope.js';
+import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
 
 /** The repository root: the first directory above this file holding package.json. */
 export const REPO = (() => {
@@ -25,7 +26,11 @@ export const REPO = (() => {
   return dir;
 })();
 
-export const BERTHD = path.join(REPO, 'dist/src/server/main.js');
+/** berthd as it ships: the bundle when built, else tsc's output; run with the Node options it is meant for. */
+export const BERTHD = fs.existsSync(path.join(REPO, 'dist/bin/berthd.mjs'))
+  ? path.join(REPO, 'dist/bin/berthd.mjs')
+  : path.join(REPO, 'dist/src/server/main.js');
+export const BERTHD_NODE_ARGS: string[] = [...BERTHD_NODE_OPTIONS];
 export const ACTIVATE = path.join(REPO, 'dist/src/server/activate.js');
 
 /** What every scenario returns: figures for the one-line summary, and what went wrong. */
@@ -154,7 +159,7 @@ export async function startBerthd(runtime: string, options: BerthdOptions = {}):
   const keep = options.keepBytes ?? 256 * 1024;
   const child = spawn(
     process.execPath,
-    [BERTHD, '--runtime-dir', runtime, '--log-level', options.logLevel ?? 'warn', ...(options.args ?? [])],
+    [...BERTHD_NODE_ARGS, BERTHD, '--runtime-dir', runtime, '--log-level', options.logLevel ?? 'warn', ...(options.args ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';

@@ -120,8 +120,9 @@ function sanitize(method: string | undefined, params: Record<string, unknown>, p
   const p = walk(params, 0) as Record<string, unknown>;
   const m = method ?? '';
   if (/\.Register(ReplacingDead)?$/.test(m)) {
-    const lpid = (p.leaderProcessId as { pid?: unknown } | null | undefined)?.pid;
-    if ((p.leader === undefined || p.leader === null) && typeof lpid !== 'number' && typeof lpid !== 'string') p.leader = pool.pick(n++);
+    // Always name a sleeper in `leader`: without it (or with leaderProcessId {pid: 0}) berthd would take
+    // the caller. A leaderProcessId naming another process then only makes the call fail.
+    if (p.leader === undefined || p.leader === null) p.leader = pool.pick(n++);
     if (typeof p.name === 'string') names.add(p.name);
   }
   if (/SetLogLevel/i.test(m) && typeof p.level === 'number' && Number.isInteger(p.level) && p.level >= 0 && p.level <= 7) p.level = 4;

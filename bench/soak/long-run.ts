@@ -36,7 +36,7 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
   const name = 'long-run';
   const why = cannotRunBerthd() ?? (isRoot() ? cgroupsUsable() : 'needs root (berthd creates cgroup scopes)');
   if (why) return { name, figures: {}, failures: [], skipped: why };
-  const duration = opts.durationMs ?? (opts.short ? 55_000 : 30 * 60_000);
+  const duration = opts.durationMs ?? (opts.short ? 50_000 : 30 * 60_000);
   const seed = opts.seed ?? Date.now() % 1_000_000;
   const random = rng(seed);
   const prefix = `slr${process.pid}`;
@@ -53,8 +53,6 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
     const workers = 4;
     const clients = await Promise.all(Array.from({ length: workers }, () => connect(machineSocket(runtime))));
     const udb = await connect(userdbSocket(runtime));
-    // Warm up, then take the first sample.
-    const warm = Date.now() + Math.min(5000, duration / 10);
     const samples: { t: string; rss: number; fds: number }[] = [];
     let gen = 0;
     const step = async (w: number) => {
@@ -98,30 +96,40 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
       if ('error' in out && unexpected.length < 10) unexpected.push(`${op} ${m ?? ''}: ${out.error} ${JSON.stringify(out.parameters)}`);
       if ('error' in out) counts.errors = (counts.errors ?? 0) + 1;
     };
+    // Traffic runs in segments; between them every worker stops, every machine is unregistered and
+    // berthd is sampled at rest, so open fds compare like with like (a registered machine holds a
+    // pidfd, a connection a socket). Samples: after warm-up, at the middle, at the end.
+    const segment = async (ms: number) => {
+      const until = Date.now() + ms;
+      await Promise.all(Array.from({ length: workers }, async (_, w) => {
+        while (Date.now() < until) await step(w);
+      }));
+    };
+    const quiesce = async (t: string) => {
+      for (let i = 0; i < slots; i++) {
+        const m = registered[i];
+        if (!m) continue;
+        const r = await call(clients[0]!, 'io.systemd.Machine.Unregister', { name: m });
+        if ('error' in r && unexpected.length < 10) unexpected.push(`unregister ${m} at rest: ${r.error}`);
+        registered[i] = undefined;
+      }
+      const c = await connect(machineSocket(runtime));
+      const left = (await listAll(c)).length - 1;
+      c.close();
+      if (left !== 0) failures.push(`${left} machines still listed at rest (${t})`);
+      samples.push({ t, rss: rssKiB(b.pid), fds: fdCount(b.pid) });
+    };
     const start = Date.now();
-    const end = start + duration;
-    let sampledStart = false;
-    let sampledMid = false;
-    await Promise.all(
-      Array.from({ length: workers }, async (_, w) => {
-        while (Date.now() < end) {
-          await step(w);
-          const now = Date.now();
-          if (!sampledStart && now > warm) {
-            sampledStart = true;
-            samples.push({ t: 'start', rss: rssKiB(b.pid), fds: fdCount(b.pid) });
-          }
-          if (!sampledMid && now > start + duration / 2) {
-            sampledMid = true;
-            samples.push({ t: 'middle', rss: rssKiB(b.pid), fds: fdCount(b.pid) });
-            opts.log(`long-run: middle, ${JSON.stringify(counts)}`);
-          }
-        }
-      }),
-    );
-    samples.push({ t: 'end', rss: rssKiB(b.pid), fds: fdCount(b.pid) });
+    const warmMs = Math.min(5000, duration / 10);
+    await segment(warmMs);
+    await quiesce('start');
+    await segment((duration - warmMs) / 2);
+    await quiesce('middle');
+    opts.log(`long-run: middle, ${JSON.stringify(counts)}`);
+    await segment((duration - warmMs) / 2);
+    await quiesce('end');
     const [s0, s1, s2] = samples as [typeof samples[0], typeof samples[0], typeof samples[0]];
-    if (s2.fds > s0.fds + 2) failures.push(`open fds grew from ${s0.fds} to ${s2.fds}`);
+    if (s2.fds > s0.fds + 2) failures.push(`open fds at rest grew from ${s0.fds} to ${s2.fds}`);
     // RSS: the first half includes V8 warming up (JIT code, heap sizing); a leak shows as growth
     // from the middle to the end. Beyond 10% and 8 MiB counts.
     if (s2.rss > s1.rss * 1.1 && s2.rss - s1.rss > 8 * 1024) failures.push(`RSS grew from ${mib(s1.rss)} MiB at the middle to ${mib(s2.rss)} MiB at the end`);

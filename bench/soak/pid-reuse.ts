@@ -14,6 +14,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   BERTHD,
+  BERTHD_NODE_ARGS,
   call,
   cannotRunBerthd,
   cgroupsUsable,
@@ -34,7 +35,7 @@ import {
 import { VarlinkClient } from '../../src/varlink/client.js';
 
 const HELPER = `
-start() { "$NODE" "$BERTHD" --runtime-dir "$RUNTIME" --log-level warn 2>>"$RUNTIME/berthd.log" & B=$!; echo "berthd $B"; }
+start() { "$NODE" $NODE_ARGS "$BERTHD" --runtime-dir "$RUNTIME" --log-level warn 2>>"$RUNTIME/berthd.log" & B=$!; echo "berthd $B"; }
 start
 while read -r cmd arg; do
   case "$cmd" in
@@ -70,7 +71,7 @@ class NsHelper {
   static start(runtime: string): NsHelper {
     const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', 'bash', '-c', HELPER], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, NODE: process.execPath, BERTHD, RUNTIME: runtime },
+      env: { ...process.env, NODE: process.execPath, NODE_ARGS: BERTHD_NODE_ARGS.join(' '), BERTHD, RUNTIME: runtime },
     });
     return new NsHelper(child);
   }

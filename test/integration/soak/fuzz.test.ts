@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
-const BERTHD = new URL('../../../dist/src/server/main.js', import.meta.url);
+const BERTHD = new URL('../../../dist/src/server/main.js', import.meta.url); // the bundle (dist/bin) is used when present
 const fastCheck = await import('fast-check').then(
   () => true,
   () => false,

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runKill9 } from '../../../bench/soak/kill9.js';
 
-const BERTHD = new URL('../../../dist/src/server/main.js', import.meta.url);
+const BERTHD = new URL('../../../dist/src/server/main.js', import.meta.url); // the bundle (dist/bin) is used when present
 const skipReason =
   process.getuid?.() !== 0
     ? 'needs root (allocateUnit creates cgroup scopes)'
