@@ -12,6 +12,8 @@ import {
   connect,
   fdCount,
   isRoot,
+  leftoverScopes,
+  waitFor,
   listAll,
   machineSocket,
   mib,
@@ -36,7 +38,7 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
   const name = 'long-run';
   const why = cannotRunBerthd() ?? (isRoot() ? cgroupsUsable() : 'needs root (berthd creates cgroup scopes)');
   if (why) return { name, figures: {}, failures: [], skipped: why };
-  const duration = opts.durationMs ?? (opts.short ? 50_000 : 30 * 60_000);
+  const duration = opts.durationMs ?? (opts.short ? 45_000 : 30 * 60_000);
   const seed = opts.seed ?? Date.now() % 1_000_000;
   const random = rng(seed);
   const prefix = `slr${process.pid}`;
@@ -137,6 +139,19 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
     if ((counts.errors ?? 0) > 0) failures.push(`${counts.errors} calls failed unexpectedly`);
     for (const c of clients) c.close();
     udb.close();
+    // Every leader gone, no machine registered: no scope of this run should be left in machine.slice.
+    for (const l of leaders) l.kill('SIGKILL');
+    await Promise.all(leaders.map((l) => (l.exitCode !== null || l.signalCode !== null ? undefined : new Promise((r) => l.once('exit', r)))));
+    await waitFor(() => leftoverScopes(prefix).length === 0, 'empty scopes to go', 5000).catch(() => undefined);
+    const scopesLeft = leftoverScopes(prefix).length;
+    if (scopesLeft > 0) {
+      failures.push(`${scopesLeft} empty scope directories of this run were left in machine.slice (all machines unregistered, all leaders dead)`);
+      notes.push(
+        'empty scopes: Register with allocateUnit creates machine-NAME.scope; after Unregister berthd forgets it, so when the leader ' +
+          'later exits (or moves to another machine\'s scope) nothing removes the directory. Reproduce: Register {name: a, leader: L, ' +
+          'allocateUnit: true}; Unregister {name: a}; kill L → machine.slice/machine-a.scope stays, empty, in every hierarchy.',
+      );
+    }
     const total = Object.entries(counts).filter(([k]) => k !== 'errors').reduce((a, [, n]) => a + n, 0);
     return {
       name,
@@ -145,6 +160,7 @@ export async function runLongRun(opts: LongRunOptions): Promise<ScenarioResult> 
         calls: total,
         'rss-MiB': `${mib(s0.rss)}/${mib(s1.rss)}/${mib(s2.rss)}`,
         fds: `${s0.fds}/${s1.fds}/${s2.fds}`,
+        'empty-scopes-left': scopesLeft,
         ops: Object.entries(counts)
           .map(([k, n]) => `${k}:${n}`)
           .join(','),
