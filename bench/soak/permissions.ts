@@ -14,8 +14,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseInterface } from '../../src/varlink/idl/index.js';
 import {
   asUser,
+  connect,
   cannotRunBerthd,
   cgroupsUsable,
   exited,
@@ -245,10 +247,35 @@ export async function runPermissions(opts: ScenarioOptions): Promise<ScenarioRes
       { label: 'UserDatabase.GetMemberships', expect: ALL, req: async () => U('io.systemd.UserDatabase.GetMemberships', { service: 'io.systemd.Machine' }) },
       { label: 'varlink.GetInfo (userdb socket)', expect: ALL, req: async () => U('org.varlink.service.GetInfo', {}) },
     ];
+    // What berthd serves, so that every method of every interface is covered by a row.
+    const served = new Set<string>();
+    for (const sock of [machineSocket(runtime), userdbSocket(runtime)]) {
+      const c = await connect(sock);
+      const info = await c.callRaw('org.varlink.service.GetInfo', {});
+      for (const iname of info.interfaces as string[]) {
+        const d = await c.callRaw('org.varlink.service.GetInterfaceDescription', { interface: iname });
+        for (const m of parseInterface(d.description as string).members) if (m.kind === 'method') served.add(`${iname}.${m.name}`);
+      }
+      c.close();
+    }
+    if (served.has('io.berth.Launcher.Start')) {
+      // Machines launched from NAME.berth configurations: only root may start or stop them.
+      rows.push(
+        { label: 'Launcher.Start', expect: ROOT, req: async () => M('io.berth.Launcher.Start', { name: fresh() }) },
+        { label: 'Launcher.Stop', expect: ROOT, req: async () => M('io.berth.Launcher.Stop', { name: fresh() }) },
+        { label: 'Launcher.Poweroff', expect: ROOT, req: async () => M('io.berth.Launcher.Poweroff', { name: fresh() }) },
+        { label: 'Launcher.Reboot', expect: ROOT, req: async () => M('io.berth.Launcher.Reboot', { name: fresh() }) },
+        { label: 'Launcher.ListConfigured', expect: ALL, req: async () => M('io.berth.Launcher.ListConfigured', {}) },
+      );
+    }
+
 
     // Build every column's requests (fixtures included), then let the owner register its targets.
     const reqs: Record<Col, Req[]> = { root: [], owner: [], other: [], userns: [] };
     for (const r of rows) for (const c of COLS) reqs[c].push(await r.req(c));
+    const called = new Set(reqs.root.map((r) => r.method));
+    const uncovered = [...served].filter((m) => !called.has(m));
+    for (const m of uncovered) failures.push(`${m} is served but has no row in the expected permission matrix`);
     const ownerReg = await runAs(
       prefixOf.owner,
       runtime,
@@ -290,7 +317,7 @@ export async function runPermissions(opts: ScenarioOptions): Promise<ScenarioRes
     opts.log('permissions: A = allowed, D = PermissionDenied, ! = differs from the policy');
     for (const l of table) opts.log(l);
     notes.push(...table);
-    return { name, figures: { methods: rows.length, cells, mismatches }, failures, notes };
+    return { name, figures: { 'served-methods': served.size, rows: rows.length, cells, mismatches, uncovered: uncovered.length }, failures, notes };
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await Promise.all(children.map((c) => exited(c, 10_000).catch(() => undefined)));
