@@ -113,6 +113,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #byLeader = new Map<number, Entry>();
   #byUnit = new Map<string, Entry>();
   #watcher = new LeaderWatcher();
+  /** Scopes berth created for machines that were unregistered while their leader still ran. */
+  #orphanScopes = new Map<string, { leader: Leader; unitCgroup: string }>();
   #seq = 0;
   #host: boolean;
   #hostMachine?: Machine;
@@ -414,6 +416,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       if (e.stopTimer) clearTimeout(e.stopTimer);
       closeLeader(e.leader);
     }
+    for (const o of this.#orphanScopes.values()) closeLeader(o.leader);
+    this.#orphanScopes.clear();
     this.#byName.clear();
     this.#byLeader.clear();
     this.#byUnit.clear();
@@ -427,6 +431,14 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   #onLeaderExit(name: string): void {
+    const orphan = this.#orphanScopes.get(name);
+    if (orphan) {
+      // The leader of an unregistered machine ended: its scope goes once it is empty.
+      this.#orphanScopes.delete(name);
+      closeLeader(orphan.leader);
+      this.#reaper.add(orphan.unitCgroup, false);
+      return;
+    }
     const e = this.#byName.get(name);
     if (!e) return;
     this.#log.info({ machine: name, leader: e.leader.pid }, 'leader exited; machine removed');
@@ -441,9 +453,17 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (this.#byLeader.get(e.leader.pid) === e) this.#byLeader.delete(e.leader.pid);
     if (m.unit && this.#byUnit.get(m.unit) === e) this.#byUnit.delete(m.unit);
     if (e.stopTimer) clearTimeout(e.stopTimer);
-    closeLeader(e.leader);
     this.store.remove(m.name, m.unit);
-    if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
+    if (m.ownsScope && m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader)) {
+      // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
+      // its leader and remove the scope when it has ended (systemd would collect the empty scope).
+      const key = `\0scope:${m.name}:${e.leader.pid}`;
+      this.#orphanScopes.set(key, { leader: e.leader, unitCgroup: m.unitCgroup });
+      this.#watcher.watch(key, e.leader);
+    } else {
+      closeLeader(e.leader);
+      if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
+    }
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');
     else this.#log.info({ machine: m.name }, 'machine unregistered');
     this.#emit('removed', m, reason);

@@ -328,7 +328,12 @@ export class ScopeReaper {
     let i = 0;
     for (; i < jobs.length && performance.now() < until; i++) {
       const job = jobs[i]!;
-      if (removeScope(this.layout, job.unitCgroup) || !job.kill) continue;
+      if (removeScope(this.layout, job.unitCgroup)) continue;
+      if (!job.kill) {
+        // Not killing: give the scope's last processes a moment to end after the leader.
+        if (++job.tries < 25) retry.push(job);
+        continue;
+      }
       killScope(this.layout, job.unitCgroup, 'SIGKILL');
       if (++job.tries < 50) retry.push(job);
     }

@@ -148,6 +148,21 @@ suite('registry with real processes', () => {
     await until(() => layout.hierarchies.every((h) => !exists(path.join(h.root, MACHINE_SLICE, unit))), 1000);
   });
 
+  it('after Unregister keeps the scope it made while the leader runs, and removes it once the leader has ended', async () => {
+    const { r } = newRegistry();
+    const c = sleeper();
+    const name = `${tag}-u`;
+    expect(r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    const unit = machineScopeUnit(name);
+    const dirs = layout.hierarchies.map((h) => path.join(h.root, MACHINE_SLICE, unit));
+    expect(r.unregister(name).ok).toBe(true);
+    // Unregister kills nothing: the leader still runs in the scope.
+    expect(c.exitCode === null && c.signalCode === null).toBe(true);
+    expect(dirs.every((d) => exists(d))).toBe(true);
+    c.kill('SIGKILL');
+    await until(() => dirs.every((d) => !exists(d)), 2000);
+  });
+
   it('takes the unit from the leader cgroup, refuses a leader outside any unit, duplicates and PID 1', () => {
     const { r } = newRegistry();
     const inUnit = sleeperInUnit(`${tag}-b.scope`);
