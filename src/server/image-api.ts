@@ -79,6 +79,8 @@ export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMetho
       );
     },
     Update: ({ name, newName, readOnly, limit }, call) => {
+      // The interface check lets any string through for integers; 257 takes a decimal one for the limit.
+      if (typeof limit === 'string' && !/^[0-9]+$/.test(limit)) throw new InvalidParameterError('limit');
       const setsReadOnly = readOnly !== undefined && readOnly !== null;
       const setsLimit = limit !== undefined && limit !== null;
       const renames = newName !== undefined && newName !== null;

@@ -37,6 +37,12 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
     return drop(reused ? 'leader PID now belongs to another process' : 'leader is gone', { unit: rec.unit, leader: rec.leader });
   }
   const current = unitOfPid(pinned.pid, cgroups);
+  // Without a pidfd inode, identity rests on the start time, which an older unrelated process also
+  // passes: then the process must also still sit in the machine's recorded unit.
+  if (rec.leaderPidfdId === undefined && rec.unit !== undefined && current?.unit !== rec.unit) {
+    closeLeader(pinned);
+    return drop('leader PID belongs to a process outside the machine\'s unit', { unit: rec.unit, leader: rec.leader });
+  }
   const unit = rec.unit ?? current?.unit;
   const unitCgroup = current && current.unit === unit ? current.unitCgroup : undefined;
   // A scope of the shape berth allocates, outside systemd's tree: berth removes it when the machine goes.

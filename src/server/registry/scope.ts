@@ -172,8 +172,10 @@ export function createScope(
         created.push(dir);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        // An existing scope with processes belongs to someone else.
-        if (cgroupProcs(dir).length > 0) throw Object.assign(new Error('scope in use'), { errno: -17 });
+        // An existing scope with other processes belongs to someone else. One holding only this
+        // leader is ours from an attempt cut short (berthd killed between creating it and saving
+        // the machine): take it over, so a retried Register succeeds.
+        if (cgroupProcs(dir).some((p) => p !== pid)) throw Object.assign(new Error('scope in use'), { errno: -17 });
       }
     }
     for (const h of layout.hierarchies) {
