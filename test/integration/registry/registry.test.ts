@@ -163,6 +163,25 @@ suite('registry with real processes', () => {
     await until(() => dirs.every((d) => !exists(d)), 2000);
   });
 
+  it('takes over a scope that holds only the leader (a Register retried after berthd was killed mid-way), not one with other processes', () => {
+    const { r } = newRegistry();
+    const name = `${tag}-t`;
+    const unit = machineScopeUnit(name);
+    const c = sleeper();
+    const other = sleeper();
+    for (const h of layout.hierarchies) {
+      fs.mkdirSync(path.join(h.root, MACHINE_SLICE, unit), { recursive: true });
+      fs.writeFileSync(path.join(h.root, MACHINE_SLICE, unit, 'cgroup.procs'), `${c.pid}\n`);
+    }
+    expect(r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(r.unregister(name).ok).toBe(true);
+    for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, MACHINE_SLICE, unit, 'cgroup.procs'), `${other.pid}\n`);
+    const again = r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 });
+    expect(again.ok ? 'ok' : again.error).toEqual({ errno: 17 });
+    other.kill('SIGKILL');
+    c.kill('SIGKILL');
+  });
+
   it('takes the unit from the leader cgroup, refuses a leader outside any unit, duplicates and PID 1', () => {
     const { r } = newRegistry();
     const inUnit = sleeperInUnit(`${tag}-b.scope`);
