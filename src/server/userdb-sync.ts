@@ -5,21 +5,11 @@
  */
 import type { BerthContext } from './context.js';
 import type { Machine } from './registry/machine.js';
-import { readFileSync } from 'node:fs';
-import { parseIdMap, type IdMapSource } from './userdb/idmap.js';
-
-/** Reads a map synchronously: /proc is memory, and indexing before Register replies avoids a race. */
-function readMap(pid: number, file: 'uid_map' | 'gid_map'): IdMapSource {
-  try {
-    return parseIdMap(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
-  } catch (err) {
-    return { errno: (err as NodeJS.ErrnoException).errno ? Math.abs((err as NodeJS.ErrnoException).errno!) : 5 };
-  }
-}
+import { readIdMaps } from './userdb/idmap.js';
 
 export function indexMachine(ctx: BerthContext, m: Machine): void {
   if (m.class === 'host') return;
-  const maps = { uidMap: readMap(m.leader.pid, 'uid_map'), gidMap: readMap(m.leader.pid, 'gid_map') };
+  const maps = readIdMaps(m.leader.pid);
   const { overlaps } = ctx.userdb.setMachine({
     name: m.name,
     class: m.class,

@@ -5,7 +5,7 @@
  * the first ID outside it (on the host), and how many consecutive IDs the line maps. A process in
  * the host's own user namespace shows the identity line `0 0 4294967295`.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 
 export interface IdMapLine {
@@ -67,10 +67,10 @@ function errnoOf(e: unknown): number {
   return typeof n === 'number' ? n : osConstants.errno.EIO;
 }
 
-async function readOne(path: string): Promise<IdMapSource> {
+function readOne(path: string): IdMapSource {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     return { errno: errnoOf(e) };
   }
@@ -83,11 +83,12 @@ async function readOne(path: string): Promise<IdMapSource> {
 
 /**
  * Reads the uid and gid maps of a process. Never throws: a map that cannot be read comes back as
- * `{errno}`. `procRoot` exists for tests (a directory laid out like /proc).
+ * `{errno}`. Synchronous on purpose: /proc is memory, and indexing a machine before its Register
+ * is answered means a lookup right after it already finds the users. `procRoot` exists for tests
+ * (a directory laid out like /proc).
  */
-export async function readIdMaps(pid: number, procRoot = '/proc'): Promise<{ uidMap: IdMapSource; gidMap: IdMapSource }> {
-  const [uidMap, gidMap] = await Promise.all([readOne(`${procRoot}/${pid}/uid_map`), readOne(`${procRoot}/${pid}/gid_map`)]);
-  return { uidMap, gidMap };
+export function readIdMaps(pid: number, procRoot = '/proc'): { uidMap: IdMapSource; gidMap: IdMapSource } {
+  return { uidMap: readOne(`${procRoot}/${pid}/uid_map`), gidMap: readOne(`${procRoot}/${pid}/gid_map`) };
 }
 
 export function isIdMapError(m: IdMapSource): m is { readonly errno: number } {
