@@ -17,8 +17,7 @@ import type { BerthContext } from './context.js';
 import type { Machine } from './registry/machine.js';
 import type { IdRange } from './userdb/userdb.js';
 import type { JournalEntry } from './watch.js';
-import { toVarlinkError } from './machine-api.js';
-import { processUid } from './registry/leaders.js';
+import { caller, toVarlinkError } from './machine-api.js';
 
 export function machineInfo(ctx: BerthContext, m: Machine): MachineInfo {
   const info: MachineInfo = { name: m.name, class: m.class };
@@ -94,12 +93,9 @@ export function berthApi(ctx: BerthContext): Handlers<IoBerthMachineMethods> {
     Watch: ({ since }, call) => new Replies(watch(ctx, since ?? undefined, call.signal), undefined, true),
 
     RegisterReplacingDead: (params, call) => {
-      const leaderPid = params.leaderProcessId?.pid ?? params.leader ?? call.peer.pid;
-      if (!ctx.policy.mayRegister(call.peer, processUid(leaderPid))) throw new PermissionDeniedError();
-      const r = ctx.registry.registerOrReplaceIfDead(params as unknown as Record<string, unknown>, {
-        uid: call.peer.uid,
-        pid: call.peer.pid,
-      });
+      const who = caller(call);
+      if (!ctx.policy.mayRegisterLeader(call.peer, params.leaderProcessId?.pid ?? params.leader ?? who.pid)) throw new PermissionDeniedError();
+      const r = ctx.registry.registerOrReplaceIfDead(params as unknown as Record<string, unknown>, who);
       if (!r.ok) {
         const e = toVarlinkError(r.error);
         if (e.error === 'io.systemd.Machine.MachineExists') throw new MachineExists();

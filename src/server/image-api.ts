@@ -12,6 +12,7 @@ import {
   type AcquireMetadata,
 } from '../generated/io.systemd.MachineImage.js';
 import type { BerthContext } from './context.js';
+import type { PeerCredentials } from '../varlink/peer.js';
 import { ImageStore, isValidImageName, type Image } from './images.js';
 
 function errnoOf(err: unknown): number {
@@ -50,11 +51,11 @@ export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMetho
    * caller, then what is asked. The host's own image cannot be changed (EROFS), though an Update
    * that changes nothing succeeds.
    */
-  const modify = (peerUid: number, name: string, newName: string | null | undefined, changes: boolean, action: (image: Image) => void) => {
+  const modify = (peer: PeerCredentials, name: string, newName: string | null | undefined, changes: boolean, action: (image: Image) => void) => {
     if (!isValidImageName(name)) throw new InvalidParameterError('name');
     if (newName !== undefined && newName !== null && (!isValidImageName(newName) || newName === '.host')) throw new InvalidParameterError('newName');
     const image = lookup(name);
-    if (!ctx.policy.isPrivileged({ uid: peerUid, gid: -1, pid: 0 })) throw new PermissionDeniedError();
+    if (!ctx.policy.isPrivileged(peer)) throw new PermissionDeniedError();
     if (image.name === '.host') {
       if (changes) throw new SystemError(30);
       return {};
@@ -84,12 +85,12 @@ export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMetho
       const setsReadOnly = readOnly !== undefined && readOnly !== null;
       const setsLimit = limit !== undefined && limit !== null;
       const renames = newName !== undefined && newName !== null;
-      return modify(call.peer.uid, name, newName, renames || setsReadOnly || setsLimit, (image) => {
+      return modify(call.peer, name, newName, renames || setsReadOnly || setsLimit, (image) => {
         if (setsReadOnly || setsLimit) throw Object.assign(new Error('not supported'), { errno: 95 });
         if (renames) store.rename(image, newName);
       });
     },
-    Clone: ({ name, newName }, call) => modify(call.peer.uid, name, newName, true, (image) => store.clone(image, newName)),
-    Remove: ({ name }, call) => modify(call.peer.uid, name, undefined, true, (image) => store.remove(image)),
+    Clone: ({ name, newName }, call) => modify(call.peer, name, newName, true, (image) => store.clone(image, newName)),
+    Remove: ({ name }, call) => modify(call.peer, name, undefined, true, (image) => store.remove(image)),
   };
 }

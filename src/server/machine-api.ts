@@ -35,7 +35,7 @@ import {
   type Result,
 } from './registry/machine.js';
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
-import { bootId, processUid } from './registry/leaders.js';
+import { bootId } from './registry/leaders.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
 import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
 
@@ -64,7 +64,7 @@ function unwrap<T>(r: Result<T>): T {
   return r.value;
 }
 
-function caller(call: Call): CallerContext {
+export function caller(call: Call): CallerContext {
   // An unknown peer (uid -1) is treated as unprivileged.
   return { uid: call.peer.uid, ...(call.peer.pid > 0 ? { pid: call.peer.pid } : {}) };
 }
@@ -157,9 +157,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     Register(params, call) {
       const spec = unwrap(validateRegistration(params as unknown as Record<string, unknown>, liveProcessProbe));
       if (spec.class !== 'host') {
-        const leaderPid = spec.leader?.pid ?? (call.peer.pid > 0 ? call.peer.pid : undefined);
-        const leaderUid = leaderPid !== undefined ? processUid(leaderPid) : undefined;
-        if (!policy.mayRegister(call.peer, leaderUid)) throw new PermissionDeniedError();
+        if (!policy.mayRegisterLeader(call.peer, spec.leader?.pid ?? caller(call).pid)) throw new PermissionDeniedError();
       }
       const m = unwrap(registry.registerSpec(spec, caller(call)));
       call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');

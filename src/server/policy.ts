@@ -9,6 +9,7 @@
  *     for a leader the peer owns.
  */
 import type { PeerCredentials } from '../varlink/peer.js';
+import { processUid } from './registry/leaders.js';
 
 export interface PolicyOptions {
   /** Let non-root peers register machines whose leader they own (default false). */
@@ -28,6 +29,11 @@ export class Policy {
   mayRegister(peer: PeerCredentials, leaderUid: number | undefined): boolean {
     if (this.isPrivileged(peer)) return true;
     return this.options.allowUserRegister === true && leaderUid !== undefined && leaderUid === peer.uid;
+  }
+
+  /** mayRegister for a leader given by pid (the uid owning it is read from /proc). */
+  mayRegisterLeader(peer: PeerCredentials, leaderPid: number | undefined): boolean {
+    return this.mayRegister(peer, leaderPid !== undefined ? processUid(leaderPid) : undefined);
   }
 
   /** Unregister, Terminate, Kill: root or the machine's owner. */
