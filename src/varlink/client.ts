@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { connectAddress, type Address } from './address.js';
-import { InvalidUtf8Error, MessageReader, MessageTooLargeError, DEFAULT_MAX_MESSAGE_SIZE } from './wire.js';
+import { InvalidUtf8Error, MessageReader, MessageTooLargeError, DEFAULT_MAX_MESSAGE_SIZE, frame } from './wire.js';
 import { DisconnectedError, ProtocolError, TimedOutError, VarlinkError } from './errors.js';
 import type { InterfaceDescriptor, MethodMap } from './interface.js';
 
@@ -165,7 +165,7 @@ export class VarlinkClient {
 
   private send(message: Record<string, unknown>): void {
     if (this.closedWith) throw this.closedWith;
-    this.socket.write(JSON.stringify(message) + '\0');
+    this.socket.write(frame(message));
   }
 
   private enqueue(p: Pending, timeout: number | undefined): void {

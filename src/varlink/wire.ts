@@ -114,8 +114,3 @@ export function encodeError(error: string, parameters: Record<string, unknown> |
   const body = parameters ? JSON.stringify(parameters) : '{}';
   return `{"error":${JSON.stringify(error)},"parameters":${body}}\0`;
 }
-
-export function isEmptyObject(o: object): boolean {
-  for (const _ in o) return false;
-  return true;
-}
