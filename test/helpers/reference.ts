@@ -41,3 +41,29 @@ export function referenceTool(name: string, { installTimeoutMs = 600_000 } = {})
   }
   return p;
 }
+
+/** A running systemd-machined 257 on /run/systemd/machine/, and how to put things back afterwards. */
+export interface ReferenceMachined {
+  /** Whether this call started it (and `release` stops it again, with the dbus-daemon it started). */
+  started: boolean;
+  release(): Promise<void>;
+}
+
+/**
+ * Makes sure the real systemd-machined 257 answers on /run/systemd/machine/io.systemd.Machine, starting
+ * it through scripts/reference-tools.sh when nothing does. Returns a string saying why it cannot.
+ */
+export async function ensureReferenceMachined(): Promise<ReferenceMachined | string> {
+  const tool = await referenceTool('systemd-machined');
+  if (typeof tool === 'string') return tool;
+  const status = await run(['bash', REFERENCE_SCRIPT, 'machined', 'status'], { timeoutMs: 60_000 });
+  if (status.code === 0 && status.stdout.includes('systemd-machined')) return { started: false, release: async () => undefined };
+  const r = await run(['bash', REFERENCE_SCRIPT, 'machined', 'start'], { timeoutMs: 120_000 });
+  if (r.code !== 0) return `scripts/reference-tools.sh machined start failed: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
+  return {
+    started: true,
+    release: async () => {
+      await run(['bash', REFERENCE_SCRIPT, 'machined', 'stop'], { timeoutMs: 60_000 });
+    },
+  };
+}

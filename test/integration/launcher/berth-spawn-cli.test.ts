@@ -1,7 +1,7 @@
 /**
- * berth-spawn as users run it: the compiled CLI (built here with tsc from the sources under test, so the
- * test does not depend on the rest of the tree compiling), a real busybox container, signals, socket
- * activation through systemd-socket-activate, and bad input.
+ * berth-spawn as users run it: the shipped bundle (dist/bin/berth-spawn.mjs, built by `npm test` before
+ * vitest runs), a real busybox container, signals, socket activation through systemd-socket-activate, and
+ * bad input.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,25 +14,17 @@ import { busyboxTree, cannotRun, removeTree, TRAP_READY_IDLE, type Tree } from '
 import { leftovers } from './leftovers.js';
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-const outDir = path.join(repo, '.cache', 'berth-spawn-test-build');
-const cli = path.join(outDir, 'src/client/berth-spawn.js');
-const why = cannotRun();
+const cli = path.join(repo, 'dist/bin/berth-spawn.mjs');
+const why = cannotRun() ?? (fs.existsSync(cli) ? undefined : `${cli} is missing: run 'npm run build' first`);
 if (why) console.warn(`skipping berth-spawn CLI tests: ${why}`);
 
 let rt: string;
 const trees: Tree[] = [];
-let vmBuilt = false;
 
 beforeAll(async () => {
   if (why) return;
   rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
   fs.chmodSync(rt, 0o755);
-  const common = ['--outDir', outDir, '--rootDir', repo, '--module', 'NodeNext', '--moduleResolution', 'NodeNext',
-    '--target', 'ES2022', '--strict', '--skipLibCheck', '--types', 'node', '--sourceMap', 'false', '--declaration', 'false'];
-  await execa('npx', ['tsc', ...common, 'src/client/berth-spawn.ts', 'src/launcher/supervisor.ts'], { cwd: repo });
-  // The VM side is another component; the handover test runs only when it compiles on its own.
-  const vm = await execa('npx', ['tsc', ...common, 'src/launcher/vm/main.ts'], { cwd: repo, reject: false });
-  vmBuilt = vm.exitCode === 0;
 }, 180_000);
 
 afterAll(() => {
@@ -200,8 +192,7 @@ while :; do sleep 1 & wait $!; done`);
     expect(leftovers(rt, 'cli-early')).toEqual([]);
   });
 
-  it('hands --vm over to the VM launcher', async (ctx) => {
-    if (!vmBuilt) ctx.skip(); // src/launcher/vm does not compile on its own at this moment
+  it('hands --vm over to the VM launcher', async () => {
     const r = await spawnCli(['--vm', '--help']);
     expect(r.exitCode).toBe(0);
     expect(r.all).toContain('berth-spawn --vm');

@@ -1,12 +1,13 @@
 // io.systemd.Machine over a real socket: berth's registry behind berth's Varlink server, in a temp runtime dir.
-// Where the real systemd-machined 257 is running (/run/systemd/machine/io.systemd.Machine, started by the
-// reference tools), the same bad calls are sent to it too and the replies compared.
+// The real systemd-machined 257 (/run/systemd/machine/io.systemd.Machine, started through the reference
+// tools when nothing answers there) gets the same calls, and the replies are compared.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { ensureReferenceMachined, type ReferenceMachined } from '../../helpers/reference.js';
 import { VarlinkServer } from '../../../src/varlink/server.js';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
@@ -46,13 +47,15 @@ async function reply(c: VarlinkClient, method: string, params: object): Promise<
   }
 }
 
-async function realMachined(): Promise<VarlinkClient | undefined> {
-  if (!fs.existsSync(REAL)) return undefined;
-  try {
-    return await VarlinkClient.connect(`unix:${REAL}`);
-  } catch {
-    return undefined;
+let machined: ReferenceMachined | string = 'not started';
+
+/** A connection to the real machined 257; skips the test, saying why, when it cannot run here. */
+async function realMachined(ctx: TestContext): Promise<VarlinkClient> {
+  if (typeof machined === 'string') {
+    console.warn(`skipped: systemd-machined 257 cannot run here: ${machined}`);
+    ctx.skip(machined);
   }
+  return VarlinkClient.connect(`unix:${REAL}`);
 }
 
 suite('io.systemd.Machine over Varlink', () => {
@@ -74,7 +77,8 @@ suite('io.systemd.Machine over Varlink', () => {
     const sock = path.join(runtime, 'io.systemd.Machine');
     await server.listen(`unix:${sock}`);
     client = await VarlinkClient.connect(`unix:${sock}`);
-  });
+    machined = await ensureReferenceMachined();
+  }, 900_000);
 
   afterAll(async () => {
     client?.close();
@@ -89,7 +93,8 @@ suite('io.systemd.Machine over Varlink', () => {
       }
     }
     if (runtime) fs.rmSync(runtime, { recursive: true, force: true });
-  });
+    if (typeof machined !== 'string') await machined.release();
+  }, 120_000);
 
   it('registers, lists with machined key order, and forgets a machine whose leader exits', async () => {
     const c = sleeper();
@@ -215,8 +220,7 @@ suite('io.systemd.Machine over Varlink', () => {
   });
 
   it('registers, lists and writes state as the running systemd-machined 257 does', async (ctx) => {
-    const real = await realMachined();
-    if (!real) return ctx.skip();
+    const real = await realMachined(ctx);
     const name = `${tag}-diff`;
     const unit = `${name}.scope`;
     const c = sleeper();
@@ -255,8 +259,7 @@ suite('io.systemd.Machine over Varlink', () => {
   });
 
   it('answers bad calls exactly as the running systemd-machined 257 does', async (ctx) => {
-    const real = await realMachined();
-    if (!real) return ctx.skip();
+    const real = await realMachined(ctx);
     try {
       for (const [label, method, params] of bad) {
         const theirs = await reply(real, method, params);

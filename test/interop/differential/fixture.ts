@@ -16,8 +16,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSy
 import { join } from 'node:path';
 import { REPO } from '../../helpers/generated.js';
 import { RawConnection, type Reply } from '../../helpers/raw.js';
-import { REFERENCE_SCRIPT, referenceTool } from '../../helpers/reference.js';
-import { run } from '../../helpers/run.js';
+import { ensureReferenceMachined } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { exited } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -112,12 +111,6 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-/** Whether systemd-machined (and not something else) answers on /run/systemd/machine/io.systemd.Machine. */
-async function machinedAnswers(): Promise<boolean> {
-  const r = await run(['bash', REFERENCE_SCRIPT, 'machined', 'status'], { timeoutMs: 60_000 });
-  return r.code === 0 && r.stdout.includes('systemd-machined');
-}
-
 /**
  * Brings up both daemons. Returns a string when it cannot (reference tools not installable, something
  * else serving machined's socket): the tests print it and skip.
@@ -125,15 +118,9 @@ async function machinedAnswers(): Promise<boolean> {
 export async function startFixture(tag: string): Promise<Fixture | string> {
   const why = cannotRun();
   if (why) return why;
-  const tool = await referenceTool('systemd-machined');
-  if (typeof tool === 'string') return tool;
-
-  let startedMachined = false;
-  if (!(await machinedAnswers())) {
-    const r = await run(['bash', REFERENCE_SCRIPT, 'machined', 'start'], { timeoutMs: 120_000 });
-    if (r.code !== 0) return `scripts/reference-tools.sh machined start failed: ${r.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
-    startedMachined = true;
-  }
+  const machined = await ensureReferenceMachined();
+  if (typeof machined === 'string') return machined;
+  const startedMachined = machined.started;
 
   const prefix = `df${tag}${process.pid % 100000}`;
   const runtime = tempDir('differential');
@@ -220,7 +207,7 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
       }
     }
     runtime.remove();
-    if (startedMachined) await run(['bash', REFERENCE_SCRIPT, 'machined', 'stop'], { timeoutMs: 60_000 });
+    await machined.release();
   };
 
   try {
