@@ -1,13 +1,14 @@
 // berthd next to the real systemd-machined 257: the same leaders registered in both, the same
 // io.systemd.UserDatabase calls sent to both, the replies compared byte for byte. berthd runs under
 // a temporary runtime directory with the userdb service named io.systemd.Machine, as machined's.
-// Needs root and the reference machined already running (scripts/reference-tools.sh machined start);
-// otherwise the tests are skipped and say why. Machines are named ud-d<pid>… and removed afterwards.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Needs root; the reference machined is started through scripts/reference-tools.sh when nothing answers
+// on its socket (and stopped again afterwards). Machines are named ud-d<pid>… and removed afterwards.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawConnection } from '../../helpers/raw.js';
+import { ensureReferenceMachined, type ReferenceMachined } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { exited } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -16,29 +17,11 @@ import { REPO, cannotRun, placeInScope } from './fixture.js';
 const REAL_MACHINE = '/run/systemd/machine/io.systemd.Machine';
 const REAL_USERDB = '/run/systemd/userdb/io.systemd.Machine';
 
-function realMachinedMissing(): string | undefined {
-  const base = cannotRun();
-  if (base) return base;
-  if (!existsSync(REAL_USERDB)) return `nothing at ${REAL_USERDB} (start the reference: scripts/reference-tools.sh machined start)`;
-  // Ask synchronously which daemon serves it; only the real systemd-machined will do.
-  const probe = spawnSync(
-    process.execPath,
-    [
-      '-e',
-      `const s=require('net').connect(process.argv[1]);let b='';s.on('connect',()=>s.write('{"method":"org.varlink.service.GetInfo","parameters":{}}\\0'));` +
-        `s.on('data',d=>{b+=d;if(b.includes('\\0')){process.stdout.write(b.slice(0,b.indexOf('\\0')));s.destroy();}});s.on('error',e=>{console.error(e.message);process.exit(1)});`,
-      REAL_USERDB,
-    ],
-    { encoding: 'utf8', timeout: 5000 },
-  );
-  if (probe.status !== 0) return `${REAL_USERDB} does not answer: ${probe.stderr.trim()}`;
-  const product = (JSON.parse(probe.stdout || '{}') as { parameters?: { product?: string } }).parameters?.product;
-  if (product !== 'systemd (systemd-machined)') return `${REAL_USERDB} is served by ${product ?? 'something unknown'}, not systemd-machined 257`;
-  return undefined;
-}
-
-const skip = realMachinedMissing();
+const skip = cannotRun();
 if (skip) console.warn(`userdb differential tests skipped: ${skip}`);
+let machined: ReferenceMachined | undefined;
+/** Why the reference machined could not be brought up, when it could not. */
+let noMachined: string | undefined;
 
 const tag = `d${process.pid % 100000}`;
 const BASE = 0x50000000 + (process.pid % 2048) * 0x40000;
@@ -105,6 +88,13 @@ async function startLeader(shape: Shape): Promise<number> {
 
 beforeAll(async () => {
   if (skip) return;
+  const m = await ensureReferenceMachined();
+  if (typeof m === 'string') {
+    noMachined = m;
+    console.warn(`userdb differential tests skipped: systemd-machined 257 cannot run here: ${m}`);
+    return;
+  }
+  machined = m;
   runtime = tempDir('userdb-diff');
   berthd = spawn(process.execPath, [join(REPO, 'dist/src/server/main.js'), '--runtime-dir', runtime.path, '--log-level', 'warn'], { stdio: 'ignore' });
   const ourUserdb = join(runtime.path, 'systemd/userdb/io.systemd.Machine');
@@ -119,7 +109,7 @@ beforeAll(async () => {
   }
   real = await RawConnection.connect(REAL_USERDB);
   ours = await RawConnection.connect(ourUserdb);
-}, 60_000);
+}, 900_000);
 
 afterAll(async () => {
   real?.socket.destroy();
@@ -153,7 +143,8 @@ afterAll(async () => {
     }
   }
   runtime?.remove();
-});
+  await machined?.release();
+}, 120_000);
 
 /** [method, parameters as JSON text]; the same text goes to both daemons. */
 function sequences(): [string, string][] {
@@ -224,7 +215,8 @@ function sequences(): [string, string][] {
 }
 
 describe.skipIf(!!skip)('berthd and systemd-machined 257 answer io.systemd.UserDatabase alike', () => {
-  it('gives byte-identical replies to the same calls', async () => {
+  it('gives byte-identical replies to the same calls', async (ctx) => {
+    if (noMachined) ctx.skip(noMachined);
     const diffs: string[] = [];
     let records = 0;
     for (const [method, params] of sequences()) {
