@@ -132,4 +132,18 @@ describe('findDuplicateKey', () => {
     expect(findDuplicateKey('{"a":{"x":1},"c":{"x":1}}')).toBeUndefined();
     expect(findDuplicateKey('{"\\u0061":1,"a":2}')).toEqual(['a']);
   });
+
+  it('handles objects with many keys (kept in a set past a few) like small ones', () => {
+    const keys = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `"k${i + from}":1`).join(',');
+    expect(findDuplicateKey(`{"parameters":{${keys(1000)},"k17":2}}`)).toEqual(['parameters', 'k17']);
+    expect(findDuplicateKey(`{"parameters":{${keys(1000)},"k999":2}}`)).toEqual(['parameters', 'k999']);
+    // A nested object may reuse its parent's keys, and so may a sibling after a wide object closed.
+    expect(findDuplicateKey(`{"parameters":{${keys(100)},"inner":{${keys(100)}},"k100":1}}`)).toBeUndefined();
+    expect(findDuplicateKey(`{"a":{${keys(100)}},"b":{${keys(100)}},"c":[{${keys(50)}},{${keys(50)}}]}`)).toBeUndefined();
+    expect(findDuplicateKey(`{"a":{${keys(100)},"inner":{${keys(30)},"k3":0}}}`)).toEqual(['a', 'inner', 'k3']);
+    // The parent keeps its set while a child is open: a duplicate after the child is still found.
+    expect(findDuplicateKey(`{"a":{${keys(40)},"inner":{${keys(40)}},"k5":0}}`)).toEqual(['a', 'k5']);
+    // A million keys in one object: linear, so this ends long before the test's timeout.
+    expect(findDuplicateKey(`{"parameters":{${keys(1_000_000)}}}`)).toBeUndefined();
+  });
 });
