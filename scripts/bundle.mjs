@@ -9,6 +9,8 @@ await build({
     berthd: 'dist/src/server/main.js',
     berthctl: 'dist/src/client/berthctl.js',
     'berth-spawn': 'dist/src/client/berth-spawn.js',
+    // berthd starts it as a worker thread for large messages (src/varlink/offload.ts).
+    'berthd-parse-worker': 'dist/src/server/parse-worker.js',
   },
   outdir: 'dist/bin',
   outExtension: { '.js': '.mjs' },

@@ -13,7 +13,7 @@ import { micros, millis } from '../lib/report.js';
 import { BERTHD, BERTHD_NODE_OPTIONS } from '../lib/servers.js';
 import { errorText, median, percentile, runtimeDir } from '../lib/util.js';
 
-export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation'];
+export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation', 'varlink.hostile16mib'];
 
 const GETINFO = 'org.varlink.service.GetInfo';
 
@@ -51,6 +51,22 @@ export async function varlinkScenarios(ctx: BenchContext): Promise<void> {
     });
   });
 
+  await run('varlink.hostile16mib', async () => {
+    const [b, m] = [await ctx.berthd(), await ctx.machined()];
+    const hostile = hostileMessage();
+    const rb = await bystanderWorstCase(b.socket, hostile);
+    const rm = await bystanderWorstCase(m.socket, hostile);
+    r.absolute('varlink.hostile16mib', {
+      berth: rb.worst,
+      machined: rm.worst,
+      format: millis,
+      target: 50,
+      atMost: true,
+      unitText: '50 ms (other clients not held up)',
+      note: `a bystander's worst List round trip while another client's 16 MiB of nested arrays is parsed; answered in ${millis(rb.answered)} vs ${millis(rm.answered)}`,
+    });
+  });
+
   await run('varlink.activation', async () => {
     const n = ctx.quick ? 5 : 20;
     const samples: number[] = [];
@@ -64,6 +80,68 @@ export async function varlinkScenarios(ctx: BenchContext): Promise<void> {
       note: `p50 of ${n}; min ${millis(Math.min(...samples))}, p90 ${millis(percentile(samples, 0.9))}, max ${millis(Math.max(...samples))}`,
     });
   });
+}
+
+/**
+ * A message of 16 MiB that costs a parser as much as any: arrays nested 2,000 deep (sd-json's limit is
+ * 2,048), repeated. It is answered with InvalidParameter by both daemons.
+ */
+function hostileMessage(): string {
+  const unit = `${'['.repeat(2000)}${']'.repeat(2000)}`;
+  const count = Math.floor((16 * 1024 * 1024 - 200) / (unit.length + 1));
+  return `{"method":"io.systemd.Machine.List","parameters":{"x":[${Array(count).fill(unit).join(',')}]}}\0`;
+}
+
+/**
+ * Sends `hostile` on one connection while a bystander on another asks List .host every 5 ms; returns
+ * the bystander's worst round trip from just before the hostile message is sent until it is answered.
+ */
+async function bystanderWorstCase(socket: string, hostile: string): Promise<{ worst: number; answered: number }> {
+  const open = (): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const c = net.connect(socket, () => resolve(c));
+      c.once('error', reject);
+    });
+  const [attacker, bystander] = [await open(), await open()];
+  let worst = 0;
+  let done = false;
+  const pinging = (async () => {
+    let buf = '';
+    while (!done) {
+      const t = performance.now();
+      await new Promise<void>((resolve) => {
+        const on = (d: Buffer) => {
+          buf += d.toString();
+          if (!buf.includes('\0')) return;
+          buf = '';
+          bystander.off('data', on);
+          resolve();
+        };
+        bystander.on('data', on);
+        bystander.write('{"method":"io.systemd.Machine.List","parameters":{"name":".host"}}\0');
+      });
+      worst = Math.max(worst, performance.now() - t);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    let got = '';
+    attacker.on('data', (d) => {
+      got += d.toString();
+      if (got.includes('\0')) resolve();
+    });
+    attacker.on('close', () => resolve());
+    attacker.write(hostile);
+  });
+  const answered = performance.now() - t0;
+  // One more round for the bystander, in case its last call was the one held up.
+  await new Promise((r) => setTimeout(r, 50));
+  done = true;
+  await pinging;
+  attacker.destroy();
+  bystander.destroy();
+  return { worst, answered };
 }
 
 /**

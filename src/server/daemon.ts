@@ -11,9 +11,12 @@
  * With an idle timeout the daemon exits once no connection has been open for that long; the
  * state files let the next start restore every machine.
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { VarlinkServer } from '../varlink/server.js';
+import { ParseOffload } from '../varlink/offload.js';
 import { serveSystemdService } from '../varlink/systemd-service.js';
 import { activatedSockets } from '../varlink/activation.js';
 import { IoSystemd } from '../varlink/builtin/generated/io.systemd.js';
@@ -38,6 +41,34 @@ import { VERSION } from './version.js';
 
 export const VENDOR = 'berth';
 export const URL = 'https://github.com/berth-project/berth';
+
+/**
+ * The module run by the parse worker (parse-worker.ts): next to this code, under the name the build
+ * gave it (dist/bin/berthd-parse-worker.mjs beside the bundle, parse-worker.js beside daemon.js).
+ */
+function parseWorkerModule(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  const file = join(dirname(here), here.endsWith('.mjs') ? 'berthd-parse-worker.mjs' : 'parse-worker.js');
+  return existsSync(file) ? file : undefined;
+}
+
+/**
+ * Where large messages are parsed. BERTH_OFFLOAD_ABOVE=BYTES moves the threshold (0 sends every
+ * message to the worker, which the tests use to compare both paths); BERTH_OFFLOAD_ABOVE=off parses
+ * everything on the event loop.
+ */
+function offloadOptions(logger: Logger): { parseWorker?: ParseOffload; offloadAbove?: number } {
+  const setting = process.env.BERTH_OFFLOAD_ABOVE;
+  if (setting === 'off') return {};
+  const module = parseWorkerModule();
+  if (!module) {
+    logger.debug('no parse worker module next to berthd; large messages are parsed on the event loop');
+    return {};
+  }
+  const above = setting === undefined || setting === '' ? undefined : Number(setting);
+  if (above !== undefined && !(Number.isSafeInteger(above) && above >= 0)) throw new Error(`BERTH_OFFLOAD_ABOVE must be a byte count or 'off', not '${setting}'`);
+  return { parseWorker: new ParseOffload(module, logger.child({ component: 'parse-worker' })), ...(above === undefined ? {} : { offloadAbove: above }) };
+}
 
 export function machineSocketPaths(runtimeDir: string): string[] {
   return [
@@ -72,7 +103,7 @@ export class Daemon {
       journal: new ChangeJournal(registry),
       warnings: new Map(),
     };
-    const info = { vendor: VENDOR, version: VERSION, url: URL, logger };
+    const info = { vendor: VENDOR, version: VERSION, url: URL, logger, ...offloadOptions(logger) };
     this.machineServer = new VarlinkServer({ ...info, product: 'berthd' });
     serveSystemdService(this.machineServer, logger);
     this.machineServer.implement(IoSystemdMachine, machineApi(this.context));

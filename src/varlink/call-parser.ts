@@ -13,6 +13,12 @@ export interface IncomingCall {
   oneway: boolean;
   more: boolean;
   upgrade: boolean;
+  /**
+   * Set for a large message that a parse worker examined (offload.ts): either the top-level
+   * parameter its validator refused, or the message text to take `parameters` from when the call
+   * is dispatched, and whether the validator already passed it.
+   */
+  offloaded?: { invalid: string } | { text: string; checked: boolean };
 }
 
 const HEADER_KEYS = new Set(['method', 'parameters', 'oneway', 'more', 'upgrade']);

@@ -9,11 +9,13 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { isUtf8 } from 'node:buffer';
 import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
 import { peerHungUp, socketFd, type PeerCredentials } from './peer.js';
 import { parseCall, type IncomingCall } from './call-parser.js';
+import type { Offloaded, ParseOffload } from './offload.js';
 
 /** What the connection needs from its server. */
 export interface Dispatcher {
@@ -21,6 +23,9 @@ export interface Dispatcher {
   dispatch(call: IncomingCall, context: Call): unknown;
   readonly logger: Logger;
   readonly maxMessageSize: number;
+  /** Where large messages are parsed, if anywhere but here (offload.ts). */
+  readonly offload?: ParseOffload;
+  readonly offloadAbove: number;
 }
 
 /** Thrown by a dispatcher to close the connection without replying (as sd-varlink does). */
@@ -70,6 +75,8 @@ export class ServerConnection {
   private paused = false;
   private upgrading = false;
   private peerDone = false;
+  /** A large message is being parsed in the worker; nothing after it is read until it is back. */
+  private parsing = false;
   private readonly abort = new AbortController();
   private logger?: Logger;
   private upgradeHandler?: (socket: Socket, rest: Buffer) => void;
@@ -95,7 +102,7 @@ export class ServerConnection {
       // The peer finished sending. If it only shut down its sending side, answer what is queued,
       // then close; if it went away entirely, abort what is running and drop the connection.
       this.peerDone = true;
-      if ((!this.busy && this.queue.length === 0) || peerHungUp(socketFd(socket))) this.close();
+      if ((!this.busy && !this.parsing && this.queue.length === 0) || peerHungUp(socketFd(socket))) this.close();
     });
   }
 
@@ -130,30 +137,69 @@ export class ServerConnection {
     this.pump();
   }
 
-  /** Moves complete messages from the reader into the call queue (not past an upgrade call). */
+  /**
+   * Moves complete messages from the reader into the call queue (not past an upgrade call, and not
+   * past a large message that is out in the parse worker).
+   */
   private readQueued(): void {
-    while (!this.upgrading && !this.closed) {
-      let text: string | undefined;
+    while (!this.upgrading && !this.closed && !this.parsing) {
+      let bytes: Buffer | undefined;
       try {
-        text = this.reader.next();
+        bytes = this.reader.nextBytes();
       } catch (err) {
-        if (err instanceof MessageTooLargeError || err instanceof InvalidUtf8Error) {
+        if (err instanceof MessageTooLargeError) {
           this.pump();
           return this.protocolError(err.message);
         }
         throw err;
       }
-      if (text === undefined) return;
-      const call = parseCall(text);
-      if (typeof call === 'string') {
-        // Answer what came before the bad message, then drop the connection.
-        this.pump();
-        return this.protocolError(call);
+      if (bytes === undefined) return;
+      const offload = this.server.offload;
+      if (offload && bytes.length >= this.server.offloadAbove) {
+        this.parsing = true;
+        this.applyBackpressure();
+        const local = bytes;
+        offload.parse(local).then(
+          (r) => this.parsed(r, local),
+          (err) => {
+            this.log.error({ err }, 'parse worker failed');
+            this.close();
+          },
+        );
+        return;
       }
-      this.queue.push(call);
-      // Bytes after an upgrade call belong to the next protocol: stop reading messages.
-      if (call.upgrade) this.upgrading = true;
+      if (!this.enqueue(this.parseHere(bytes))) return;
     }
+  }
+
+  /** The event loop's own parse: a call, or a reason to drop the connection. */
+  private parseHere(bytes: Buffer): IncomingCall | string {
+    if (!isUtf8(bytes)) return new InvalidUtf8Error().message;
+    return parseCall(bytes.toString('utf8'));
+  }
+
+  /** Queues a parsed call; returns false when the connection was dropped instead. */
+  private enqueue(call: IncomingCall | string): boolean {
+    if (typeof call === 'string') {
+      // Answer what came before the bad message, then drop the connection.
+      this.pump();
+      this.protocolError(call);
+      return false;
+    }
+    this.queue.push(call);
+    // Bytes after an upgrade call belong to the next protocol: stop reading messages.
+    if (call.upgrade) this.upgrading = true;
+    return true;
+  }
+
+  /** A large message is back from the parse worker. */
+  private parsed(r: Offloaded, bytes: Buffer): void {
+    this.parsing = false;
+    if (this.closed) return;
+    const call = 'call' in r ? r.call : 'drop' in r ? r.drop : this.parseHere(bytes);
+    if (!this.enqueue(call)) return;
+    this.readQueued();
+    this.pump();
   }
 
   private onDrain(): void {
@@ -184,7 +230,7 @@ export class ServerConnection {
     }
     this.flush();
     this.applyBackpressure();
-    if (!this.busy && this.queue.length === 0 && this.peerDone && !this.closed) this.close();
+    if (!this.busy && !this.parsing && this.queue.length === 0 && this.peerDone && !this.closed) this.close();
   }
 
   /** Finishes an upgrade call; returns false when the connection left Varlink. */
@@ -202,7 +248,7 @@ export class ServerConnection {
   }
 
   private applyBackpressure(): void {
-    const shouldPause = this.queue.length > QUEUE_HIGH_WATER || this.socket.writableNeedDrain;
+    const shouldPause = this.queue.length > QUEUE_HIGH_WATER || this.socket.writableNeedDrain || this.parsing;
     if (shouldPause && !this.paused) {
       this.paused = true;
       this.socket.pause();

@@ -14,7 +14,7 @@ import { chmodSync, mkdirSync, unlinkSync, lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer, Socket, type Server } from 'node:net';
 import pino, { type Logger } from 'pino';
-import type { InterfaceDescriptor, MethodDescriptor, MethodMap, ValidationIssue } from './interface.js';
+import type { InterfaceDescriptor, MethodDescriptor, MethodMap } from './interface.js';
 import { Unbound, type Call, type Handler, type Handlers } from './call.js';
 import {
   ExpectedMoreError,
@@ -29,6 +29,10 @@ import { parseAddress } from './address.js';
 import { isListeningSocket, listenAbstract, peerCredentials, socketFd, type PeerCredentials } from './peer.js';
 import { DEFAULT_MAX_MESSAGE_SIZE } from './wire.js';
 import { OrgVarlinkService } from './builtin/generated/org.varlink.service.js';
+import { parameterName } from './parameter-name.js';
+import { DEFAULT_OFFLOAD_ABOVE, ParseOffload } from './offload.js';
+
+export { parameterName };
 
 export interface ServerOptions {
   vendor: string;
@@ -42,6 +46,15 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Connections per peer uid (default 1024, as sd-varlink with uid accounting); root is exempt. */
   maxConnectionsPerUid?: number;
+  /**
+   * A worker module that calls `serveParseWorker()` with the implemented interfaces (parse-worker.ts).
+   * Messages of `offloadAbove` bytes or more are then parsed and validated there, off the event
+   * loop. Without it every message is parsed on the event loop. Servers of one process may share a
+   * ParseOffload, and with it one worker.
+   */
+  parseWorker?: URL | string | ParseOffload;
+  /** Size from which messages go to the parse worker (default 32 KiB). */
+  offloadAbove?: number;
 }
 
 export interface ImplementOptions<M extends MethodMap> {
@@ -64,6 +77,8 @@ export interface ListenOptions {
 export class VarlinkServer extends EventEmitter implements Dispatcher {
   readonly logger: Logger;
   readonly maxMessageSize: number;
+  readonly offload?: ParseOffload;
+  readonly offloadAbove: number;
   private readonly maxConnections: number;
   private readonly maxPerUid: number;
   private readonly interfaces = new Map<string, InterfaceDescriptor>();
@@ -83,6 +98,9 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.maxConnections = options.maxConnections ?? 4096;
     this.maxPerUid = options.maxConnectionsPerUid ?? 1024;
+    const w = options.parseWorker;
+    if (w) this.offload = w instanceof ParseOffload ? w : new ParseOffload(w, this.logger);
+    this.offloadAbove = options.offloadAbove ?? DEFAULT_OFFLOAD_ABOVE;
     this.implement(OrgVarlinkService, {
       GetInfo: () =>
         (this.info ??= {
@@ -140,7 +158,13 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
       if (call.method.startsWith('org.varlink.service.')) throw new SystemError(76);
       throw new InvalidParameterError(call.duplicate);
     }
-    if (!d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
+    const off = call.offloaded;
+    if (off) {
+      call.offloaded = undefined;
+      if ('invalid' in off) throw new InvalidParameterError(off.invalid);
+      call.parameters = ((JSON.parse(off.text) as { parameters?: Record<string, unknown> | null }).parameters ?? {}) as Record<string, unknown>;
+      if (!off.checked && !d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
+    } else if (!d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
     d.coerce?.(call.parameters);
     return bound.handler(call.parameters, context);
   }
@@ -247,6 +271,7 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
   async close(): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const c of [...this.connections]) c.close();
+    this.offload?.close();
     await Promise.all(closing);
     for (const p of this.ownedPaths) {
       try {
@@ -256,21 +281,6 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
       }
     }
   }
-}
-
-/** The top-level field an ajv error is about, which is what sd-varlink reports. */
-export function parameterName(errors: ValidationIssue[] | null | undefined): string {
-  const e = errors?.[0];
-  if (!e) return '';
-  const top = e.instancePath.split('/')[1];
-  if (top !== undefined && top !== '') return decodePointer(top);
-  if (e.keyword === 'required') return String(e.params.missingProperty);
-  if (e.keyword === 'additionalProperties') return String(e.params.additionalProperty);
-  return '';
-}
-
-function decodePointer(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 function byteOrder(a: string, b: string): number {

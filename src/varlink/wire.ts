@@ -53,6 +53,18 @@ export class MessageReader {
    * InvalidUtf8Error for a message that is not UTF-8 (it is consumed; the caller drops the peer).
    */
   next(): string | undefined {
+    const bytes = this.nextBytes();
+    if (bytes === undefined) return undefined;
+    if (!isUtf8(bytes)) throw new InvalidUtf8Error();
+    return bytes.toString('utf8');
+  }
+
+  /**
+   * The next complete message as bytes, not yet checked for UTF-8 (the caller does that), or
+   * undefined. Throws MessageTooLargeError as next() does. The bytes share memory with the reader's
+   * buffer: copy them before keeping them past the next push.
+   */
+  nextBytes(): Buffer | undefined {
     if (!this.hasTerminator) {
       if (this.length > this.maxMessageSize) {
         this.parts = [];
@@ -74,8 +86,7 @@ export class MessageReader {
       this.parts[0] = rest;
       this.hasTerminator = rest.indexOf(0) !== -1;
     }
-    if (!isUtf8(bytes)) throw new InvalidUtf8Error();
-    return bytes.toString('utf8');
+    return bytes;
   }
 
   /** Convenience for tests and simple readers: push, then collect every complete message. */

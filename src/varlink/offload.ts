@@ -1,0 +1,104 @@
+/**
+ * The event loop's half of parsing large messages in a worker thread (see parse-worker.ts).
+ *
+ * One worker serves every connection of a server. It starts with the first large message, so a
+ * socket-activated server that only sees ordinary calls never pays for it, and it exits after a few
+ * idle seconds to give its memory back. If it fails or exits with messages outstanding, those
+ * messages are parsed on the event loop as before: slower for everyone, but nothing is lost.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { IncomingCall } from './call-parser.js';
+import type { ParseResponse } from './parse-worker.js';
+
+/** What became of a message: a call to queue, a reason to drop the connection, or "parse it here". */
+export type Offloaded = { call: IncomingCall } | { drop: string } | { local: true };
+
+/** Messages at least this long go to the worker (a worst-case JSON.parse of 32 KiB takes ~4 ms). */
+export const DEFAULT_OFFLOAD_ABOVE = 32 * 1024;
+const IDLE_EXIT_MS = 5000;
+
+export class ParseOffload {
+  private worker?: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, (r: Offloaded) => void>();
+  private idleTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly module: URL | string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Sends a message's bytes to the worker; they are copied, so the caller's buffer stays usable. */
+  parse(bytes: Buffer): Promise<Offloaded> {
+    const worker = this.start();
+    if (!worker) return Promise.resolve({ local: true });
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    const id = this.nextId++;
+    const copy = new Uint8Array(bytes);
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      worker.postMessage({ id, bytes: copy }, [copy.buffer]);
+    });
+  }
+
+  close(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const w = this.worker;
+    this.worker = undefined;
+    this.settleAll();
+    void w?.terminate();
+  }
+
+  private start(): Worker | undefined {
+    if (this.worker) return this.worker;
+    let w: Worker;
+    try {
+      w = new Worker(this.module);
+    } catch (err) {
+      this.logger.warn({ err }, 'cannot start the parse worker; parsing large messages on the event loop');
+      return undefined;
+    }
+    w.unref();
+    w.on('message', (res: ParseResponse) => this.settle(res));
+    w.on('error', (err) => {
+      this.logger.warn({ err }, 'parse worker failed; parsing its messages on the event loop');
+      if (this.worker === w) this.worker = undefined;
+      this.settleAll();
+    });
+    w.on('exit', () => {
+      if (this.worker === w) this.worker = undefined;
+      this.settleAll();
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private settle(res: ParseResponse): void {
+    const resolve = this.pending.get(res.id);
+    if (!resolve) return;
+    this.pending.delete(res.id);
+    if ('drop' in res) resolve({ drop: res.drop });
+    else {
+      const call: IncomingCall = { ...res.header, parameters: {} };
+      call.offloaded = 'invalid' in res ? { invalid: res.invalid } : { text: res.text, checked: res.checked };
+      resolve({ call });
+    }
+    if (this.pending.size === 0 && this.worker) {
+      const w = this.worker;
+      this.idleTimer = setTimeout(() => {
+        if (this.worker === w && this.pending.size === 0) {
+          this.worker = undefined;
+          void w.terminate();
+        }
+      }, IDLE_EXIT_MS).unref();
+    }
+  }
+
+  /** Everything outstanding is parsed on the event loop instead. */
+  private settleAll(): void {
+    for (const resolve of this.pending.values()) resolve({ local: true });
+    this.pending.clear();
+  }
+}
