@@ -17,6 +17,7 @@ export type Offloaded = { call: IncomingCall } | { drop: string } | { local: tru
 /** Messages at least this long go to the worker (a worst-case JSON.parse of 32 KiB takes ~4 ms). */
 export const DEFAULT_OFFLOAD_ABOVE = 32 * 1024;
 const IDLE_EXIT_MS = 5000;
+const WORKER_HEAP_MB = 512;
 
 export class ParseOffload {
   private worker?: Worker;
@@ -55,7 +56,9 @@ export class ParseOffload {
     if (this.worker) return this.worker;
     let w: Worker;
     try {
-      w = new Worker(this.module);
+      // A cap on the old generation makes V8 collect before the heap grows far past one message: the
+      // worst 16 MiB message (arrays nested 2,000 deep) needs about 240 MiB while it is parsed.
+      w = new Worker(this.module, { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     } catch (err) {
       this.logger.warn({ err }, 'cannot start the parse worker; parsing large messages on the event loop');
       return undefined;
