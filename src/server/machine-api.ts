@@ -4,7 +4,6 @@
  * Behaviour follows systemd-machined 257 (see src/server/registry/ and test/unit/registry/ for the
  * observations it is based on).
  */
-import fs from 'node:fs';
 import type { Call, Handlers } from '../varlink/call.js';
 import { Replies } from '../varlink/call.js';
 import { ExpectedMoreError, InvalidParameterError, PermissionDeniedError, SystemError, VarlinkError } from '../varlink/errors.js';
@@ -38,6 +37,8 @@ import { liveProcessProbe, type CallerContext } from './registry/registry.js';
 import { bootId } from './registry/leaders.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
 import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
+import { mapIdToHost } from './userdb/idmap.js';
+import { openMachinePty } from './pty.js';
 
 const machineErrors: Record<string, new () => VarlinkError> = {
   'io.systemd.Machine.MachineExists': MachineExists,
@@ -99,21 +100,6 @@ async function withMetadata(m: Machine, mode: Metadata): Promise<ListResult> {
   return out;
 }
 
-/** Map an ID inside a container to the host through its leader's uid_map/gid_map. */
-function mapFromMachine(m: Machine, file: 'uid_map' | 'gid_map', id: number): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${m.leader.pid}/${file}`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const [inside, outside, count] = line.trim().split(/\s+/).map(Number) as [number, number, number];
-    if (!Number.isInteger(count)) continue;
-    if (id >= inside && id < inside + count) return outside + (id - inside);
-  }
-  return undefined;
-}
 
 const OPEN_FIELDS = ['mode', 'user', 'path', 'args', 'environment'] as const;
 
@@ -209,9 +195,14 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     Open(params, call) {
       const m = lookup(params as unknown as Record<string, unknown>, call, OPEN_FIELDS, checkOpenField);
       mayManage(call, m);
-      // A pseudo terminal goes back to the caller as a file descriptor (SCM_RIGHTS), which berth's
-      // Varlink server cannot send yet: every mode answers NotSupported.
-      throw new NotSupported();
+      if (m.class === 'vm') throw new NotSupported();
+      if (params.mode !== 'tty') {
+        // machined asks the service manager inside the machine (over its D-Bus) to put a login prompt
+        // or a shell on the terminal; berth has no such channel into the machine.
+        throw new NotSupported();
+      }
+      const pty = openMachinePty(m);
+      return { ptyFileDescriptor: call.pushFd(pty.fd), ptyPath: pty.path };
     },
 
     MapFrom(params, call) {
@@ -226,12 +217,12 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       if (m.class !== 'container') throw new NotSupported();
       const out: { uid?: number; gid?: number } = {};
       if (typeof p.uid === 'number') {
-        const h = mapFromMachine(m, 'uid_map', p.uid);
+        const h = mapIdToHost(m.leader.pid, 'uid_map', p.uid);
         if (h === undefined) throw new NoSuchUser();
         out.uid = h;
       }
       if (typeof p.gid === 'number') {
-        const h = mapFromMachine(m, 'gid_map', p.gid);
+        const h = mapIdToHost(m.leader.pid, 'gid_map', p.gid);
         if (h === undefined) throw new NoSuchGroup();
         out.gid = h;
       }

@@ -24,6 +24,12 @@ export interface Call {
    * raw socket and any bytes that followed the call. The connection speaks no Varlink afterwards.
    */
   onUpgrade(handler: (socket: Socket, rest: Buffer) => void): void;
+  /**
+   * Attaches a file descriptor to this call's reply (SCM_RIGHTS, as sd-varlink's push_fd) and
+   * returns its index among the reply's descriptors, which the reply names. The descriptor belongs
+   * to the connection from then on: it is closed once sent, or when the call fails instead.
+   */
+  pushFd(fd: number): number;
 }
 
 /**

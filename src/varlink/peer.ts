@@ -1,8 +1,9 @@
 /**
  * What Node's `net` module cannot do on AF_UNIX sockets, done through libc with koffi:
  * reading the peer's credentials (SO_PEERCRED), telling a listening socket from a connected one
- * (SO_ACCEPTCONN), and binding or connecting abstract socket names with their exact length
- * (Node 20's libuv pads them to the full 108 bytes, which no other implementation matches).
+ * (SO_ACCEPTCONN), binding or connecting abstract socket names with their exact length
+ * (Node 20's libuv pads them to the full 108 bytes, which no other implementation matches), and
+ * sending file descriptors along with a message (SCM_RIGHTS).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -22,6 +23,11 @@ const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_ACCEPTCONN = 30;
+const SCM_RIGHTS = 1;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const EAGAIN = 11;
+const EINTR = 4;
 
 interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
@@ -33,6 +39,7 @@ interface Libc {
   poll: ((fds: Buffer, n: number, timeout: number) => number) & {
     async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void;
   };
+  sendmsg: (fd: number, msg: object, flags: number) => number | bigint;
   errno: () => number;
 }
 
@@ -51,6 +58,19 @@ function load(): Libc {
     listen: lib.func('int listen(int, int)'),
     close: lib.func('int close(int)'),
     poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
+    sendmsg: (() => {
+      koffi.struct('berth_peer_iovec', { base: 'void *', len: 'size_t' });
+      koffi.struct('berth_peer_msghdr', {
+        name: 'void *',
+        namelen: 'uint32_t',
+        iov: 'berth_peer_iovec *',
+        iovlen: 'size_t',
+        control: 'void *',
+        controllen: 'size_t',
+        flags: 'int',
+      });
+      return lib.func('intptr_t sendmsg(int, const berth_peer_msghdr *, int)');
+    })(),
     errno: () => koffi.errno(),
   };
   return libc;
@@ -221,4 +241,36 @@ export function peerHungUp(fd: number): boolean {
   if (load().poll(buf, 1, 0) <= 0) return false;
   const revents = buf.readInt16LE(6);
   return (revents & (0x10 /* POLLHUP */ | 0x8) /* POLLERR */) !== 0;
+}
+
+/**
+ * Sends `data` with the descriptors `fds` attached (SCM_RIGHTS) on a connected, non-blocking
+ * socket. Returns how many bytes went out: the descriptors travel with the first byte, and the
+ * caller writes whatever is left the ordinary way. Waits (without blocking the event loop) while
+ * the socket's send buffer is full; throws SystemCallError on any other failure.
+ */
+export async function sendWithFds(fd: number, data: Buffer, fds: readonly number[]): Promise<number> {
+  const c = load();
+  const control = Buffer.alloc(16 + Math.ceil((4 * fds.length) / 8) * 8);
+  control.writeBigUInt64LE(BigInt(16 + 4 * fds.length), 0);
+  control.writeInt32LE(SOL_SOCKET, 8);
+  control.writeInt32LE(SCM_RIGHTS, 12);
+  fds.forEach((d, i) => control.writeInt32LE(d, 16 + 4 * i));
+  const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+  for (;;) {
+    const n = Number(c.sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL));
+    if (n >= 0) return n;
+    const e = c.errno();
+    if (e === EINTR) continue;
+    if (e !== EAGAIN) throw new SystemCallError('sendmsg', e);
+    await waitWritable(fd);
+  }
+}
+
+/** Resolves when the socket can take more data (or has failed, which the next write reports). */
+function waitWritable(fd: number): Promise<void> {
+  const buf = Buffer.alloc(8);
+  buf.writeInt32LE(fd, 0);
+  buf.writeInt16LE(0x4 /* POLLOUT */, 4);
+  return new Promise((resolve) => load().poll.async(buf, 1, 1000, () => resolve()));
 }

@@ -13,7 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
-import { peerHungUp, socketFd, type PeerCredentials } from './peer.js';
+import { closeFd, peerHungUp, sendWithFds, socketFd, type PeerCredentials } from './peer.js';
 import { parseCall, type IncomingCall } from './call-parser.js';
 import type { Offloaded, ParseOffload } from './offload.js';
 
@@ -64,6 +64,9 @@ class CallContext implements Call {
     if (!this.call.upgrade) throw new Error('onUpgrade() on a call made without upgrade');
     this.conn.setUpgradeHandler(h);
   }
+  pushFd(fd: number): number {
+    return this.conn.pushFd(fd);
+  }
 }
 
 export class ServerConnection {
@@ -80,6 +83,8 @@ export class ServerConnection {
   private readonly abort = new AbortController();
   private logger?: Logger;
   private upgradeHandler?: (socket: Socket, rest: Buffer) => void;
+  /** Descriptors the running call attached to its reply (pushFd). */
+  private fds: number[] = [];
   private peerValue?: PeerCredentials;
   private readonly readPeer?: () => PeerCredentials;
   /** Whether the server counted this connection against its peer's uid. */
@@ -119,6 +124,7 @@ export class ServerConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.dropFds();
     this.queue.length = 0;
     this.abort.abort();
     this.socket.destroy();
@@ -301,19 +307,76 @@ export class ServerConnection {
   }
 
   private complete(call: IncomingCall, value: unknown): Promise<void> | undefined {
-    if (value instanceof Replies) return this.stream(call, value);
-    if (call.oneway) return undefined;
+    if (value instanceof Replies) {
+      // Descriptors go with single replies only.
+      this.dropFds();
+      return this.stream(call, value);
+    }
+    if (call.oneway) {
+      this.dropFds();
+      return undefined;
+    }
+    let text: string;
     try {
-      this.out.push(encodeReply(value as object, false));
+      text = encodeReply(value as object, false);
     } catch (err) {
       // A reply that cannot be serialised (too deep, a cycle, a BigInt) is the handler's fault.
       this.fail(call, err);
+      return undefined;
     }
+    if (this.fds.length > 0) return this.sendFds(call, text);
+    this.out.push(text);
     return undefined;
+  }
+
+  /** Used by CallContext.pushFd. */
+  pushFd(fd: number): number {
+    this.fds.push(fd);
+    return this.fds.length - 1;
+  }
+
+  private dropFds(): void {
+    for (const fd of this.fds.splice(0)) {
+      try {
+        closeFd(fd);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /**
+   * Sends a reply with descriptors attached. Everything written before it must be out first, since
+   * the descriptors travel with the first byte of this reply; then it goes out through sendmsg,
+   * past Node's stream, and our copies of the descriptors are closed.
+   */
+  private async sendFds(call: IncomingCall, text: string): Promise<void> {
+    const fds = this.fds.splice(0);
+    try {
+      const earlier = this.out.length ? this.out.join('') : '';
+      this.out = [];
+      await new Promise<void>((resolve) => this.socket.write(earlier, () => resolve()));
+      if (this.closed) return;
+      const data = Buffer.from(text);
+      const sent = await sendWithFds(socketFd(this.socket), data, fds);
+      if (sent < data.length && !this.closed) this.socket.write(data.subarray(sent));
+    } catch (err) {
+      this.log.warn({ err, method: call.method }, 'cannot send a reply with file descriptors; closing the connection');
+      this.close();
+    } finally {
+      for (const fd of fds) {
+        try {
+          closeFd(fd);
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   private fail(call: IncomingCall, err: unknown): void {
     this.upgradeHandler = undefined;
+    this.dropFds();
     if (call.oneway) return;
     if (err instanceof VarlinkError) {
       this.out.push(encodeError(err.error, err.parameters));

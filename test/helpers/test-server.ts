@@ -3,6 +3,7 @@
  * at test time from test/helpers/io.berth.test.varlink), io.systemd.service and
  * org.varlink.service on a socket in a temp dir.
  */
+import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { VarlinkServer, type ServerOptions } from '../../src/varlink/server.js';
@@ -80,6 +81,11 @@ export async function startTestServer(options: Partial<ServerOptions> = {}, { wo
         return { ...call.peer };
       },
       Unbound,
+      OpenFile: ({ path, fail }: { path: string; fail?: boolean | null }, call: { pushFd(fd: number): number }) => {
+        const fd = call.pushFd(openSync(path, 'r'));
+        if (fail) throw new Failed({ reason: 'after attaching a descriptor' });
+        return { fd };
+      },
       Upgrade: (_p: unknown, call: { onUpgrade(h: (s: import('node:net').Socket, rest: Buffer) => void): void }) => {
         call.onUpgrade((socket, rest) => {
           if (rest.length) upgraded.push(rest);

@@ -94,3 +94,22 @@ export function readIdMaps(pid: number, procRoot = '/proc'): { uidMap: IdMapSour
 export function isIdMapError(m: IdMapSource): m is { readonly errno: number } {
   return !Array.isArray(m);
 }
+
+/**
+ * The host ID of `id` inside the user namespace of process `pid`, read from its uid_map or gid_map
+ * as it is now; undefined when the ID is not mapped or the process is gone.
+ */
+export function mapIdToHost(pid: number, file: 'uid_map' | 'gid_map', id: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/${file}`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [inside, outside, count] = line.trim().split(/\s+/).map(Number) as [number, number, number];
+    if (!Number.isInteger(count)) continue;
+    if (id >= inside && id < inside + count) return outside + (id - inside);
+  }
+  return undefined;
+}

@@ -1,6 +1,7 @@
 /**
  * A container registered with the real berthd (in process, on a temp runtime dir): it appears in
- * io.systemd.Machine.List with its leader, class and scope unit while it runs, and is gone after it stops.
+ * io.systemd.Machine.List with its leader, class and scope unit while it runs, Open gives a terminal
+ * of its own devpts, and it is gone after it stops.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { machineSocketPath, varlinkCall, VarlinkCallError } from '../../../src/l
 import { newUuid, SIGRTMIN_PLUS_3 } from '../../../src/launcher/container/options.js';
 import { busyboxTree, cannotRun, INIT, removeTree, TRAP_READY_IDLE, type Tree } from './fixture.js';
 import { leftovers } from './leftovers.js';
+import { cannotOpenPty, openPty } from '../../helpers/open-pty.js';
 
 const why = cannotRun();
 let rt: string;
@@ -57,6 +59,18 @@ describe.skipIf(!!why)('registration with berthd', () => {
       const service = `io.berth.test${process.pid}`;
       const u = await varlinkCall(userdbSocketPath(rt, service), 'io.systemd.UserDatabase.GetUserRecord', { uid: sup.uidBase, service });
       expect(JSON.stringify(u)).toContain('vu-reg-berthd-0');
+      // A terminal inside the container: its own devpts instance (the first terminal there), owned by
+      // the container's root, and the descriptor that came back is its master.
+      const noPython = cannotOpenPty();
+      if (noPython) console.warn(`Open not checked: ${noPython}`);
+      else {
+        const o = await openPty(socket, { name: 'reg-berthd', mode: 'tty' }, `/proc/${sup.leader}/root`);
+        expect(o.reply).toEqual({ parameters: { ptyFileDescriptor: 0, ptyPath: '/dev/pts/0' } });
+        expect(o.fds).toBe(1);
+        expect(o.master).toBe('/dev/pts/ptmx');
+        expect(o.slaveUid).toBe(sup.uidBase);
+        expect(o.echo).toBe('ping\r\n');
+      }
     } finally {
       await sup.stop(5000);
     }

@@ -168,6 +168,7 @@ const all: Handlers<IoBerthTestMethods> = {
   Hang: () => new Promise<Record<string, never>>(() => {}),
   Peer: () => ({ uid: 0, gid: 0, pid: 1 }),
   Unbound,
+  OpenFile: (_p, call) => ({ fd: call.pushFd(0) }),
   Upgrade: () => ({}),
 };
 server.implement(IoBerthTest, all);

@@ -1,0 +1,55 @@
+/**
+ * Pseudo terminals inside a machine, for io.systemd.Machine.Open.
+ *
+ * machined forks a child into the leader's namespaces to allocate one. berth opens the ptmx that the
+ * machine itself sees, through /proc/LEADER/root: the path is resolved in the leader's mount
+ * namespace, so the terminal comes from the machine's own devpts instance and its number is the one
+ * the machine sees under /dev/pts. In a user-namespaced machine the terminal is handed to the
+ * machine's root, as one allocated inside it would be. `.host` gets a terminal of the host.
+ */
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { SystemError } from '../varlink/errors.js';
+import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR } from '../launcher/libc.js';
+import type { Machine } from './registry/machine.js';
+import { mapIdToHost } from './userdb/idmap.js';
+
+export interface MachinePty {
+  /** The master side, owned by the caller (pass it on, then close it). */
+  fd: number;
+  /** The terminal's path inside the machine, /dev/pts/N. */
+  path: string;
+}
+
+const ENOENT = 2;
+
+/** Opens a new pseudo terminal in the machine; throws io.systemd.System with the errno on failure. */
+export function openMachinePty(m: Machine): MachinePty {
+  const root = m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
+  let fd: number;
+  try {
+    fd = fs.openSync(join(root, 'dev/ptmx'), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  } catch (e) {
+    throw new SystemError(Math.abs((e as NodeJS.ErrnoException).errno ?? -ENOENT));
+  }
+  const c = libc();
+  const name = Buffer.alloc(128);
+  if (c.unlockpt(fd) !== 0 || c.ptsname_r(fd, name, name.length) !== 0) {
+    const e = libcErrno();
+    fs.closeSync(fd);
+    throw new SystemError(e || ENOENT);
+  }
+  const path = name.subarray(0, name.indexOf(0)).toString();
+  if (m.class !== 'host') {
+    const owner = mapIdToHost(m.leader.pid, 'uid_map', 0);
+    // Only when the machine has a root of its own: in the host's user namespace uid 0 is root already.
+    if (owner !== undefined && owner !== 0) {
+      try {
+        fs.chownSync(join(root, path), owner, -1);
+      } catch {
+        // The terminal works regardless; inside it shows as owned by nobody.
+      }
+    }
+  }
+  return { fd, path };
+}
