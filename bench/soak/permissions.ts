@@ -222,6 +222,8 @@ export async function runPermissions(opts: ScenarioOptions): Promise<ScenarioRes
       { label: 'Machine.Terminate', expect: OWNER, req: async (c) => M('io.systemd.Machine.Terminate', { name: await target(c) }) },
       { label: 'Machine.Kill', expect: OWNER, req: async (c) => M('io.systemd.Machine.Kill', { name: await target(c), whom: 'leader', signal: 18 }) },
       { label: 'Machine.Open', expect: OWNER, req: async (c) => M('io.systemd.Machine.Open', { name: await target(c), mode: 'tty' }) },
+      { label: 'Machine.Open (shell)', expect: ROOT, req: async (c) => M('io.systemd.Machine.Open', { name: await target(c), mode: 'shell', path: '/bin/true' }) },
+      { label: 'Machine.Open (login)', expect: ROOT, req: async (c) => M('io.systemd.Machine.Open', { name: await target(c), mode: 'login' }) },
       { label: 'Machine.List (name)', expect: ALL, req: async (c) => M('io.systemd.Machine.List', { name: anyName(c) }) },
       { label: 'Machine.List (more)', expect: ALL, req: async () => M('io.systemd.Machine.List', {}, true) },
       { label: 'Machine.MapFrom', expect: ALL, req: async () => M('io.systemd.Machine.MapFrom', { name: ns, uid: 0 }) },

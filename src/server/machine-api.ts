@@ -4,6 +4,7 @@
  * Behaviour follows systemd-machined 257 (see src/server/registry/ and test/unit/registry/ for the
  * observations it is based on).
  */
+import fs from 'node:fs';
 import type { Call, Handlers } from '../varlink/call.js';
 import { Replies } from '../varlink/call.js';
 import { ExpectedMoreError, InvalidParameterError, PermissionDeniedError, SystemError, VarlinkError } from '../varlink/errors.js';
@@ -39,6 +40,7 @@ import { machineAddresses, machineOsRelease, machineUidShift } from './registry/
 import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
 import { mapIdToHost } from './userdb/idmap.js';
 import { openMachinePty } from './pty.js';
+import { startOnTerminal } from './machine-shell.js';
 
 const machineErrors: Record<string, new () => VarlinkError> = {
   'io.systemd.Machine.MachineExists': MachineExists,
@@ -196,12 +198,18 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       const m = lookup(params as unknown as Record<string, unknown>, call, OPEN_FIELDS, checkOpenField);
       mayManage(call, m);
       if (m.class === 'vm') throw new NotSupported();
-      if (params.mode !== 'tty') {
-        // machined asks the service manager inside the machine (over its D-Bus) to put a login prompt
-        // or a shell on the terminal; berth has no such channel into the machine.
-        throw new NotSupported();
-      }
+      // A shell or login runs as any user of the machine, root included, in the leader's namespaces:
+      // for a leader in the host's namespaces that is a root shell on the host. Only root may ask.
+      if (params.mode !== 'tty' && call.peer.uid !== 0) throw new PermissionDeniedError();
       const pty = openMachinePty(m);
+      try {
+        // machined has the machine's own service manager start these; berth starts them from the
+        // host inside the machine's namespaces (machine-shell.ts).
+        if (params.mode !== 'tty') startOnTerminal(m, pty, { ...params, mode: params.mode }, registry.cgroups, call.log, () => new NoSuchUser());
+      } catch (e) {
+        fs.closeSync(pty.fd);
+        throw e;
+      }
       return { ptyFileDescriptor: call.pushFd(pty.fd), ptyPath: pty.path };
     },
 

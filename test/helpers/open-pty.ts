@@ -8,7 +8,7 @@ import { execFile, spawnSync } from 'node:child_process';
 
 const SCRIPT = String.raw`
 import json, os, socket, stat, sys, select
-path, message, root = sys.argv[1], sys.argv[2], sys.argv[3]
+path, message, root, how, settle = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(path)
 s.sendall(message.encode() + b'\0')
@@ -24,6 +24,20 @@ out = {'reply': reply, 'fds': len(fds)}
 if fds and 'ptyPath' in reply.get('parameters', {}):
     master = fds[reply['parameters']['ptyFileDescriptor']]
     out['master'] = os.readlink('/proc/self/fd/%d' % master)
+    if how == 'read':
+        # What the program on the other end prints, until it exits (EIO once no one holds the slave).
+        got = b''
+        while select.select([master], [], [], settle)[0]:
+            try:
+                d = os.read(master, 4096)
+            except OSError:
+                break
+            if not d:
+                break
+            got += d
+        out['output'] = got.decode(errors='replace')
+        print(json.dumps(out))
+        sys.exit(0)
     slave_path = os.path.join(root, reply['parameters']['ptyPath'].lstrip('/'))
     st = os.stat(slave_path)
     out['slaveUid'] = st.st_uid
@@ -42,6 +56,8 @@ export interface OpenResult {
   master?: string;
   slaveUid?: number;
   echo?: string;
+  /** With `read`: everything the program on the terminal printed until it exited. */
+  output?: string;
 }
 
 /** Why these checks cannot run here, or undefined. */
@@ -51,13 +67,15 @@ export function cannotOpenPty(): string | undefined {
 }
 
 /**
- * Sends Open to `socket`; `root` is where the machine's /dev/pts is reachable from here. Runs the
+ * Sends Open to `socket`; `root` is where the machine's /dev/pts is reachable from here. With `read`,
+ * collects what the program on the terminal prints instead of echoing through the slave, until it
+ * exits or stays quiet for `settleMs`. Runs the
  * client asynchronously, so a server in this same process keeps answering.
  */
-export function openPty(socket: string, parameters: object, root: string): Promise<OpenResult> {
+export function openPty(socket: string, parameters: object, root: string, { read = false, settleMs = 10_000 } = {}): Promise<OpenResult> {
   const message = JSON.stringify({ method: 'io.systemd.Machine.Open', parameters });
   return new Promise((resolve, reject) => {
-    execFile('python3', ['-c', SCRIPT, socket, message, root], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile('python3', ['-c', SCRIPT, socket, message, root, read ? 'read' : 'echo', String(settleMs / 1000)], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`python3 Open client failed: ${err.message} ${stderr}`));
       resolve(JSON.parse(stdout) as OpenResult);
     });

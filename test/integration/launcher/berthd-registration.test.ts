@@ -70,6 +70,20 @@ describe.skipIf(!!why)('registration with berthd', () => {
         expect(o.master).toBe('/dev/pts/ptmx');
         expect(o.slaveUid).toBe(sup.uidBase);
         expect(o.echo).toBe('ping\r\n');
+        // A shell inside the container, started without anything of systemd in there: it runs as the
+        // container's root in its namespaces, with the terminal as its controlling terminal, in the
+        // container's scope.
+        const sh = await openPty(
+          socket,
+          { name: 'reg-berthd', mode: 'shell', path: '/bin/sh', args: ['sh', '-c', 'echo "id=$(id -u) home=$HOME x=$X"; tty; [ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo same-cgroup-as-pid1'], environment: ['X=y'] },
+          `/proc/${sup.leader}/root`,
+          { read: true },
+        );
+        expect(sh.reply).toEqual({ parameters: { ptyFileDescriptor: 0, ptyPath: expect.stringMatching(/^\/dev\/pts\/\d+$/) } });
+        expect(sh.output?.split('\r\n')).toEqual(['id=0 home=/root x=y', sh.reply.parameters?.ptyPath, 'same-cgroup-as-pid1', '']);
+        // login runs the container's login program on the terminal.
+        const login = await openPty(socket, { name: 'reg-berthd', mode: 'login' }, `/proc/${sup.leader}/root`, { read: true, settleMs: 1500 });
+        expect(login.output).toMatch(/login: $/);
       }
     } finally {
       await sup.stop(5000);
