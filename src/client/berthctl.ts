@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
 import { launchVerb, LAUNCH_VERBS } from './launch-verbs.js';
+import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../server/version.js';
 
@@ -24,6 +25,10 @@ Machines:
   users [NAME]               List UID/GID ranges of user-namespaced machines
   uid-owner UID              Tell which machine a host UID belongs to
   watch [--since SEQ]        Follow registry changes
+  shell [USER@]NAME [PATH [ARGUMENTS…]]
+                             A shell (or PATH) in the machine on a new terminal
+                             (--uid USER, -E VAR=VALUE; ^]^]^] leaves)
+  login NAME                 The machine's login prompt on a new terminal
 
 Machines from configuration files (NAME.berth, see README):
   start NAME…                Start machines under their own supervisor
@@ -55,37 +60,69 @@ Options:
 Exit status: 0 success, 1 failure, 2 invalid usage, 4 no such machine.
 `;
 
+const OPTIONS = {
+    'runtime-dir': { type: 'string' },
+    address: { type: 'string' },
+    json: { type: 'string' },
+    j: { type: 'boolean', short: 'j' },
+    'no-legend': { type: 'boolean' },
+    'no-pager': { type: 'boolean' },
+    all: { type: 'boolean', short: 'a' },
+    'kill-whom': { type: 'string' },
+    signal: { type: 'string', short: 's' },
+    leader: { type: 'string' },
+    class: { type: 'string' },
+    directory: { type: 'string', short: 'D' },
+    service: { type: 'string' },
+    since: { type: 'string' },
+    more: { type: 'boolean' },
+    oneway: { type: 'boolean' },
+    collect: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    timeout: { type: 'string' },
+    graceful: { type: 'string', multiple: true },
+    uid: { type: 'string' },
+  setenv: { type: 'string', short: 'E', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+} as const;
+
+/**
+ * `shell` takes a program and its own arguments after the machine name, options included
+ * (`berthctl shell web /bin/sh -c 'echo hi'`): those must not reach parseArgs. Returns the arguments
+ * for parseArgs and the program's, cut after the first positional following the verb.
+ */
+function splitProgram(argv: string[]): { own: string[]; program: string[] } {
+  const takesValue = new Set<string>();
+  for (const [long, o] of Object.entries(OPTIONS)) {
+    if (o.type !== 'string') continue;
+    takesValue.add(`--${long}`);
+    if ('short' in o && o.short) takesValue.add(`-${o.short}`);
+  }
+  const positionals: number[] = [];
+  for (let i = 0; i < argv.length && positionals.length < 2; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-') && a !== '-') {
+      if (takesValue.has(a)) i++;
+      continue;
+    }
+    positionals.push(i);
+  }
+  if (positionals.length < 2 || argv[positionals[0]!] !== 'shell') return { own: argv, program: [] };
+  const cut = positionals[1]! + 1;
+  return { own: argv.slice(0, cut), program: argv.slice(cut) };
+}
+
 async function main(argv: string[]): Promise<number> {
+  const { own, program } = splitProgram(argv);
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: own,
       allowPositionals: true,
       strict: true,
-      options: {
-        'runtime-dir': { type: 'string' },
-        address: { type: 'string' },
-        json: { type: 'string' },
-        j: { type: 'boolean', short: 'j' },
-        'no-legend': { type: 'boolean' },
-        'no-pager': { type: 'boolean' },
-        all: { type: 'boolean', short: 'a' },
-        'kill-whom': { type: 'string' },
-        signal: { type: 'string', short: 's' },
-        leader: { type: 'string' },
-        class: { type: 'string' },
-        directory: { type: 'string', short: 'D' },
-        service: { type: 'string' },
-        since: { type: 'string' },
-        more: { type: 'boolean' },
-        oneway: { type: 'boolean' },
-        collect: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        timeout: { type: 'string' },
-        graceful: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
-      },
+      options: OPTIONS,
     });
   } catch (e) {
     process.stderr.write(`berthctl: ${(e as Error).message}\n`);
@@ -133,6 +170,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? '/run';
   const address = v.address ?? `unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`;
+  if (SHELL_VERBS.has(verb)) {
+    return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
+  }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });
   }

@@ -36,6 +36,7 @@ interface Libc {
   grantpt: (fd: number) => number;
   unlockpt: (fd: number) => number;
   ptsname_r: (fd: number, buf: Buffer, len: number) => number;
+  ioctl: (fd: number, request: number, ...args: unknown[]) => number;
   types: { msghdr: unknown; iovec: unknown };
 }
 
@@ -67,6 +68,7 @@ export function libc(): Libc {
     grantpt: lib.func('int grantpt(int fd)'),
     unlockpt: lib.func('int unlockpt(int fd)'),
     ptsname_r: lib.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t len)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
     types: { msghdr, iovec },
   };
   return cached;
@@ -95,4 +97,12 @@ export function tryLock(fd: number): boolean {
   const e = errno();
   if (e === EWOULDBLOCK) return false;
   throw new Error(`flock failed: errno ${e}`);
+}
+
+/** Sets a terminal's size (TIOCSWINSZ), so that programs on it lay out their output to fit. */
+export function setWindowSize(fd: number, rows: number, columns: number): boolean {
+  const ws = Buffer.alloc(8);
+  ws.writeUInt16LE(rows, 0);
+  ws.writeUInt16LE(columns, 2);
+  return libc().ioctl(fd, 0x5414 /* TIOCSWINSZ */, 'uint8_t *', ws) === 0;
 }

@@ -40,6 +40,7 @@ interface Libc {
     async: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, res: number) => void) => void;
   };
   sendmsg: (fd: number, msg: object, flags: number) => number | bigint;
+  recvmsg: (fd: number, msg: object, flags: number) => number | bigint;
   errno: () => number;
 }
 
@@ -71,6 +72,7 @@ function load(): Libc {
       });
       return lib.func('intptr_t sendmsg(int, const berth_peer_msghdr *, int)');
     })(),
+    recvmsg: lib.func('intptr_t recvmsg(int, _Inout_ berth_peer_msghdr *, int)'),
     errno: () => koffi.errno(),
   };
   return libc;
@@ -273,4 +275,45 @@ function waitWritable(fd: number): Promise<void> {
   buf.writeInt32LE(fd, 0);
   buf.writeInt16LE(0x4 /* POLLOUT */, 4);
   return new Promise((resolve) => load().poll.async(buf, 1, 1000, () => resolve()));
+}
+
+/** Connects a new non-blocking socket to a path in the file system; returns its descriptor. */
+export function connectPath(path: string): number {
+  const c = load();
+  const fd = newSocket(c, true);
+  const addr = pathAddress(path);
+  if (c.connect(fd, addr, addr.length) !== 0) {
+    const e = c.errno();
+    c.close(fd);
+    throw new SystemCallError('connect', e);
+  }
+  return fd;
+}
+
+/**
+ * Reads what is available on a non-blocking socket, waiting until something is, together with any
+ * descriptors that came along (SCM_RIGHTS). An empty `data` means the peer closed the connection.
+ */
+export async function receiveWithFds(fd: number, maxBytes = 65536, maxFds = 16): Promise<{ data: Buffer; fds: number[] }> {
+  const c = load();
+  const buf = Buffer.alloc(maxBytes);
+  const control = Buffer.alloc(16 + Math.ceil((4 * maxFds) / 8) * 8);
+  for (;;) {
+    const msg = { name: null, namelen: 0, iov: [{ base: buf, len: buf.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+    const n = Number(c.recvmsg(fd, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */));
+    if (n < 0) {
+      const e = c.errno();
+      if (e === EINTR) continue;
+      if (e !== EAGAIN) throw new SystemCallError('recvmsg', e);
+      await waitReadable([fd]);
+      continue;
+    }
+    const fds: number[] = [];
+    // One control message is all a Varlink peer sends: SOL_SOCKET/SCM_RIGHTS and its descriptors.
+    const len = Number(msg.controllen) >= 16 ? Number(control.readBigUInt64LE(0)) : 0;
+    if (len > 16 && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
+      for (let off = 16; off + 4 <= len; off += 4) fds.push(control.readInt32LE(off));
+    }
+    return { data: buf.subarray(0, n), fds };
+  }
 }

@@ -3,6 +3,7 @@
  * io.systemd.Machine.List with its leader, class and scope unit while it runs, Open gives a terminal
  * of its own devpts, and it is gone after it stops.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +18,8 @@ import { busyboxTree, cannotRun, INIT, removeTree, TRAP_READY_IDLE, type Tree } 
 import { leftovers } from './leftovers.js';
 import { cannotOpenPty, openPty } from '../../helpers/open-pty.js';
 
-const why = cannotRun();
+const BERTHCTL = path.resolve(import.meta.dirname, '../../../dist/bin/berthctl.mjs');
+const why = cannotRun() ?? (fs.existsSync(BERTHCTL) ? undefined : `${BERTHCTL} is missing: run 'npm run build' first`);
 let rt: string;
 let daemon: Daemon | undefined;
 let t: Tree | undefined;
@@ -85,6 +87,19 @@ describe.skipIf(!!why)('registration with berthd', () => {
         const login = await openPty(socket, { name: 'reg-berthd', mode: 'login' }, `/proc/${sup.leader}/root`, { read: true, settleMs: 1500 });
         expect(login.output).toMatch(/login: $/);
       }
+      // berthctl shell: the same over Varlink alone, bridged to berthctl's own output.
+      const ctl = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [BERTHCTL, '--runtime-dir', rt, 'shell', 'reg-berthd', '/bin/sh', '-c', 'echo "in $(hostname -s 2>/dev/null || echo ct) as $(id -u)"; exit 3'],
+          { timeout: 20_000 },
+          (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+        );
+        child.stdin?.end();
+      });
+      expect(ctl.stderr).toBe('');
+      expect(ctl.stdout).toMatch(/^in \S+ as 0\r\n$/);
+      expect(ctl.code).toBe(0);
     } finally {
       await sup.stop(5000);
     }
