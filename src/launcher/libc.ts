@@ -106,3 +106,11 @@ export function setWindowSize(fd: number, rows: number, columns: number): boolea
   ws.writeUInt16LE(columns, 2);
   return libc().ioctl(fd, 0x5414 /* TIOCSWINSZ */, 'uint8_t *', ws) === 0;
 }
+
+/**
+ * Opens the other side of a pseudo terminal from its master (TIOCGPTPEER), with no path lookup that a
+ * machine could redirect with a symlink. Returns the descriptor, or -1 (see errno()).
+ */
+export function openPtyPeer(master: number): number {
+  return libc().ioctl(master, 0x5441 /* TIOCGPTPEER */, 'int', O_RDWR | O_NOCTTY | O_CLOEXEC);
+}

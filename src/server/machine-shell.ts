@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SystemError } from '../varlink/errors.js';
-import { O_NOCTTY, O_RDWR } from '../launcher/libc.js';
+import { errno, openPtyPeer } from '../launcher/libc.js';
 import type { Machine } from './registry/machine.js';
 import { parseProcCgroup, type CgroupLayout } from './registry/scope.js';
 import { mapIdToHost } from './userdb/idmap.js';
@@ -97,14 +97,11 @@ export function startOnTerminal(m: Machine, pty: MachinePty, req: ShellRequest, 
     args = (req.args?.length ? req.args : [path]).slice(1);
   }
 
-  // The terminal belongs to the user it is for, as login would arrange.
+  // The terminal side comes from the master itself, not from a path the machine could redirect, and
+  // belongs to the user it is for, as login would arrange.
+  const slave = openPtyPeer(pty.fd);
+  if (slave < 0) throw new SystemError(errno() || ENOENT);
   const hostUid = m.class === 'host' ? account.uid : mapIdToHost(m.leader.pid, 'uid_map', account.uid);
-  let slave: number;
-  try {
-    slave = fs.openSync(join(root, pty.path), O_RDWR | O_NOCTTY);
-  } catch (e) {
-    throw new SystemError(Math.abs((e as NodeJS.ErrnoException).errno ?? -ENOENT));
-  }
   try {
     if (hostUid !== undefined) fs.fchownSync(slave, hostUid, -1);
   } catch {

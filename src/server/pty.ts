@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { SystemError } from '../varlink/errors.js';
-import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR } from '../launcher/libc.js';
+import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR, openPtyPeer } from '../launcher/libc.js';
 import type { Machine } from './registry/machine.js';
 import { mapIdToHost } from './userdb/idmap.js';
 
@@ -22,6 +22,9 @@ export interface MachinePty {
 }
 
 const ENOENT = 2;
+const ENODEV = 19;
+/** The device number of /dev/ptmx and of every devpts instance's ptmx: major 5, minor 2. */
+const PTMX_RDEV = (5 << 8) | 2;
 
 /** Opens a new pseudo terminal in the machine; throws io.systemd.System with the errno on failure. */
 export function openMachinePty(m: Machine): MachinePty {
@@ -31,6 +34,13 @@ export function openMachinePty(m: Machine): MachinePty {
     fd = fs.openSync(join(root, 'dev/ptmx'), O_RDWR | O_NOCTTY | O_CLOEXEC);
   } catch (e) {
     throw new SystemError(Math.abs((e as NodeJS.ErrnoException).errno ?? -ENOENT));
+  }
+  // The machine controls what its /dev/ptmx is: a symlink could lead berthd, as root, to any file of
+  // the host. Only the pty multiplexer itself (character device 5:2) is accepted.
+  const st = fs.fstatSync(fd);
+  if (!st.isCharacterDevice() || st.rdev !== PTMX_RDEV) {
+    fs.closeSync(fd);
+    throw new SystemError(ENODEV);
   }
   const c = libc();
   const name = Buffer.alloc(128);
@@ -43,13 +53,24 @@ export function openMachinePty(m: Machine): MachinePty {
   if (m.class !== 'host') {
     const owner = mapIdToHost(m.leader.pid, 'uid_map', 0);
     // Only when the machine has a root of its own: in the host's user namespace uid 0 is root already.
-    if (owner !== undefined && owner !== 0) {
-      try {
-        fs.chownSync(join(root, path), owner, -1);
-      } catch {
-        // The terminal works regardless; inside it shows as owned by nobody.
-      }
-    }
+    if (owner !== undefined && owner !== 0) chownPtyPeer(fd, owner);
   }
   return { fd, path };
+}
+
+/**
+ * Gives the terminal side of `master` to host uid `uid`, through a descriptor of that side (never a
+ * path inside the machine, which a symlink could point elsewhere). Best effort: the terminal works
+ * either way, and inside an unowned one shows as nobody's.
+ */
+export function chownPtyPeer(master: number, uid: number): void {
+  const peer = openPtyPeer(master);
+  if (peer < 0) return;
+  try {
+    fs.fchownSync(peer, uid, -1);
+  } catch {
+    // see above
+  } finally {
+    fs.closeSync(peer);
+  }
 }

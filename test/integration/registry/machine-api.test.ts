@@ -219,6 +219,34 @@ suite('io.systemd.Machine over Varlink', () => {
     expect(fs.readdirSync(path.join(runtime, 'systemd/machines'))).toEqual(before);
   });
 
+  it('Open refuses a machine whose /dev/ptmx leads elsewhere, and touches nothing there', async () => {
+    // A leader chrooted into a tree whose /dev/ptmx is a symlink to a host file: opened from the host
+    // through /proc/PID/root, the absolute target would resolve in the host's tree.
+    const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-ptmx-'));
+    const bait = path.join(tree, 'bait');
+    fs.writeFileSync(bait, 'not a terminal\n', { mode: 0o600 });
+    fs.mkdirSync(path.join(tree, 'bin'));
+    fs.mkdirSync(path.join(tree, 'dev'));
+    fs.copyFileSync('/bin/busybox', path.join(tree, 'bin/busybox'));
+    fs.chmodSync(path.join(tree, 'bin/busybox'), 0o755);
+    fs.symlinkSync(bait, path.join(tree, 'dev/ptmx'));
+    const c = spawn('chroot', [tree, '/bin/busybox', 'sleep', '600'], { stdio: 'ignore' });
+    children.push(c);
+    const name = `${tag}-ptmx`;
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      expect(fs.readlinkSync(`/proc/${c.pid}/root`)).toBe(tree);
+      expect(await reply(client, 'Register', { name, class: 'container', leader: c.pid, allocateUnit: true })).toEqual({ ok: {} });
+      expect(await reply(client, 'Open', { name, mode: 'tty' })).toEqual({ error: 'io.systemd.System', parameters: { errno: 19 } });
+      expect(fs.statSync(bait).uid).toBe(0);
+      expect(fs.readFileSync(bait, 'utf8')).toBe('not a terminal\n');
+    } finally {
+      c.kill('SIGKILL');
+      await reply(client, 'Unregister', { name });
+      fs.rmSync(tree, { recursive: true, force: true });
+    }
+  });
+
   it('registers, lists and writes state as the running systemd-machined 257 does', async (ctx) => {
     const real = await realMachined(ctx);
     const name = `${tag}-diff`;
