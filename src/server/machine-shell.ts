@@ -18,6 +18,7 @@ import { errno, openPtyPeer } from '../launcher/libc.js';
 import type { Machine } from './registry/machine.js';
 import { parseProcCgroup, type CgroupLayout } from './registry/scope.js';
 import { mapIdToHost } from './userdb/idmap.js';
+import { openInRoot } from './registry/leaders.js';
 import type { MachinePty } from './pty.js';
 
 export interface ShellRequest {
@@ -36,6 +37,7 @@ interface Account {
 }
 
 const ENOENT = 2;
+const O_PATH = 0o10000000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const LOGIN_PROGRAMS = ['/bin/login', '/usr/bin/login', '/sbin/login'];
 
@@ -44,14 +46,26 @@ export function machineRoot(m: Machine): string {
   return m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
 }
 
+/** Reads a file of the machine, resolved as inside it; undefined when it cannot. */
+function readInMachine(root: string, path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openInRoot(root, path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** The user's entry in the machine's /etc/passwd; undefined when the machine has no such user. */
 export function machineAccount(root: string, user: string): Account | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(join(root, 'etc/passwd'), 'utf8');
-  } catch {
-    return user === 'root' ? { uid: 0, gid: 0, home: '/root', shell: '/bin/sh' } : undefined;
-  }
+  const text = readInMachine(root, '/etc/passwd') ?? '';
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f.length < 7 || f[0] !== user) continue;
@@ -63,13 +77,19 @@ export function machineAccount(root: string, user: string): Account | undefined 
   return user === 'root' ? { uid: 0, gid: 0, home: '/root', shell: '/bin/sh' } : undefined;
 }
 
-/** True when `path` (inside the machine) names an executable file there. */
+/** True when `path` names an executable regular file, as seen inside the machine. */
 function executableIn(root: string, path: string): boolean {
+  let fd: number;
   try {
-    fs.accessSync(join(root, path), fs.constants.X_OK);
-    return fs.statSync(join(root, path)).isFile();
+    fd = openInRoot(root, path, O_PATH);
   } catch {
     return false;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFile() && (st.mode & 0o111) !== 0;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -2,17 +2,17 @@
  * Pseudo terminals inside a machine, for io.systemd.Machine.Open.
  *
  * machined forks a child into the leader's namespaces to allocate one. berth opens the ptmx that the
- * machine itself sees, through /proc/LEADER/root: the path is resolved in the leader's mount
- * namespace, so the terminal comes from the machine's own devpts instance and its number is the one
+ * machine itself sees, through /proc/LEADER/root with openat2's RESOLVE_IN_ROOT: the path is resolved
+ * in the leader's mount namespace and root, so the terminal comes from the machine's own devpts instance and its number is the one
  * the machine sees under /dev/pts. In a user-namespaced machine the terminal is handed to the
  * machine's root, as one allocated inside it would be. `.host` gets a terminal of the host.
  */
 import fs from 'node:fs';
-import { join } from 'node:path';
 import { SystemError } from '../varlink/errors.js';
 import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR, openPtyPeer } from '../launcher/libc.js';
 import type { Machine } from './registry/machine.js';
 import { mapIdToHost } from './userdb/idmap.js';
+import { openInRoot } from './registry/leaders.js';
 
 export interface MachinePty {
   /** The master side, owned by the caller (pass it on, then close it). */
@@ -31,12 +31,13 @@ export function openMachinePty(m: Machine): MachinePty {
   const root = m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
   let fd: number;
   try {
-    fd = fs.openSync(join(root, 'dev/ptmx'), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    // Resolved as inside the machine: its /dev/ptmx is usually a symlink to pts/ptmx, relative or not.
+    fd = openInRoot(root, '/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
   } catch (e) {
-    throw new SystemError(Math.abs((e as NodeJS.ErrnoException).errno ?? -ENOENT));
+    throw new SystemError((e as { errno?: number }).errno ?? ENOENT);
   }
-  // The machine controls what its /dev/ptmx is: a symlink could lead berthd, as root, to any file of
-  // the host. Only the pty multiplexer itself (character device 5:2) is accepted.
+  // The machine controls what its /dev/ptmx is. Only the pty multiplexer itself (character device
+  // 5:2) is accepted, so that a device node or file of another kind is never handed out.
   const st = fs.fstatSync(fd);
   if (!st.isCharacterDevice() || st.rdev !== PTMX_RDEV) {
     fs.closeSync(fd);

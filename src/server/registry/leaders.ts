@@ -31,6 +31,7 @@ function bind() {
     readFd: libc.func('long read(int, void *, unsigned long)'),
     pollFds: libc.func('int poll(void *, unsigned long, int)'),
     clockGettime: libc.func('int clock_gettime(int, void *)'),
+    openat2: libc.func('long syscall(long, int, const char *, const void *, unsigned long)'),
   };
 }
 let bound: ReturnType<typeof bind> | undefined;
@@ -336,5 +337,39 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
     if (this.#epfd >= 0) lib().closeFd(this.#epfd);
     if (this.#wakefd >= 0) lib().closeFd(this.#wakefd);
     this.#epfd = this.#wakefd = -1;
+  }
+}
+
+const SYS_openat2 = 437;
+const O_PATH = 0o10000000;
+const O_DIRECTORY = 0o200000;
+const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_IN_ROOT = 0x10;
+
+/**
+ * Opens `path` inside the directory tree `root` as a process chrooted there would (openat2 with
+ * RESOLVE_IN_ROOT): absolute symlinks and `..` stay inside `root`. A machine's files, reached from
+ * the host through /proc/LEADER/root, must be opened this way, or a symlink placed in the machine
+ * would lead berthd (root) to a file of the host. `flags` are open(2) flags; returns a descriptor,
+ * or throws an Error carrying `errno`.
+ */
+export function openInRoot(root: string, path: string, flags: number): number {
+  const l = lib();
+  let dir: number;
+  try {
+    dir = fs.openSync(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  } catch (e) {
+    throw Object.assign(new Error(`cannot open ${root}`), { errno: Math.abs((e as NodeJS.ErrnoException).errno ?? 2) });
+  }
+  try {
+    const how = Buffer.alloc(24);
+    how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+    how.writeBigUInt64LE(0n, 8);
+    how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), 16);
+    const fd = Number(l.openat2(SYS_openat2, dir, path.replace(/^\/+/, '') || '.', how, how.length));
+    if (fd < 0) throw Object.assign(new Error(`cannot open ${path} in ${root}`), { errno: errno() });
+    return fd;
+  } finally {
+    fs.closeSync(dir);
   }
 }

@@ -4,6 +4,7 @@
 // or an errno.
 
 import fs from 'node:fs';
+import { openInRoot } from './leaders.js';
 import { Errno, fail, ok, type Machine, type Result } from './machine.js';
 
 export interface MachineAddress {
@@ -127,13 +128,25 @@ export function parseOsRelease(text: string): string[] {
 
 export function machineOsRelease(m: Machine): Result<string[]> {
   if (m.class === 'vm') return fail({ error: 'io.systemd.Machine.NotAvailable' });
-  const root = m.class === 'host' ? '' : `/proc/${m.leader.pid}/root`;
+  // Resolved inside the machine's root: an os-release that is a symlink to /etc/shadow must lead to
+  // the machine's file of that name, not the host's (anyone may List with metadata).
+  const root = m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+    let fd: number;
     try {
-      return ok(parseOsRelease(fs.readFileSync(root + p, 'utf8')));
+      fd = openInRoot(root, p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') return fail({ errno: Math.abs((e as NodeJS.ErrnoException).errno ?? Errno.EIO) });
+      const n = (e as { errno?: number }).errno ?? Errno.EIO;
+      if (n !== Errno.ENOENT) return fail({ errno: n });
+      continue;
+    }
+    try {
+      if (!fs.fstatSync(fd).isFile()) return fail({ errno: Errno.EIO });
+      return ok(parseOsRelease(fs.readFileSync(fd, 'utf8')));
+    } catch (e) {
+      return fail({ errno: Math.abs((e as NodeJS.ErrnoException).errno ?? Errno.EIO) });
+    } finally {
+      fs.closeSync(fd);
     }
   }
   return fail({ errno: Errno.ENOENT });

@@ -219,31 +219,44 @@ suite('io.systemd.Machine over Varlink', () => {
     expect(fs.readdirSync(path.join(runtime, 'systemd/machines'))).toEqual(before);
   });
 
-  it('Open refuses a machine whose /dev/ptmx leads elsewhere, and touches nothing there', async () => {
-    // A leader chrooted into a tree whose /dev/ptmx is a symlink to a host file: opened from the host
-    // through /proc/PID/root, the absolute target would resolve in the host's tree.
-    const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-ptmx-'));
-    const bait = path.join(tree, 'bait');
-    fs.writeFileSync(bait, 'not a terminal\n', { mode: 0o600 });
-    fs.mkdirSync(path.join(tree, 'bin'));
-    fs.mkdirSync(path.join(tree, 'dev'));
+  it('resolves a machine\'s files inside the machine: symlinks to host files lead nowhere', async () => {
+    // A leader chrooted into a tree whose /dev/ptmx and /etc/os-release are symlinks to host files.
+    // Opened naively through /proc/PID/root, an absolute target (or enough `..`) resolves in the
+    // host's tree, and berthd, as root, would open, hand out or read a host file.
+    const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-escape-'));
+    const secret = path.join(os.tmpdir(), `berth-secret-${process.pid}`);
+    fs.writeFileSync(secret, 'SECRET=host-only\n', { mode: 0o600 });
+    for (const d of ['bin', 'dev', 'etc']) fs.mkdirSync(path.join(tree, d));
     fs.copyFileSync('/bin/busybox', path.join(tree, 'bin/busybox'));
     fs.chmodSync(path.join(tree, 'bin/busybox'), 0o755);
-    fs.symlinkSync(bait, path.join(tree, 'dev/ptmx'));
+    fs.writeFileSync(path.join(tree, 'bait'), 'not a terminal\n', { mode: 0o600 });
+    fs.symlinkSync(secret, path.join(tree, 'dev/ptmx'));
+    fs.symlinkSync(`../../../../../../../..${secret}`, path.join(tree, 'etc/os-release'));
     const c = spawn('chroot', [tree, '/bin/busybox', 'sleep', '600'], { stdio: 'ignore' });
     children.push(c);
-    const name = `${tag}-ptmx`;
+    const name = `${tag}-escape`;
     try {
       await new Promise((r) => setTimeout(r, 200));
       expect(fs.readlinkSync(`/proc/${c.pid}/root`)).toBe(tree);
       expect(await reply(client, 'Register', { name, class: 'container', leader: c.pid, allocateUnit: true })).toEqual({ ok: {} });
+      // Inside the machine there is no such file: ENOENT, as for a machine without /dev/ptmx.
+      expect(await reply(client, 'Open', { name, mode: 'tty' })).toEqual({ error: 'io.systemd.System', parameters: { errno: 2 } });
+      // A /dev/ptmx that is a regular file of the machine is refused as no terminal device.
+      fs.rmSync(path.join(tree, 'dev/ptmx'));
+      fs.symlinkSync('../bait', path.join(tree, 'dev/ptmx'));
       expect(await reply(client, 'Open', { name, mode: 'tty' })).toEqual({ error: 'io.systemd.System', parameters: { errno: 19 } });
-      expect(fs.statSync(bait).uid).toBe(0);
-      expect(fs.readFileSync(bait, 'utf8')).toBe('not a terminal\n');
+      // os-release through `..` past the machine's root: not found, and the host's file never shows.
+      const listed = (await reply(client, 'List', { name, acquireMetadata: 'graceful' })) as { ok?: Record<string, unknown> };
+      expect(listed.ok?.name).toBe(name);
+      expect(JSON.stringify(listed)).not.toContain('host-only');
+      expect(listed.ok?.OSRelease).toBeUndefined();
+      for (const f of [secret, path.join(tree, 'bait')]) expect(fs.statSync(f).uid).toBe(0);
+      expect(fs.readFileSync(secret, 'utf8')).toBe('SECRET=host-only\n');
     } finally {
       c.kill('SIGKILL');
       await reply(client, 'Unregister', { name });
       fs.rmSync(tree, { recursive: true, force: true });
+      fs.rmSync(secret, { force: true });
     }
   });
 
