@@ -126,6 +126,9 @@ function checkOpenField(key: string, v: unknown): boolean {
   }
 }
 
+/** The uid berthd signals on behalf of: none for root, else the caller's own (see Registry.kill). */
+const asCaller = (call: Call): number | undefined => (call.peer.uid === 0 ? undefined : call.peer.uid);
+
 export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods> {
   const { registry, policy } = ctx;
 
@@ -162,7 +165,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     Terminate(params, call) {
       const m = lookup(params as unknown as Record<string, unknown>, call);
       mayManage(call, m);
-      unwrap(registry.terminate(m.name));
+      unwrap(registry.terminate(m.name, asCaller(call)));
       return {};
     },
 
@@ -171,7 +174,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       const m = unwrap(registry.lookup(spec, caller(call)));
       const whom = unwrap(parseKillWhom(spec.whom));
       mayManage(call, m);
-      unwrap(registry.kill(m.name, whom, spec.signal));
+      unwrap(registry.kill(m.name, whom, spec.signal, asCaller(call)));
       return {};
     },
 

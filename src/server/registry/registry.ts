@@ -38,6 +38,7 @@ import {
   createScopeWithSystemd,
   detectCgroupLayout,
   killScope,
+  uidMaySignal,
   ScopeReaper,
   machineScopeUnit,
   MACHINE_SLICE,
@@ -307,17 +308,17 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * Stop a machine: SIGTERM (then SIGCONT) to every process of its unit, SIGKILL to what is left after the stop
    * timeout. The record goes when the leader exits.
    */
-  terminate(name: string): Result<void> {
+  terminate(name: string, asUid?: number): Result<void> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
     const e = this.#byName.get(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
     const unitCgroup = e.machine.unitCgroup;
     if (!unitCgroup) return fail({ errno: Errno.EOPNOTSUPP });
-    killScope(this.cgroups, unitCgroup, 'SIGTERM');
-    killScope(this.cgroups, unitCgroup, 'SIGCONT');
+    killScope(this.cgroups, unitCgroup, 'SIGTERM', asUid);
+    killScope(this.cgroups, unitCgroup, 'SIGCONT', asUid);
     if (!e.stopTimer) {
       e.stopTimer = setTimeout(() => {
-        if (this.#byName.get(name) === e) killScope(this.cgroups, unitCgroup, 'SIGKILL');
+        if (this.#byName.get(name) === e) killScope(this.cgroups, unitCgroup, 'SIGKILL', asUid);
       }, this.#stopTimeoutMs);
       e.stopTimer.unref();
       this.#log.info({ machine: name, unit: e.machine.unit }, 'terminating machine');
@@ -326,17 +327,21 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     return ok(undefined);
   }
 
-  /** Send a signal to the leader, or to every process of the machine's unit. */
-  kill(name: string, whom: KillWhom, signal: number): Result<void> {
+  /**
+   * Send a signal to the leader, or to every process of the machine's unit. With `asUid` (a non-root
+   * caller), only processes that uid could signal itself are signalled (see killScope).
+   */
+  kill(name: string, whom: KillWhom, signal: number, asUid?: number): Result<void> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
     const e = this.#byName.get(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
     if (whom === 'leader') {
+      if (asUid !== undefined && !uidMaySignal(asUid, e.leader.pid)) return fail({ errno: Errno.EPERM });
       const r = signalLeader(e.leader, signal);
       return r < 0 ? fail({ errno: -r }) : ok(undefined);
     }
     if (!e.machine.unitCgroup) return fail({ errno: Errno.ESRCH });
-    killScope(this.cgroups, e.machine.unitCgroup, signal);
+    killScope(this.cgroups, e.machine.unitCgroup, signal, asUid);
     return ok(undefined);
   }
 
@@ -472,7 +477,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   /** Once the leader is gone, the rest of a scope berth created goes too (as when systemd stops the scope). */
   #removeOwnedScope(m: Machine, reason: string): void {
     // Unregister kills nothing: the directory only goes if it is already empty.
-    this.#reaper.add(m.unitCgroup!, reason !== 'unregistered');
+    // What a non-root user registered is cleaned up with that user's reach only.
+    this.#reaper.add(m.unitCgroup!, reason !== 'unregistered', m.registeredBy !== 0 ? m.registeredBy : undefined);
   }
 
   #emit(type: RegistryEventType, machine: Machine, reason: string): void {

@@ -225,10 +225,30 @@ export function scopePids(layout: CgroupLayout, unitCgroup: string): number[] {
   return out;
 }
 
-/** Send a signal to every process of a unit; returns how many were signalled. */
-export function killScope(layout: CgroupLayout, unitCgroup: string, signal: number | NodeJS.Signals): number {
+/**
+ * Whether a process running as `uid` could signal `pid` itself: kill(2)'s rule, the sender's uid
+ * equal to the target's real or saved user ID. False when the process is gone.
+ */
+export function uidMaySignal(uid: number, pid: number): boolean {
+  let status: string;
+  try {
+    status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+  } catch {
+    return false;
+  }
+  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+  return m !== null && (Number(m[1]) === uid || Number(m[3]) === uid);
+}
+
+/**
+ * Send a signal to every process of a unit; returns how many were signalled. With `asUid`, only to
+ * the processes that uid could signal itself: berthd signals as root on behalf of a non-root caller,
+ * and a unit of that caller may hold processes of others (a setuid program it ran, for one).
+ */
+export function killScope(layout: CgroupLayout, unitCgroup: string, signal: number | NodeJS.Signals, asUid?: number): number {
   let n = 0;
   for (const pid of scopePids(layout, unitCgroup)) {
+    if (asUid !== undefined && !uidMaySignal(asUid, pid)) continue;
     try {
       process.kill(pid, signal);
       n++;
@@ -296,6 +316,8 @@ export function systemdIsPid1(): boolean {
 interface ReapJob {
   unitCgroup: string;
   kill: boolean;
+  /** Kill only what this uid could signal itself (a machine registered by that non-root user). */
+  asUid?: number;
   tries: number;
 }
 
@@ -310,8 +332,8 @@ export class ScopeReaper {
 
   constructor(readonly layout: CgroupLayout) {}
 
-  add(unitCgroup: string, kill: boolean): void {
-    this.#queue.push({ unitCgroup, kill, tries: 0 });
+  add(unitCgroup: string, kill: boolean, asUid?: number): void {
+    this.#queue.push({ unitCgroup, kill, tries: 0, ...(asUid !== undefined ? { asUid } : {}) });
     this.#schedule(0);
   }
 
@@ -336,7 +358,7 @@ export class ScopeReaper {
         if (++job.tries < 25) retry.push(job);
         continue;
       }
-      killScope(this.layout, job.unitCgroup, 'SIGKILL');
+      killScope(this.layout, job.unitCgroup, 'SIGKILL', job.asUid);
       if (++job.tries < 50) retry.push(job);
     }
     this.#queue.push(...jobs.slice(i), ...retry);

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, type RegistryEvent } from '../../../src/server/registry/registry.js';
 import { detectCgroupLayout, machineScopeUnit, MACHINE_SLICE } from '../../../src/server/registry/scope.js';
 import { pidfdIdOf, readStartTime } from '../../../src/server/registry/leaders.js';
+import { unprivilegedUser } from '../../helpers/processes.js';
 
 const layout = detectCgroupLayout();
 const isRoot = process.getuid?.() === 0;
@@ -362,6 +363,34 @@ suite('registry with real processes', () => {
     expect(logs.find((l) => (l.obj as { machine?: string }).machine === name)?.obj).toMatchObject({
       reason: 'leader PID now belongs to another process',
     });
+  });
+
+  it('signals for a non-root caller only the processes that caller could signal itself', async () => {
+    const user = unprivilegedUser();
+    expect(user).toBeDefined();
+    const { r } = newRegistry();
+    const mine = sleeper(user!.uid);
+    const mine2 = sleeper(user!.uid);
+    const roots = sleeper();
+    const name = `${tag}-asuid`;
+    expect(r.register({ name, class: 'container', leader: roots.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    // Processes of the user in the unit, next to one of root (as a setuid program the user ran).
+    for (const c of [mine, mine2]) for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, r.get(name)!.unitCgroup!, 'cgroup.procs'), `${c.pid}\n`);
+    const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
+    // SIGSTOP on the user's behalf stops the user's processes only; root's keeps running.
+    expect(r.kill(name, 'all', 19, user!.uid)).toEqual({ ok: true, value: undefined });
+    await until(() => state(mine.pid) === 'T' && state(mine2.pid) === 'T');
+    expect(state(roots.pid)).not.toBe('T');
+    // The leader runs as root: out of the user's reach, for Kill and for Terminate alike.
+    expect(r.kill(name, 'leader', 19, user!.uid)).toEqual({ ok: false, error: { errno: 1 } });
+    expect(r.terminate(name, user!.uid).ok).toBe(true);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(state(roots.pid)).not.toBe('T');
+    expect(fs.existsSync(`/proc/${roots.pid}`)).toBe(true);
+    // Root reaches everything.
+    expect(r.kill(name, 'all', 19).ok).toBe(true);
+    await until(() => state(roots.pid) === 'T');
+    for (const c of [mine, mine2, roots]) c.kill('SIGKILL');
   });
 
   it('replaces an entry only when its leader is dead, and says so', async () => {
