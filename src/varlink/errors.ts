@@ -11,7 +11,12 @@ export class VarlinkError extends Error {
 
   constructor(error: string, parameters: Record<string, unknown> = {}) {
     const shown = Object.keys(parameters).length ? ` ${JSON.stringify(parameters)}` : '';
+    // These are answers, not faults: no stack trace. Capturing one was most of the cost of a
+    // NoRecordFound reply, the answer to every host user that NSS looks up through berthd.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${error}${shown}`);
+    Error.stackTraceLimit = limit;
     this.name = 'VarlinkError';
     this.error = error;
     this.parameters = parameters;
