@@ -35,6 +35,8 @@ export interface LoadOptions {
   warmup: number;
   /** Where a params file may be written. */
   scratch: string;
+  /** Error replies are the expected answer (a lookup that misses), not a failure. */
+  allowErrors?: boolean;
 }
 
 /** Builds dist/bench/loadgen and dist/bench/leaders when missing or older than their sources. */
@@ -65,6 +67,7 @@ export async function loadgen(o: LoadOptions): Promise<LoadResult> {
     '--pipeline', String(o.pipeline ?? 1),
     '--duration', String(o.duration),
     '--warmup', String(o.warmup),
+    ...(o.allowErrors ? ['--allow-errors'] : []),
   );
   const r = await execa(LOADGEN, args, { reject: false, timeout: (o.duration + o.warmup + 30) * 1000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';

@@ -26,6 +26,8 @@ const KINDS = ['uid', 'name'] as const;
 
 export const USERDB_SCENARIOS = [
   ...KINDS.flatMap((k) => MODES.map((m) => `userdb.${k}.${m.id}`)),
+  'userdb.miss.1conn',
+  'userdb.miss.pipe16',
   'userdb.scale.uid',
   'userdb.scale.name',
 ];
@@ -100,6 +102,24 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
         } catch (e) {
           r.fail(name, errorText(e));
         }
+      }
+    }
+
+    // The most frequent lookup of all: NSS asks every userdb service about every host user (ls -l,
+    // ps, id), and machined's and berth's answer is NoRecordFound. Reported, with no target.
+    for (const mode of MODES.filter((m) => m.id !== '4conn')) {
+      const name = `userdb.miss.${mode.id}`;
+      if (!ctx.selected(name)) continue;
+      try {
+        const shape = { connections: mode.connections, pipeline: mode.pipeline, allowErrors: true };
+        const params = { uid: 0, service: USERDB_SERVICE };
+        const [rb, rm] = await interleaved(ctx.rounds, [
+          { ...o, ...shape, socket: one.userdbSocket, params },
+          { ...o, ...shape, socket: md.userdbSocket, params },
+        ]);
+        r.info(name, rate(rb!.rate), rate(rm!.rate), `GetUserRecord uid 0 → NoRecordFound; berth/machined ${(rb!.rate / rm!.rate).toFixed(2)}×; p50/p99 ${micros(rb!.p50_us)}/${micros(rb!.p99_us)} vs ${micros(rm!.p50_us)}/${micros(rm!.p99_us)}`);
+      } catch (e) {
+        r.fail(name, errorText(e));
       }
     }
 
