@@ -164,9 +164,13 @@ export function listenAbstract(name: string, backlog = 4096): number {
  * process (Unix stream sockets connect at once or not at all).
  */
 export function connectAbstract(name: string): number {
+  return connectNonBlocking(abstractAddress(name));
+}
+
+/** A new non-blocking socket connected to the address; its descriptor. */
+function connectNonBlocking(addr: Buffer): number {
   const c = load();
   const fd = newSocket(c, true);
-  const addr = abstractAddress(name);
   if (c.connect(fd, addr, addr.length) !== 0) {
     const e = c.errno();
     c.close(fd);
@@ -279,15 +283,7 @@ function waitWritable(fd: number): Promise<void> {
 
 /** Connects a new non-blocking socket to a path in the file system; returns its descriptor. */
 export function connectPath(path: string): number {
-  const c = load();
-  const fd = newSocket(c, true);
-  const addr = pathAddress(path);
-  if (c.connect(fd, addr, addr.length) !== 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SystemCallError('connect', e);
-  }
-  return fd;
+  return connectNonBlocking(pathAddress(path));
 }
 
 /**

@@ -1,9 +1,9 @@
 /** Child processes for tests: started with argv arrays, read line by line, always reaped. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { within } from './wait.js';
+import { waitFor, within } from './wait.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -88,4 +88,40 @@ export function rawClient(
 
 export async function rawClientResult(child: ChildProcess, timeoutMs = 10_000): Promise<RawClientResult> {
   return JSON.parse(await firstLine(child, timeoutMs, 'the raw client to report')) as RawClientResult;
+}
+
+/**
+ * The common end of a test that started processes and cgroups: SIGKILL to `strays` (processes that
+ * are not our children, such as PID 1 of an unshare) and `children`, SIGTERM (then SIGKILL) to
+ * `daemon`, then each cgroup directory in `cgroups` removed, deepest first, once it has emptied.
+ */
+export async function tearDown(o: { strays?: number[]; children?: ChildProcess[]; daemon?: ChildProcess; cgroups?: Iterable<string> }): Promise<void> {
+  for (const pid of o.strays ?? []) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  for (const c of o.children ?? []) {
+    c.kill('SIGKILL');
+    await exited(c, 5000).catch(() => undefined);
+  }
+  const d = o.daemon;
+  if (d) {
+    d.kill('SIGTERM');
+    await exited(d, 10_000).catch(() => d.kill('SIGKILL'));
+  }
+  // Deepest first, so that a parent is empty of children when its turn comes; a killed process
+  // leaves its cgroup a moment after it is reaped.
+  for (const dir of [...(o.cgroups ?? [])].sort((a, b) => b.length - a.length)) {
+    await waitFor(() => !existsSync(dir) || readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim() === '', `${dir} to empty`, { timeoutMs: 5000 }).catch(
+      () => undefined,
+    );
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still busy or already gone
+    }
+  }
 }

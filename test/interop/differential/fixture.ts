@@ -12,13 +12,13 @@
  * per-run prefix so that entries other tests left in the shared machined are never touched.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../../helpers/generated.js';
 import { RawConnection, type Reply } from '../../helpers/raw.js';
 import { ensureReferenceMachined } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { exited } from '../../helpers/processes.js';
+import { exited, tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
 
 export const REAL = {
@@ -180,32 +180,7 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
         c.destroy();
       }
     }
-    for (const pid of strays) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    for (const c of children) {
-      c.kill('SIGKILL');
-      await exited(c, 5000).catch(() => undefined);
-    }
-    if (daemon) {
-      daemon.kill('SIGTERM');
-      await exited(daemon, 10_000).catch(() => daemon!.kill('SIGKILL'));
-    }
-    // Deepest first, so that a parent is empty of children when its turn comes.
-    for (const d of [...scopes].sort((a, b) => b.length - a.length)) {
-      await waitFor(() => !existsSync(d) || readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() === '', `${d} to empty`, { timeoutMs: 5000 }).catch(
-        () => undefined,
-      );
-      try {
-        rmdirSync(d);
-      } catch {
-        // still busy or already gone
-      }
-    }
+    await tearDown({ strays, children, daemon, cgroups: scopes });
     runtime.remove();
     await machined.release();
   };

@@ -4,13 +4,13 @@
 // Needs root; the reference machined is started through scripts/reference-tools.sh when nothing answers
 // on its socket (and stopped again afterwards). Machines are named ud-d<pid>… and removed afterwards.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawConnection } from '../../helpers/raw.js';
 import { ensureReferenceMachined, type ReferenceMachined } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { exited } from '../../helpers/processes.js';
+import { tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
 import { REPO, cannotRun, placeInScope } from './fixture.js';
 
@@ -119,29 +119,7 @@ afterAll(async () => {
     await c?.roundTrip({ method: 'io.systemd.Machine.Unregister', parameters: { name } }).catch(() => undefined);
     c?.socket.destroy();
   }
-  for (const pid of strays) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  for (const c of children) {
-    c.kill('SIGKILL');
-    await exited(c, 5000).catch(() => undefined);
-  }
-  if (berthd) {
-    berthd.kill('SIGTERM');
-    await exited(berthd, 10_000).catch(() => berthd!.kill('SIGKILL'));
-  }
-  for (const d of scopes) {
-    await waitFor(() => !existsSync(d) || readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() === '', `${d} to empty`, { timeoutMs: 5000 }).catch(() => undefined);
-    try {
-      rmdirSync(d);
-    } catch {
-      // busy or gone
-    }
-  }
+  await tearDown({ strays, children, ...(berthd ? { daemon: berthd } : {}), cgroups: scopes });
   runtime?.remove();
   await machined?.release();
 }, 120_000);

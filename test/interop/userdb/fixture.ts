@@ -5,12 +5,12 @@
  * in it. Everything is removed again by `stop()`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RawConnection } from '../../helpers/raw.js';
 import { tempDir } from '../../helpers/tmp.js';
-import { exited } from '../../helpers/processes.js';
+import { tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -95,37 +95,12 @@ export async function startUserdbFixture(): Promise<UserdbFixture> {
 
   const stop = async (): Promise<void> => {
     conn?.socket.destroy();
-    for (const pid of strays) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    for (const c of children.reverse()) {
-      c.kill('SIGKILL');
-      await exited(c, 5000).catch(() => undefined);
-    }
-    if (daemon) {
-      daemon.kill('SIGTERM');
-      await exited(daemon, 10_000).catch(() => daemon!.kill('SIGKILL'));
-    }
+    await tearDown({ strays, children: children.reverse(), ...(daemon ? { daemon } : {}), cgroups: scopes });
     // systemd-socket-activate bound the socket, so nobody else removes it.
     try {
       unlinkSync(socket);
     } catch {
       // already gone
-    }
-    for (const d of scopes.reverse()) {
-      // A killed process leaves its cgroup a moment after it is reaped.
-      await waitFor(() => !existsSync(d) || readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() === '', `${d} to empty`, { timeoutMs: 5000 }).catch(
-        () => undefined,
-      );
-      try {
-        rmdirSync(d);
-      } catch {
-        // still busy or already gone
-      }
     }
     runtime.remove();
     shared.remove();
