@@ -2,14 +2,14 @@
 // sequence numbers, RegisterReplacingDead, ranges and UID owners, overlap warnings), the policy for
 // a real unprivileged user, and machines surviving an idle exit under berth-activate.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoBerthMachine, type WatchResult } from '../../../src/generated/io.berth.Machine.js';
 import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
 import { waitFor, within } from '../../helpers/wait.js';
-import { cannotSwitchUser, exited, rawClient, rawClientResult, unprivilegedUser } from '../../helpers/processes.js';
+import { cannotSwitchUser, exited, rawClient, rawClientResult, tearDown, unprivilegedUser } from '../../helpers/processes.js';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const BERTHD = join(repo, 'dist/src/server/main.js');
@@ -66,10 +66,27 @@ async function startBerthd(runtime: string, extra: string[] = []): Promise<Child
   return d;
 }
 
-afterAll(() => {
-  for (const c of children) c.kill('SIGKILL');
+afterAll(async () => {
+  // Leaders first, then the daemons, then the scopes berthd made for this run's machines: a daemon
+  // killed together with its leaders has no time left to remove them.
+  const byDaemons = children.filter((c) => c.spawnargs.some((a) => a === BERTHD || a === ACTIVATE));
+  const leaders = children.filter((c) => !byDaemons.includes(c));
+  for (const c of leaders) c.kill('SIGKILL');
+  await Promise.all(leaders.map((c) => exited(c, 5000).catch(() => undefined)));
+  await tearDown({ children: byDaemons, cgroups: ourScopes() });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+}, 60_000);
+
+/** machine.slice/machine-TAG….scope in every cgroup hierarchy. */
+function ourScopes(): string[] {
+  const out: string[] = [];
+  for (const h of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd']) {
+    const slice = join(h, 'machine.slice');
+    if (!existsSync(join(h, 'cgroup.procs')) || !existsSync(slice)) continue;
+    for (const e of readdirSync(slice)) if (e.startsWith(`machine-${tag}`)) out.push(join(slice, e));
+  }
+  return out;
+}
 
 describe.skipIf(!!why)('berthctl and io.berth.Machine against berthd', () => {
   let runtime = '';
