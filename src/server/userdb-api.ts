@@ -19,6 +19,7 @@ import {
   type IoSystemdUserDatabaseMethods,
 } from '../generated/io.systemd.UserDatabase.js';
 import type { BerthContext } from './context.js';
+import { EncodedParameters } from '../varlink/wire.js';
 import { indexMachine } from './userdb-sync.js';
 import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
 import { CONTAINER_ID_MIN } from './userdb/names.js';
@@ -68,15 +69,47 @@ function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>, retry: boolean
   return toReply(r);
 }
 
+/**
+ * Found records, serialised, by method and parameters, for as long as the user database does not
+ * change (its version). A record is a pure function of the parameters and the registered machines,
+ * and the same few are asked for over and over (ps, ls -l); keeping their text saves building and
+ * serialising them each time. Misses are not kept (they are cheap, and may resolve later).
+ */
+class RecordCache {
+  private version = -1;
+  private readonly texts = new Map<string, EncodedParameters>();
+  constructor(private readonly db: BerthContext['userdb']) {}
+
+  answer(method: string, params: object, compute: () => Record<string, unknown>): EncodedParameters {
+    if (this.version !== this.db.version) {
+      this.texts.clear();
+      this.version = this.db.version;
+    }
+    const key = method + JSON.stringify(params);
+    let hit = this.texts.get(key);
+    if (!hit) {
+      hit = new EncodedParameters(JSON.stringify(compute()));
+      if (this.texts.size >= 4096) this.texts.clear();
+      this.texts.set(key, hit);
+    }
+    return hit;
+  }
+}
+
 export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMethods> {
   const db = ctx.userdb;
+  const cache = new RecordCache(db);
+  // The reply is the cached text; its type is the method's result as far as the server is concerned.
+  type Reply = { record: Record<string, unknown> };
   return {
-    GetUserRecord: (p) => ({
-      record: lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) as unknown as Record<string, unknown>,
-    }),
-    GetGroupRecord: (p) => ({
-      record: lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) as unknown as Record<string, unknown>,
-    }),
+    GetUserRecord: (p) =>
+      cache.answer('u', p, () => ({
+        record: lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) as unknown as Record<string, unknown>,
+      })) as unknown as Reply,
+    GetGroupRecord: (p) =>
+      cache.answer('g', p, () => ({
+        record: lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) as unknown as Record<string, unknown>,
+      })) as unknown as Reply,
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }

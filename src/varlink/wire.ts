@@ -107,6 +107,14 @@ export class MessageReader {
   }
 }
 
+/**
+ * Reply parameters already serialised to a JSON object text, for a handler that answers the same
+ * thing often and keeps the text (the server writes it as it is, without JSON.stringify).
+ */
+export class EncodedParameters {
+  constructor(readonly json: string) {}
+}
+
 /** Serialises one message, terminator included. */
 export function frame(message: object): string {
   return JSON.stringify(message) + '\0';
@@ -117,7 +125,7 @@ export function frame(message: object): string {
  * forms, and systemd 257's sd-varlink (the compatibility target) writes it.
  */
 export function encodeReply(parameters: object | undefined | null, continues: boolean): string {
-  const body = parameters ? JSON.stringify(parameters) : '{}';
+  const body = parameters instanceof EncodedParameters ? parameters.json : parameters ? JSON.stringify(parameters) : '{}';
   return continues ? `{"parameters":${body},"continues":true}\0` : `{"parameters":${body}}\0`;
 }
 

@@ -148,6 +148,8 @@ export class UserDb {
   private readonly uidIndex = new RangeIndex<IdRange>();
   private readonly gidIndex = new RangeIndex<IdRange>();
   private seq = 0;
+  /** Changes whenever a machine is set or removed: answers computed before are stale then. */
+  version = 0;
 
   constructor(options: UserDbOptions = {}) {
     this.service = options.service ?? 'io.systemd.Machine';
@@ -175,6 +177,7 @@ export class UserDb {
       );
     }
     this.machines.set(m.name, entry);
+    this.version++;
     return { overlaps };
   }
 
@@ -182,6 +185,7 @@ export class UserDb {
     if (!this.machines.delete(name)) return false;
     this.uidIndex.delete(name);
     this.gidIndex.delete(name);
+    this.version++;
     return true;
   }
 

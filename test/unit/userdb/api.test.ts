@@ -35,3 +35,35 @@ describe('toReply (UserDb result → reply or Varlink error)', () => {
     expect([e.error, e.parameters]).toEqual(['io.systemd.System', { errno: 22 }]);
   });
 });
+
+describe('userdbApi keeps found records only while the user database is unchanged', () => {
+  it('answers from the kept text, and anew once a machine is set or removed', async () => {
+    const { userdbApi } = await import('../../../src/server/userdb-api.js');
+    const { UserDb } = await import('../../../src/server/userdb/userdb.js');
+    const { parseIdMap } = await import('../../../src/server/userdb/idmap.js');
+    const { EncodedParameters } = await import('../../../src/varlink/wire.js');
+    const db = new UserDb({ service: 'io.systemd.Machine' });
+    const ctx = { userdb: db, registry: { get: () => undefined } } as never;
+    const api = userdbApi(ctx) as unknown as Record<string, (p: object, call: object) => unknown>;
+    const call = {};
+    const params = { uid: 1879048192 + 5, service: 'io.systemd.Machine' };
+    const text = (r: unknown) => {
+      expect(r).toBeInstanceOf(EncodedParameters);
+      return JSON.parse((r as InstanceType<typeof EncodedParameters>).json) as { record: { userName: string } };
+    };
+    const set = (name: string) =>
+      db.setMachine({ name, class: 'container', uidMap: parseIdMap('0 1879048192 65536'), gidMap: parseIdMap('0 1879048192 65536'), registeredBy: 0 });
+    set('one');
+    const first = api.GetUserRecord!(params, call);
+    expect(text(first).record.userName).toBe('vu-one-5');
+    // Asked again: the same kept text.
+    expect(api.GetUserRecord!({ ...params }, call)).toBe(first);
+    // The machine goes: a miss, not the kept record.
+    db.removeMachine('one');
+    expect(thrown(() => api.GetUserRecord!(params, call)).error).toBe('io.systemd.UserDatabase.NoRecordFound');
+    // Another machine takes the range: its name, not the old one's.
+    set('two');
+    expect(text(api.GetUserRecord!(params, call)).record.userName).toBe('vu-two-5');
+    expect(text(api.GetGroupRecord!({ gid: 1879048192 + 5, service: 'io.systemd.Machine' }, call)).record).toMatchObject({ groupName: 'vg-two-5' });
+  });
+});
