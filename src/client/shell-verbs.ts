@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
-import { closeFd, connectPath, receiveWithFds } from '../varlink/peer.js';
+import { closeFd, closeFds, connectPath, receiveWithFds } from '../varlink/peer.js';
 import { parseAddress } from '../varlink/address.js';
 import { setWindowSize } from '../launcher/libc.js';
 import { CliError } from './varlink-verbs.js';
@@ -75,12 +75,12 @@ export async function shellVerb(verb: string, args: string[], o: ShellVerbOption
   const { reply, fds } = await callWithFds(a.path, 'io.systemd.Machine.Open', parameters);
   const index = reply.parameters?.ptyFileDescriptor;
   if (reply.error || index === undefined || fds[index] === undefined) {
-    for (const fd of fds) closeFd(fd);
+    closeFds(fds);
     const what = reply.error ?? 'no terminal in the reply';
     throw new CliError(`Failed to open a ${verb} session in ${t.name}: ${what}`, what.endsWith('.NoSuchMachine') ? EXIT.noSuchMachine : EXIT.failure);
   }
   const master = fds[index]!;
-  for (const fd of fds) if (fd !== master) closeFd(fd);
+  closeFds(fds.filter((fd) => fd !== master));
   return bridge(master, t.name, reply.parameters?.ptyPath ?? '', o.quiet);
 }
 

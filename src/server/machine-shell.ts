@@ -14,12 +14,12 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SystemError } from '../varlink/errors.js';
-import { errno, openPtyPeer } from '../launcher/libc.js';
-import type { Machine } from './registry/machine.js';
-import { parseProcCgroup, type CgroupLayout } from './registry/scope.js';
+import { errno } from '../launcher/libc.js';
+import { machineRoot, type Machine } from './registry/machine.js';
+import { pidCgroupDirs, type CgroupLayout } from './registry/scope.js';
 import { mapIdToHost } from './userdb/idmap.js';
-import { openInRoot } from './registry/leaders.js';
-import type { MachinePty } from './pty.js';
+import { readFileInRoot, statInRoot } from './registry/leaders.js';
+import { openPtyPeerOwnedBy, type MachinePty } from './pty.js';
 
 export interface ShellRequest {
   mode: 'shell' | 'login';
@@ -37,35 +37,17 @@ interface Account {
 }
 
 const ENOENT = 2;
-const O_PATH = 0o10000000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const LOGIN_PROGRAMS = ['/bin/login', '/usr/bin/login', '/sbin/login'];
 
-/** Where the machine's file system is reachable from the host. */
-export function machineRoot(m: Machine): string {
-  return m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
-}
-
-/** Reads a file of the machine, resolved as inside it; undefined when it cannot. */
-function readInMachine(root: string, path: string): string | undefined {
-  let fd: number;
-  try {
-    fd = openInRoot(root, path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
-  } catch {
-    return undefined;
-  }
-  try {
-    return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd, 'utf8') : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** The user's entry in the machine's /etc/passwd; undefined when the machine has no such user. */
 export function machineAccount(root: string, user: string): Account | undefined {
-  const text = readInMachine(root, '/etc/passwd') ?? '';
+  let text = '';
+  try {
+    text = readFileInRoot(root, '/etc/passwd');
+  } catch {
+    // no passwd: only root is known
+  }
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f.length < 7 || f[0] !== user) continue;
@@ -79,18 +61,8 @@ export function machineAccount(root: string, user: string): Account | undefined 
 
 /** True when `path` names an executable regular file, as seen inside the machine. */
 function executableIn(root: string, path: string): boolean {
-  let fd: number;
-  try {
-    fd = openInRoot(root, path, O_PATH);
-  } catch {
-    return false;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    return st.isFile() && (st.mode & 0o111) !== 0;
-  } finally {
-    fs.closeSync(fd);
-  }
+  const st = statInRoot(root, path);
+  return st !== undefined && st.isFile() && (st.mode & 0o111) !== 0;
 }
 
 /**
@@ -119,14 +91,9 @@ export function startOnTerminal(m: Machine, pty: MachinePty, req: ShellRequest, 
 
   // The terminal side comes from the master itself, not from a path the machine could redirect, and
   // belongs to the user it is for, as login would arrange.
-  const slave = openPtyPeer(pty.fd);
-  if (slave < 0) throw new SystemError(errno() || ENOENT);
   const hostUid = m.class === 'host' ? account.uid : mapIdToHost(m.leader.pid, 'uid_map', account.uid);
-  try {
-    if (hostUid !== undefined) fs.fchownSync(slave, hostUid, -1);
-  } catch {
-    // Not fatal: the program still gets its terminal.
-  }
+  const slave = openPtyPeerOwnedBy(pty.fd, hostUid);
+  if (slave < 0) throw new SystemError(errno() || ENOENT);
 
   const env: Record<string, string> = login
     ? { PATH: DEFAULT_PATH, TERM: 'vt220' }
@@ -140,7 +107,7 @@ export function startOnTerminal(m: Machine, pty: MachinePty, req: ShellRequest, 
   const command = ['setsid', '--ctty', 'nsenter', `--target=${target}`, '--all', ...ids, `--wdns=${login ? '/' : account.home}`, '--', path, ...args];
   // A host shell first puts itself into the leader's cgroups, then execs the rest, so that every
   // process of the program starts inside the machine's scope.
-  const procs = m.class === 'host' ? [] : leaderCgroupProcs(m.leader.pid, cgroups);
+  const procs = m.class === 'host' ? [] : pidCgroupDirs(m.leader.pid, cgroups).map((d) => join(d, 'cgroup.procs'));
   const script = 'while [ "$1" != -- ]; do { echo $$ >"$1"; } 2>/dev/null; shift; done; shift; exec "$@"';
   let child;
   try {
@@ -152,20 +119,4 @@ export function startOnTerminal(m: Machine, pty: MachinePty, req: ShellRequest, 
   child.on('exit', (code, signal) => log.debug({ machine: m.name, code, signal }, 'program started by Open exited'));
   child.unref();
   log.info({ machine: m.name, mode: req.mode, path, uid: account.uid, pty: pty.path }, 'started a program on a terminal of the machine');
-}
-
-/** The cgroup.procs files of the leader's cgroups, one per hierarchy. */
-function leaderCgroupProcs(leader: number, cgroups: CgroupLayout): string[] {
-  let paths: { v2?: string; systemd?: string };
-  try {
-    paths = parseProcCgroup(fs.readFileSync(`/proc/${leader}/cgroup`, 'utf8'));
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  for (const h of cgroups.hierarchies) {
-    const rel = h.version === 2 ? paths.v2 : paths.systemd;
-    if (rel !== undefined) out.push(join(h.root, rel, 'cgroup.procs'));
-  }
-  return out;
 }

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { SystemError } from '../varlink/errors.js';
 import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR, openPtyPeer } from '../launcher/libc.js';
-import type { Machine } from './registry/machine.js';
+import { machineRoot, type Machine } from './registry/machine.js';
 import { mapIdToHost } from './userdb/idmap.js';
 import { openInRoot } from './registry/leaders.js';
 
@@ -28,7 +28,7 @@ const PTMX_RDEV = (5 << 8) | 2;
 
 /** Opens a new pseudo terminal in the machine; throws io.systemd.System with the errno on failure. */
 export function openMachinePty(m: Machine): MachinePty {
-  const root = m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
+  const root = machineRoot(m);
   let fd: number;
   try {
     // Resolved as inside the machine: its /dev/ptmx is usually a symlink to pts/ptmx, relative or not.
@@ -54,24 +54,28 @@ export function openMachinePty(m: Machine): MachinePty {
   if (m.class !== 'host') {
     const owner = mapIdToHost(m.leader.pid, 'uid_map', 0);
     // Only when the machine has a root of its own: in the host's user namespace uid 0 is root already.
-    if (owner !== undefined && owner !== 0) chownPtyPeer(fd, owner);
+    if (owner !== undefined && owner !== 0) {
+      const peer = openPtyPeerOwnedBy(fd, owner);
+      if (peer >= 0) fs.closeSync(peer);
+    }
   }
   return { fd, path };
 }
 
 /**
- * Gives the terminal side of `master` to host uid `uid`, through a descriptor of that side (never a
- * path inside the machine, which a symlink could point elsewhere). Best effort: the terminal works
- * either way, and inside an unowned one shows as nobody's.
+ * Opens the terminal side of `master` through the master itself (TIOCGPTPEER: never a path inside
+ * the machine, which a symlink could point elsewhere), given to host uid `owner` when one is named.
+ * The chown is best effort: the terminal works either way, and inside an unowned one shows as
+ * nobody's. Returns the descriptor, or -1 (see libc errno()).
  */
-export function chownPtyPeer(master: number, uid: number): void {
+export function openPtyPeerOwnedBy(master: number, owner?: number): number {
   const peer = openPtyPeer(master);
-  if (peer < 0) return;
-  try {
-    fs.fchownSync(peer, uid, -1);
-  } catch {
-    // see above
-  } finally {
-    fs.closeSync(peer);
+  if (peer >= 0 && owner !== undefined) {
+    try {
+      fs.fchownSync(peer, owner, -1);
+    } catch {
+      // see above
+    }
   }
+  return peer;
 }

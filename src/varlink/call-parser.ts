@@ -3,7 +3,9 @@
  * sd-varlink 257 decides: the header keys and flags, the JSON itself, and the few things its JSON
  * parser refuses that JSON.parse takes.
  */
+import { isUtf8 } from 'node:buffer';
 import { findDuplicateKey } from './duplicates.js';
+import { InvalidUtf8Error } from './wire.js';
 
 export interface IncomingCall {
   method: string;
@@ -110,4 +112,17 @@ export function parseCall(text: string): IncomingCall | string {
     more: o.more === true,
     upgrade: o.upgrade === true,
   };
+}
+
+const NOT_UTF8 = new InvalidUtf8Error().message;
+
+/**
+ * Turns one received message (its bytes, without the NUL) into a call and the text it was parsed
+ * from, or returns a reason to drop the connection: the UTF-8 check first, then parseCall.
+ */
+export function parseCallBytes(bytes: Uint8Array): { call: IncomingCall; text: string } | string {
+  if (!isUtf8(bytes)) return NOT_UTF8;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const call = parseCall(text);
+  return typeof call === 'string' ? call : { call, text };
 }

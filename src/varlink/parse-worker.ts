@@ -14,9 +14,8 @@
  * module's URL as the server's `parseWorker` option. org.varlink.service and io.systemd.service are
  * added here.
  */
-import { isUtf8 } from 'node:buffer';
 import { parentPort } from 'node:worker_threads';
-import { parseCall } from './call-parser.js';
+import { parseCallBytes } from './call-parser.js';
 import { parameterName } from './parameter-name.js';
 import type { InterfaceDescriptor, MethodDescriptor } from './interface.js';
 import { OrgVarlinkService } from './builtin/generated/org.varlink.service.js';
@@ -45,10 +44,9 @@ export type ParseResponse =
 
 /** Answers one message (exported for tests, which call it without a worker). */
 export function examine(bytes: Uint8Array, methods: ReadonlyMap<string, MethodDescriptor>): Omit<ParseResponse, 'id'> {
-  if (!isUtf8(bytes)) return { drop: 'message is not valid UTF-8' };
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const call = parseCall(text);
-  if (typeof call === 'string') return { drop: call };
+  const parsed = parseCallBytes(bytes);
+  if (typeof parsed === 'string') return { drop: parsed };
+  const { call, text } = parsed;
   const header: CallHeader = { method: call.method, oneway: call.oneway, more: call.more, upgrade: call.upgrade };
   if (call.duplicate !== undefined) header.duplicate = call.duplicate;
   const d = methods.get(call.method);

@@ -28,6 +28,7 @@ const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const EAGAIN = 11;
 const EINTR = 4;
+const POLLOUT = 0x4;
 
 interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
@@ -235,15 +236,19 @@ export function closeFd(fd: number): void {
   load().close(fd);
 }
 
+/** Closes each descriptor; one already closed is no error. */
+export function closeFds(fds: readonly number[]): void {
+  const c = load();
+  for (const fd of fds) c.close(fd);
+}
+
 /**
  * After reading end-of-file: did the peer close the connection entirely (POLLHUP), or only shut
  * down its sending side (it still reads our replies)? Node does not tell the two apart.
  */
 export function peerHungUp(fd: number): boolean {
   if (fd < 0) return false;
-  const buf = Buffer.alloc(8);
-  buf.writeInt32LE(fd, 0);
-  buf.writeInt16LE(0x4 /* POLLOUT */, 4);
+  const buf = pollFd(fd, POLLOUT);
   if (load().poll(buf, 1, 0) <= 0) return false;
   const revents = buf.readInt16LE(6);
   return (revents & (0x10 /* POLLHUP */ | 0x8) /* POLLERR */) !== 0;
@@ -257,12 +262,12 @@ export function peerHungUp(fd: number): boolean {
  */
 export async function sendWithFds(fd: number, data: Buffer, fds: readonly number[]): Promise<number> {
   const c = load();
-  const control = Buffer.alloc(16 + Math.ceil((4 * fds.length) / 8) * 8);
+  const control = Buffer.alloc(rightsSpace(fds.length));
   control.writeBigUInt64LE(BigInt(16 + 4 * fds.length), 0);
   control.writeInt32LE(SOL_SOCKET, 8);
   control.writeInt32LE(SCM_RIGHTS, 12);
   fds.forEach((d, i) => control.writeInt32LE(d, 16 + 4 * i));
-  const msg = { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+  const msg = messageHeader(data, control);
   for (;;) {
     const n = Number(c.sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL));
     if (n >= 0) return n;
@@ -275,10 +280,25 @@ export async function sendWithFds(fd: number, data: Buffer, fds: readonly number
 
 /** Resolves when the socket can take more data (or has failed, which the next write reports). */
 function waitWritable(fd: number): Promise<void> {
+  return new Promise((resolve) => load().poll.async(pollFd(fd, POLLOUT), 1, 1000, () => resolve()));
+}
+
+/** A struct pollfd for one descriptor. */
+function pollFd(fd: number, events: number): Buffer {
   const buf = Buffer.alloc(8);
   buf.writeInt32LE(fd, 0);
-  buf.writeInt16LE(0x4 /* POLLOUT */, 4);
-  return new Promise((resolve) => load().poll.async(buf, 1, 1000, () => resolve()));
+  buf.writeInt16LE(events, 4);
+  return buf;
+}
+
+/** Room for one SCM_RIGHTS control message of `n` descriptors: a 16-byte header, data padded to 8. */
+function rightsSpace(n: number): number {
+  return 16 + Math.ceil((4 * n) / 8) * 8;
+}
+
+/** The struct msghdr koffi marshals: one buffer of data, one of control messages. */
+function messageHeader(data: Buffer, control: Buffer) {
+  return { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
 }
 
 /** Connects a new non-blocking socket to a path in the file system; returns its descriptor. */
@@ -293,9 +313,9 @@ export function connectPath(path: string): number {
 export async function receiveWithFds(fd: number, maxBytes = 65536, maxFds = 16): Promise<{ data: Buffer; fds: number[] }> {
   const c = load();
   const buf = Buffer.alloc(maxBytes);
-  const control = Buffer.alloc(16 + Math.ceil((4 * maxFds) / 8) * 8);
+  const control = Buffer.alloc(rightsSpace(maxFds));
   for (;;) {
-    const msg = { name: null, namelen: 0, iov: [{ base: buf, len: buf.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
+    const msg = messageHeader(buf, control);
     const n = Number(c.recvmsg(fd, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */));
     if (n < 0) {
       const e = c.errno();

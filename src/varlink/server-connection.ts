@@ -9,12 +9,11 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { isUtf8 } from 'node:buffer';
-import { InvalidUtf8Error, MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
+import { MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
 import { VarlinkError, SystemError } from './errors.js';
 import { Replies, type Call } from './call.js';
-import { closeFd, peerHungUp, sendWithFds, socketFd, type PeerCredentials } from './peer.js';
-import { parseCall, type IncomingCall } from './call-parser.js';
+import { closeFds, peerHungUp, sendWithFds, socketFd, type PeerCredentials } from './peer.js';
+import { parseCallBytes, type IncomingCall } from './call-parser.js';
 import type { Offloaded, ParseOffload } from './offload.js';
 
 /** What the connection needs from its server. */
@@ -180,8 +179,8 @@ export class ServerConnection {
 
   /** The event loop's own parse: a call, or a reason to drop the connection. */
   private parseHere(bytes: Buffer): IncomingCall | string {
-    if (!isUtf8(bytes)) return new InvalidUtf8Error().message;
-    return parseCall(bytes.toString('utf8'));
+    const parsed = parseCallBytes(bytes);
+    return typeof parsed === 'string' ? parsed : parsed.call;
   }
 
   /** Queues a parsed call; returns false when the connection was dropped instead. */
@@ -336,13 +335,7 @@ export class ServerConnection {
   }
 
   private dropFds(): void {
-    for (const fd of this.fds.splice(0)) {
-      try {
-        closeFd(fd);
-      } catch {
-        // already gone
-      }
-    }
+    closeFds(this.fds.splice(0));
   }
 
   /**
@@ -364,13 +357,7 @@ export class ServerConnection {
       this.log.warn({ err, method: call.method }, 'cannot send a reply with file descriptors; closing the connection');
       this.close();
     } finally {
-      for (const fd of fds) {
-        try {
-          closeFd(fd);
-        } catch {
-          // already gone
-        }
-      }
+      closeFds(fds);
     }
   }
 

@@ -158,13 +158,16 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
       if (call.method.startsWith('org.varlink.service.')) throw new SystemError(76);
       throw new InvalidParameterError(call.duplicate);
     }
+    // A message the parse worker examined arrives with its verdict, and its text instead of parameters.
     const off = call.offloaded;
+    let checked = false;
     if (off) {
       call.offloaded = undefined;
       if ('invalid' in off) throw new InvalidParameterError(off.invalid);
       call.parameters = ((JSON.parse(off.text) as { parameters?: Record<string, unknown> | null }).parameters ?? {}) as Record<string, unknown>;
-      if (!off.checked && !d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
-    } else if (!d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
+      checked = off.checked;
+    }
+    if (!checked && !d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
     d.coerce?.(call.parameters);
     return bound.handler(call.parameters, context);
   }

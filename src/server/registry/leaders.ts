@@ -85,13 +85,26 @@ export function readStartTime(pid: number): number | undefined {
 
 /** Real UID owning a process, or undefined when it does not exist. */
 export function processUid(pid: number): number | undefined {
+  return processUids(pid)?.real;
+}
+
+/** The real and saved user IDs of a process (the Uid: line of /proc/PID/status), or undefined if it is gone. */
+function processUids(pid: number): { real: number; saved: number } | undefined {
   try {
-    const text = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-    const m = /^Uid:\s+(\d+)/m.exec(text);
-    return m ? Number(m[1]) : undefined;
+    const m = /^Uid:\s+(\d+)\s+\d+\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? { real: Number(m[1]), saved: Number(m[2]) } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether a process running as `uid` could signal `pid` itself: kill(2)'s rule, the sender's uid
+ * equal to the target's real or saved user ID. False when the process is gone.
+ */
+export function uidMaySignal(uid: number, pid: number): boolean {
+  const ids = processUids(pid);
+  return ids !== undefined && (ids.real === uid || ids.saved === uid);
 }
 
 /** Open a pidfd; returns the fd or a negative errno. */
@@ -341,6 +354,7 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
 }
 
 const SYS_openat2 = 437;
+const EIO = 5;
 const O_PATH = 0o10000000;
 const O_DIRECTORY = 0o200000;
 const RESOLVE_NO_MAGICLINKS = 0x02;
@@ -371,5 +385,34 @@ export function openInRoot(root: string, path: string, flags: number): number {
     return fd;
   } finally {
     fs.closeSync(dir);
+  }
+}
+
+/** The file at `path` inside `root` (see openInRoot); undefined when there is none there. */
+export function statInRoot(root: string, path: string): fs.Stats | undefined {
+  let fd: number;
+  try {
+    fd = openInRoot(root, path, O_PATH);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fs.fstatSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Reads the regular file at `path` inside `root` (see openInRoot). Throws an Error carrying `errno`:
+ * ENOENT when there is no such file, EIO when it is not a regular file.
+ */
+export function readFileInRoot(root: string, path: string): string {
+  const fd = openInRoot(root, path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error(`${path} in ${root} is not a regular file`), { errno: EIO });
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -435,3 +435,11 @@ export function now(): Timestamp {
   const monotonic = Number(process.hrtime.bigint() / 1000n);
   return { realtime, monotonic };
 }
+
+/**
+ * Where a machine's file system is reachable from the host: the leader's root, as /proc shows it
+ * (open files there with openInRoot, never by plain path), or / for the host.
+ */
+export function machineRoot(m: Pick<Machine, 'class' | 'leader'>): string {
+  return m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
+}

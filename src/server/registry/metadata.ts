@@ -4,8 +4,8 @@
 // or an errno.
 
 import fs from 'node:fs';
-import { openInRoot } from './leaders.js';
-import { Errno, fail, ok, type Machine, type Result } from './machine.js';
+import { readFileInRoot } from './leaders.js';
+import { Errno, fail, machineRoot, ok, type Machine, type Result } from './machine.js';
 
 export interface MachineAddress {
   /** Omitted for containers (their interfaces are numbered in their own namespace). */
@@ -130,23 +130,13 @@ export function machineOsRelease(m: Machine): Result<string[]> {
   if (m.class === 'vm') return fail({ error: 'io.systemd.Machine.NotAvailable' });
   // Resolved inside the machine's root: an os-release that is a symlink to /etc/shadow must lead to
   // the machine's file of that name, not the host's (anyone may List with metadata).
-  const root = m.class === 'host' ? '/' : `/proc/${m.leader.pid}/root`;
+  const root = machineRoot(m);
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
-    let fd: number;
     try {
-      fd = openInRoot(root, p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+      return ok(parseOsRelease(readFileInRoot(root, p)));
     } catch (e) {
-      const n = (e as { errno?: number }).errno ?? Errno.EIO;
+      const n = Math.abs((e as { errno?: number }).errno ?? Errno.EIO);
       if (n !== Errno.ENOENT) return fail({ errno: n });
-      continue;
-    }
-    try {
-      if (!fs.fstatSync(fd).isFile()) return fail({ errno: Errno.EIO });
-      return ok(parseOsRelease(fs.readFileSync(fd, 'utf8')));
-    } catch (e) {
-      return fail({ errno: Math.abs((e as NodeJS.ErrnoException).errno ?? Errno.EIO) });
-    } finally {
-      fs.closeSync(fd);
     }
   }
   return fail({ errno: Errno.ENOENT });

@@ -30,6 +30,7 @@ import {
   pinLeader,
   processExists,
   processUid,
+  uidMaySignal,
   signalLeader,
   type Leader,
 } from './leaders.js';
@@ -38,7 +39,6 @@ import {
   createScopeWithSystemd,
   detectCgroupLayout,
   killScope,
-  uidMaySignal,
   ScopeReaper,
   machineScopeUnit,
   MACHINE_SLICE,

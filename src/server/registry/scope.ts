@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { uidMaySignal } from './leaders.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 const CGROUP_SUPER_MAGIC = 0x27e0eb;
@@ -65,17 +66,32 @@ export function parseProcCgroup(text: string): { v2?: string; systemd?: string }
   return out;
 }
 
-/** The cgroup path (relative to the primary hierarchy) of a process, or undefined if it is gone. */
-export function pidCgroupPath(pid: number, layout: CgroupLayout): string | undefined {
-  if (!layout.primary) return undefined;
-  let text: string;
+/** A process's cgroup paths as /proc/PID/cgroup gives them, or undefined if it is gone. */
+function procCgroup(pid: number): { v2?: string; systemd?: string } | undefined {
   try {
-    text = fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1');
+    return parseProcCgroup(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'));
   } catch {
     return undefined;
   }
-  const parsed = parseProcCgroup(text);
-  return layout.primary.version === 2 ? parsed.v2 : parsed.systemd;
+}
+
+/** The cgroup path (relative to the primary hierarchy) of a process, or undefined if it is gone. */
+export function pidCgroupPath(pid: number, layout: CgroupLayout): string | undefined {
+  if (!layout.primary) return undefined;
+  const parsed = procCgroup(pid);
+  return layout.primary.version === 2 ? parsed?.v2 : parsed?.systemd;
+}
+
+/** The directories of a process's cgroups, one in each hierarchy it shows up in. */
+export function pidCgroupDirs(pid: number, layout: CgroupLayout): string[] {
+  const parsed = procCgroup(pid);
+  if (!parsed) return [];
+  const out: string[] = [];
+  for (const h of layout.hierarchies) {
+    const rel = h.version === 2 ? parsed.v2 : parsed.systemd;
+    if (rel !== undefined) out.push(path.join(h.root, rel));
+  }
+  return out;
 }
 
 const UNIT_NAME_MAX = 255;
@@ -223,21 +239,6 @@ export function scopePids(layout: CgroupLayout, unitCgroup: string): number[] {
   };
   walk(path.join(layout.primary.root, unitCgroup));
   return out;
-}
-
-/**
- * Whether a process running as `uid` could signal `pid` itself: kill(2)'s rule, the sender's uid
- * equal to the target's real or saved user ID. False when the process is gone.
- */
-export function uidMaySignal(uid: number, pid: number): boolean {
-  let status: string;
-  try {
-    status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-  } catch {
-    return false;
-  }
-  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
-  return m !== null && (Number(m[1]) === uid || Number(m[3]) === uid);
 }
 
 /**

@@ -100,16 +100,8 @@ export function isIdMapError(m: IdMapSource): m is { readonly errno: number } {
  * as it is now; undefined when the ID is not mapped or the process is gone.
  */
 export function mapIdToHost(pid: number, file: 'uid_map' | 'gid_map', id: number): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/${file}`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
-    const [inside, outside, count] = line.trim().split(/\s+/).map(Number) as [number, number, number];
-    if (!Number.isInteger(count)) continue;
-    if (id >= inside && id < inside + count) return outside + (id - inside);
-  }
-  return undefined;
+  const map = readOne(`/proc/${pid}/${file}`);
+  if (isIdMapError(map)) return undefined;
+  const line = map.find((l) => id >= l.inside && id < l.inside + l.count);
+  return line === undefined ? undefined : line.outside + (id - line.inside);
 }
