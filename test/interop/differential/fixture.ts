@@ -20,6 +20,7 @@ import { ensureReferenceMachined } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { exited, tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
+import { afterAll, beforeAll, type TestContext } from 'vitest';
 
 export const REAL = {
   machine: '/run/systemd/machine/io.systemd.Machine',
@@ -308,4 +309,42 @@ export function normalize(v: unknown, pids: Map<number, string> = new Map()): un
     }
   }
   return out;
+}
+
+/**
+ * The fixture of one test file: started before its tests (then `setup` runs with it) and stopped
+ * after them (`teardown` first). `need(ctx)` hands it to a test, or skips the test with the reason
+ * the fixture could not start, which is printed once for the file as well.
+ */
+export function useFixture(
+  tag: string,
+  label: string,
+  hooks: { setup?: (fx: Fixture) => Promise<void>; teardown?: () => void } = {},
+): { staticSkip: string | undefined; need(ctx: TestContext): Fixture } {
+  const staticSkip = cannotRun();
+  if (staticSkip) console.warn(`differential ${label} tests skipped: ${staticSkip}`);
+  let fx: Fixture | undefined;
+  let skipWhy = staticSkip;
+  beforeAll(async () => {
+    if (skipWhy) return;
+    const r = await startFixture(tag);
+    if (typeof r === 'string') {
+      skipWhy = r;
+      console.warn(`differential ${label} tests skipped: ${r}`);
+      return;
+    }
+    fx = r;
+    await hooks.setup?.(r);
+  }, 900_000);
+  afterAll(async () => {
+    hooks.teardown?.();
+    await fx?.stop();
+  }, 120_000);
+  return {
+    staticSkip,
+    need(ctx: TestContext): Fixture {
+      if (!fx) ctx.skip(skipWhy);
+      return fx!;
+    },
+  };
 }

@@ -16,17 +16,12 @@
 //     EIO here; berth starts login or the shell itself, inside the leader's namespaces. (tty is equal.)
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Comparison, err, errno, type Step } from './compare.js';
-import { cannotRun, Pair, startFixture, type Fixture, type Leader } from './fixture.js';
+import { Pair, useFixture, type Leader } from './fixture.js';
 import { waitFor } from '../../helpers/wait.js';
 import { cannotOpenPty, openPty } from '../../helpers/open-pty.js';
 
-const staticSkip = cannotRun();
-if (staticSkip) console.warn(`differential io.systemd.Machine tests skipped: ${staticSkip}`);
-
-let fx: Fixture | undefined;
-let skipWhy = staticSkip;
 let pair: Pair;
 const leaders: Record<string, Leader> = {};
 const pids = new Map<number, string>();
@@ -45,50 +40,32 @@ const noServiceManager = (r: { error?: string; parameters?: { errno?: number } }
 const NO_SUCH_MACHINE = err('io.systemd.Machine.NoSuchMachine');
 const ok = { parameters: {} };
 
-beforeAll(async () => {
-  if (skipWhy) return;
-  const r = await startFixture('m');
-  if (typeof r === 'string') {
-    skipWhy = r;
-    console.warn(`differential io.systemd.Machine tests skipped: ${r}`);
-    return;
-  }
-  fx = r;
-  const P = fx.prefix;
-  N = {
-    a: `${P}-a`, vm: `${P}-vm`, ns: `${P}-ns`, k: `${P}-k`, t: `${P}-t`, x: `${P}-x`, d: `${P}-d`, big: `${P}-big`, nope: `${P}-nope`,
-    svc: `${P}-svc`, sub: `${P}-sub`, au: `${P}-au`,
-  };
-  for (const key of ['a', 'vm', 'k', 't', 'x', 'd']) leaders[key] = await fx.plainLeader(N[key]!);
-  // A second process in the first machine's scope: found by pid through its cgroup, not as a leader.
-  leaders.member = await fx.plainLeader(N.a!);
-  leaders.ns = await fx.usernsLeader(N.ns!, 0x48000000 + (process.pid % 2048) * 0x10000);
-  // The big registration reuses d's leader after d's bad calls, so d and big share a scope: give big its own.
-  leaders.big = await fx.plainLeader(N.big!);
-  // Units other than machine-NAME.scope: a service, and a scope whose leader sits in a sub-cgroup, plus
-  // a second process directly in that scope (its unit is taken, so it cannot lead another machine).
-  leaders.svc = await fx.processIn(`system.slice/${N.svc}.service/payload`);
-  leaders.sub = await fx.processIn(`machine.slice/machine-${N.sub}.scope/inner`);
-  leaders.sub2 = await fx.processIn(`machine.slice/machine-${N.sub}.scope`);
-  // In no unit: only allocateUnit can give it one.
-  leaders.au = await fx.processIn();
-  fx.forgetScopeLater(auUnit());
-  for (const [k, l] of Object.entries(leaders)) pids.set(l.pid, `<${k}>`);
-  pair = await Pair.open(fx, 'machineSocket');
-}, 900_000);
-
-afterAll(async () => {
-  pair?.close();
-  await fx?.stop();
-}, 120_000);
-
-function need(ctx: TestContext): Fixture {
-  if (!fx) {
-    console.warn(`skipped: ${skipWhy}`);
-    ctx.skip();
-  }
-  return fx!;
-}
+const { staticSkip, need } = useFixture('m', 'io.systemd.Machine', {
+  setup: async (fx) => {
+    const P = fx.prefix;
+    N = {
+      a: `${P}-a`, vm: `${P}-vm`, ns: `${P}-ns`, k: `${P}-k`, t: `${P}-t`, x: `${P}-x`, d: `${P}-d`, big: `${P}-big`, nope: `${P}-nope`,
+      svc: `${P}-svc`, sub: `${P}-sub`, au: `${P}-au`,
+    };
+    for (const key of ['a', 'vm', 'k', 't', 'x', 'd']) leaders[key] = await fx.plainLeader(N[key]!);
+    // A second process in the first machine's scope: found by pid through its cgroup, not as a leader.
+    leaders.member = await fx.plainLeader(N.a!);
+    leaders.ns = await fx.usernsLeader(N.ns!, 0x48000000 + (process.pid % 2048) * 0x10000);
+    // The big registration reuses d's leader after d's bad calls, so d and big share a scope: give big its own.
+    leaders.big = await fx.plainLeader(N.big!);
+    // Units other than machine-NAME.scope: a service, and a scope whose leader sits in a sub-cgroup, plus
+    // a second process directly in that scope (its unit is taken, so it cannot lead another machine).
+    leaders.svc = await fx.processIn(`system.slice/${N.svc}.service/payload`);
+    leaders.sub = await fx.processIn(`machine.slice/machine-${N.sub}.scope/inner`);
+    leaders.sub2 = await fx.processIn(`machine.slice/machine-${N.sub}.scope`);
+    // In no unit: only allocateUnit can give it one.
+    leaders.au = await fx.processIn();
+    fx.forgetScopeLater(auUnit());
+    for (const [k, l] of Object.entries(leaders)) pids.set(l.pid, `<${k}>`);
+    pair = await Pair.open(fx, 'machineSocket');
+  },
+  teardown: () => pair?.close(),
+});
 
 /** The scope berth allocates for N.au: systemd's unit-name escaping turns "-" into "\x2d". */
 const auUnit = () => `machine-${N.au!.replace(/-/g, '\\x2d')}.scope`;

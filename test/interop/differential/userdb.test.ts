@@ -4,64 +4,41 @@
 // io.systemd.Machine`, so the records' `service` is the same. Covers lookups by UID/GID and by name,
 // memberships, enumeration with and without `more`, and issue 4's bad-input list; no difference is
 // deliberate here, every reply must be equal.
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Comparison, type Step } from './compare.js';
-import { cannotRun, Pair, startFixture, type Fixture, type Leader } from './fixture.js';
+import { Pair, useFixture, type Leader } from './fixture.js';
 
-const staticSkip = cannotRun();
-if (staticSkip) console.warn(`differential io.systemd.UserDatabase tests skipped: ${staticSkip}`);
-
-let fx: Fixture | undefined;
-let skipWhy = staticSkip;
 let pair: Pair;
 const leaders: Record<string, Leader> = {};
 let N: Record<string, string> = {};
 /** First host UID of the user-namespaced container; a VM and a dotted name get the next ranges. */
 const B = 0x48000000 + (process.pid % 1024) * 0x40000;
 
-beforeAll(async () => {
-  if (skipWhy) return;
-  const r = await startFixture('u');
-  if (typeof r === 'string') {
-    skipWhy = r;
-    console.warn(`differential io.systemd.UserDatabase tests skipped: ${r}`);
-    return;
-  }
-  fx = r;
-  const P = fx.prefix;
-  // `long` makes vu-NAME-UID exactly 31 characters (the longest valid user name) at UID 100, 32 at 1000.
-  N = { ns: `${P}-ns`, plain: `${P}-p`, vm: `${P}-vm`, dotted: `${P}.d`, nope: `${P}-nope`, long: `${P}-l`.padEnd(24, 'x') };
-  leaders.ns = await fx.usernsLeader(N.ns!, B);
-  leaders.plain = await fx.plainLeader(N.plain!);
-  leaders.vm = await fx.usernsLeader(N.vm!, B + 0x10000);
-  leaders.dotted = await fx.usernsLeader(N.dotted!, B + 0x20000);
-  leaders.long = await fx.usernsLeader(N.long!, B + 0x30000);
-  const reg = await Pair.open(fx, 'machineSocket');
-  try {
-    for (const [key, cls] of [['ns', 'container'], ['plain', 'container'], ['vm', 'vm'], ['dotted', 'container'], ['long', 'container']] as const) {
-      const { real, berth } = await reg.call(
-        JSON.stringify({ method: 'io.systemd.Machine.Register', parameters: { name: N[key], class: cls, leader: leaders[key]!.pid } }),
-      );
-      if (real[0]!.error || berth[0]!.error) throw new Error(`Register ${N[key]}: 257 ${JSON.stringify(real)}, berth ${JSON.stringify(berth)}`);
+const { staticSkip, need } = useFixture('u', 'io.systemd.UserDatabase', {
+  setup: async (fx) => {
+    const P = fx.prefix;
+    // `long` makes vu-NAME-UID exactly 31 characters (the longest valid user name) at UID 100, 32 at 1000.
+    N = { ns: `${P}-ns`, plain: `${P}-p`, vm: `${P}-vm`, dotted: `${P}.d`, nope: `${P}-nope`, long: `${P}-l`.padEnd(24, 'x') };
+    leaders.ns = await fx.usernsLeader(N.ns!, B);
+    leaders.plain = await fx.plainLeader(N.plain!);
+    leaders.vm = await fx.usernsLeader(N.vm!, B + 0x10000);
+    leaders.dotted = await fx.usernsLeader(N.dotted!, B + 0x20000);
+    leaders.long = await fx.usernsLeader(N.long!, B + 0x30000);
+    const reg = await Pair.open(fx, 'machineSocket');
+    try {
+      for (const [key, cls] of [['ns', 'container'], ['plain', 'container'], ['vm', 'vm'], ['dotted', 'container'], ['long', 'container']] as const) {
+        const { real, berth } = await reg.call(
+          JSON.stringify({ method: 'io.systemd.Machine.Register', parameters: { name: N[key], class: cls, leader: leaders[key]!.pid } }),
+        );
+        if (real[0]!.error || berth[0]!.error) throw new Error(`Register ${N[key]}: 257 ${JSON.stringify(real)}, berth ${JSON.stringify(berth)}`);
+      }
+    } finally {
+      reg.close();
     }
-  } finally {
-    reg.close();
-  }
-  pair = await Pair.open(fx, 'userdbSocket');
-}, 900_000);
-
-afterAll(async () => {
-  pair?.close();
-  await fx?.stop();
-}, 120_000);
-
-function need(ctx: TestContext): Fixture {
-  if (!fx) {
-    console.warn(`skipped: ${skipWhy}`);
-    ctx.skip();
-  }
-  return fx!;
-}
+    pair = await Pair.open(fx, 'userdbSocket');
+  },
+  teardown: () => pair?.close(),
+});
 
 const SERVICE = '"service":"io.systemd.Machine"';
 /** A call as JSON text; `params` is the inside of the parameters object, written exactly as sent. */

@@ -8,38 +8,11 @@
 //     their descriptions exist and Ping, GetEnvironment are answered;
 //   - berth's io.systemd.Machine has MapFrom and MapTo (added upstream after 257) with their four errors;
 //   - the comments of berth's interface texts are its own words: descriptions are compared without them.
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Comparison, err, type Deliberate, type Step } from './compare.js';
-import { cannotRun, Pair, startFixture, type Fixture } from './fixture.js';
+import { Pair, useFixture } from './fixture.js';
 
-const staticSkip = cannotRun();
-if (staticSkip) console.warn(`differential org.varlink.service tests skipped: ${staticSkip}`);
-
-let fx: Fixture | undefined;
-let skipWhy = staticSkip;
-
-beforeAll(async () => {
-  if (skipWhy) return;
-  const r = await startFixture('v');
-  if (typeof r === 'string') {
-    skipWhy = r;
-    console.warn(`differential org.varlink.service tests skipped: ${r}`);
-    return;
-  }
-  fx = r;
-}, 900_000);
-
-afterAll(async () => {
-  await fx?.stop();
-}, 120_000);
-
-function need(ctx: TestContext): Fixture {
-  if (!fx) {
-    console.warn(`skipped: ${skipWhy}`);
-    ctx.skip();
-  }
-  return fx!;
-}
+const { staticSkip, need } = useFixture('v', 'org.varlink.service');
 
 const BERTH_ONLY_INTERFACES = ['io.berth.Machine', 'io.systemd.service'];
 const berthOnly = (iface: string) => iface.startsWith('io.berth.') || iface === 'io.systemd.service';
