@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { VarlinkClient } from '../../src/varlink/client.js';
 import { detectCgroupLayout, MACHINE_SLICE, machineScopeUnit } from '../../src/server/registry/scope.js';
 import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
+import { running } from '../lib/util.js';
 
 /** The repository root: the first directory above this file holding package.json. */
 export const REPO = (() => {
@@ -245,15 +246,8 @@ export function fdCount(pid: number): number {
   }
 }
 
-export function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
+/** True while the process exists and is not a zombie (the bench's own check). */
+export { running as alive } from '../lib/util.js';
 
 export function mib(kib: number): string {
   return (kib / 1024).toFixed(1);
@@ -336,7 +330,7 @@ export class LeaderPool {
     await exited(this.shell, 15_000).catch(() => {
       this.shell.kill('SIGKILL');
     });
-    await waitFor(() => this.pids.every((p) => !alive(p)), 'leaders to die', 10_000).catch(() => undefined);
+    await waitFor(() => this.pids.every((p) => !running(p)), 'leaders to die', 10_000).catch(() => undefined);
   }
 }
 
@@ -442,5 +436,40 @@ export function rmrf(dir: string): void {
     fs.rmSync(dir, { recursive: true, force: true });
   } catch {
     /* best effort */
+  }
+}
+
+/** The lines a child writes to stdout, each handed out once, in order, as they arrive. */
+export class ChildLines {
+  private buf = '';
+  private readonly lines: string[] = [];
+  private wake?: () => void;
+
+  constructor(readonly child: ChildProcess) {
+    child.stdout!.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) !== -1) {
+        this.lines.push(this.buf.slice(0, nl));
+        this.buf = this.buf.slice(nl + 1);
+      }
+      this.wake?.();
+    });
+    child.once('exit', () => this.wake?.());
+  }
+
+  /** The next line; fails when the child exits first (`exitMessage`) or `timeoutMs` passes (`what`). */
+  next(timeoutMs: number, what: string, exitMessage: string): Promise<string> {
+    return within(
+      (async () => {
+        while (this.lines.length === 0) {
+          if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(exitMessage);
+          await new Promise<void>((r) => (this.wake = r));
+        }
+        return this.lines.shift()!;
+      })(),
+      timeoutMs,
+      what,
+    );
   }
 }

@@ -27,7 +27,7 @@ import {
   rmrf,
   tempRuntime,
   waitFor,
-  within,
+  ChildLines,
   type Outcome,
   type ScenarioOptions,
   type ScenarioResult,
@@ -53,20 +53,9 @@ done
 `;
 
 class NsHelper {
-  private buf = '';
-  private lines: string[] = [];
-  private wake?: () => void;
+  private readonly out: ChildLines;
   private constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buf += d.toString();
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) !== -1) {
-        this.lines.push(this.buf.slice(0, nl));
-        this.buf = this.buf.slice(nl + 1);
-      }
-      this.wake?.();
-    });
-    child.once('exit', () => this.wake?.());
+    this.out = new ChildLines(child);
   }
   static start(runtime: string): NsHelper {
     const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', 'bash', '-c', HELPER], {
@@ -75,18 +64,8 @@ class NsHelper {
     });
     return new NsHelper(child);
   }
-  async line(timeoutMs = 10_000): Promise<string> {
-    return within(
-      (async () => {
-        while (this.lines.length === 0) {
-          if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error('namespace helper exited');
-          await new Promise<void>((r) => (this.wake = r));
-        }
-        return this.lines.shift()!;
-      })(),
-      timeoutMs,
-      'the namespace helper',
-    );
+  line(timeoutMs = 10_000): Promise<string> {
+    return this.out.next(timeoutMs, 'the namespace helper', 'namespace helper exited');
   }
   async cmd(c: string): Promise<string> {
     this.child.stdin!.write(c + '\n');

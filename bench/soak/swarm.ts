@@ -10,7 +10,7 @@
  *   noread N    N connections each asking List with more, never reading the reply
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { asUser, within, type User } from './common.js';
+import { asUser, ChildLines, type User } from './common.js';
 
 const SCRIPT = String.raw`
 import net from 'node:net';
@@ -90,20 +90,9 @@ export interface SwarmReport {
 }
 
 export class Swarm {
-  private buf = '';
-  private readonly reports: SwarmReport[] = [];
-  private wake?: () => void;
+  private readonly out: ChildLines;
   private constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d: Buffer) => {
-      this.buf += d.toString();
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) !== -1) {
-        this.reports.push(JSON.parse(this.buf.slice(0, nl)) as SwarmReport);
-        this.buf = this.buf.slice(nl + 1);
-      }
-      this.wake?.();
-    });
-    child.once('exit', () => this.wake?.());
+    this.out = new ChildLines(child);
   }
 
   static start(mode: 'connect' | 'slow' | 'noread', socket: string, n: number, user?: User): Swarm {
@@ -112,17 +101,7 @@ export class Swarm {
   }
 
   async report(timeoutMs = 60_000): Promise<SwarmReport> {
-    return within(
-      (async () => {
-        while (this.reports.length === 0) {
-          if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error('swarm exited without a report');
-          await new Promise<void>((r) => (this.wake = r));
-        }
-        return this.reports.shift()!;
-      })(),
-      timeoutMs,
-      'a swarm report',
-    );
+    return JSON.parse(await this.out.next(timeoutMs, 'a swarm report', 'swarm exited without a report')) as SwarmReport;
   }
 
   /** Closes stdin and returns the final report. */
