@@ -5,12 +5,11 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../../src/launcher/teardown.js';
-import { busyboxTree, cannotRun, removeTree, TRAP_READY_IDLE, type Tree } from './fixture.js';
+import { cannotRun, TRAP_READY_IDLE, useScratch } from './fixture.js';
 import { leftovers } from './leftovers.js';
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
@@ -18,25 +17,8 @@ const cli = path.join(repo, 'dist/bin/berth-spawn.mjs');
 const why = cannotRun() ?? (fs.existsSync(cli) ? undefined : `${cli} is missing: run 'npm run build' first`);
 if (why) console.warn(`skipping berth-spawn CLI tests: ${why}`);
 
-let rt: string;
-const trees: Tree[] = [];
-
-beforeAll(async () => {
-  if (why) return;
-  rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
-  fs.chmodSync(rt, 0o755);
-}, 180_000);
-
-afterAll(() => {
-  for (const t of trees) removeTree(t);
-  if (rt) fs.rmSync(rt, { recursive: true, force: true });
-});
-
-async function tree(init: string): Promise<Tree> {
-  const t = await busyboxTree(init);
-  trees.push(t);
-  return t;
-}
+const scratch = useScratch(why);
+const tree = scratch.tree;
 
 function spawnCli(args: string[], extra: { env?: Record<string, string>; prefix?: string[]; detached?: boolean } = {}): ResultPromise {
   const argv = [...(extra.prefix ?? []), process.execPath, cli, ...args];
@@ -44,14 +26,14 @@ function spawnCli(args: string[], extra: { env?: Record<string, string>; prefix?
 }
 
 function stateOf(name: string): string | undefined {
-  try { return JSON.parse(fs.readFileSync(path.join(rt, 'berth/machines', name, 'state.json'), 'utf8')).state; } catch { return undefined; }
+  try { return JSON.parse(fs.readFileSync(path.join(scratch.rt, 'berth/machines', name, 'state.json'), 'utf8')).state; } catch { return undefined; }
 }
 
 describe.skipIf(!!why)('berth-spawn', () => {
   it('starts a container, reports it running, and stops it cleanly on SIGTERM', async () => {
     const t = await tree(TRAP_READY_IDLE);
     const name = 'cli-run';
-    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh']);
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh']);
     await waitFor(() => stateOf(name) === 'running' || p.exitCode !== null && p.exitCode !== undefined, 15_000, 'the container to run', 10);
     expect(stateOf(name)).toBe('running');
     const t0 = Date.now();
@@ -61,20 +43,20 @@ describe.skipIf(!!why)('berth-spawn', () => {
     expect(r.exitCode).toBe(0);
     expect(r.all).toContain(`Container ${name} is running`);
     expect(r.all).toContain('stopping-on-rtmin3');
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it('turns ^C on its terminal (SIGINT to its process group) into a clean stop of the container', async () => {
     const t = await tree(TRAP_READY_IDLE);
     const name = 'cli-ctrlc';
-    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh'], { detached: true });
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh'], { detached: true });
     await waitFor(() => stateOf(name) === 'running' || (p.exitCode ?? null) !== null, 15_000, 'the container to run', 10);
     process.kill(-p.pid!, 'SIGINT'); // what the terminal does: the whole foreground group
     const r = await p;
     expect(r.exitCode).toBe(0);
     expect(r.all).toContain('is being stopped');
     expect(r.all).toContain('stopping-on-rtmin3'); // the container got SIGRTMIN+3 from berth-spawn
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it('forwards readiness to its own NOTIFY_SOCKET, also when a child of PID 1 sent READY=1', async () => {
@@ -85,11 +67,11 @@ describe.skipIf(!!why)('berth-spawn', () => {
 wait
 while :; do sleep 1 & wait $!; done`);
     const { NotifyReceiver } = await import('../../../src/launcher/notify.js');
-    const sock = path.join(rt, 'outer-notify');
+    const sock = path.join(scratch.rt, 'outer-notify');
     const outer = new NotifyReceiver(sock);
     const got = new Promise<string>((r) => outer.on('message', (m) => { if (m.fields.get('READY') === '1') r(m.raw); }));
     const name = 'cli-fwd';
-    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh'],
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh'],
       { env: { NOTIFY_SOCKET: sock } });
     try {
       const raw = await Promise.race([got, p.then(() => { throw new Error('berth-spawn ended before it was ready'); })]);
@@ -99,15 +81,15 @@ while :; do sleep 1 & wait $!; done`);
       await outer.close();
     }
     expect((await p).exitCode).toBe(0);
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it('exits with PID 1\'s status and passes its output through', async () => {
     const t = await tree('exit 0');
-    const r = await spawnCli(['-q', '-D', t.root, '-M', 'cli-status', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '-c', 'echo out-of-$(hostname); exit 7']);
+    const r = await spawnCli(['-q', '-D', t.root, '-M', 'cli-status', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '-c', 'echo out-of-$(hostname); exit 7']);
     expect(r.exitCode).toBe(7);
     expect(r.all).toBe('out-of-cli-status');
-    expect(leftovers(rt, 'cli-status')).toEqual([]);
+    expect(leftovers(scratch.rt, 'cli-status')).toEqual([]);
   });
 
   it('hands sockets from systemd-socket-activate to PID 1', async () => {
@@ -120,7 +102,7 @@ while :; do sleep 1 & wait $!; done`);
     const port = (probe.address() as net.AddressInfo).port;
     await new Promise((r) => probe.close(r));
     const name = 'cli-listen';
-    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh'],
+    const p = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh'],
       { prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${port}`, '--fdname=web'] });
     try {
       // systemd-socket-activate starts berth-spawn on the first connection, which then waits in the backlog
@@ -147,24 +129,24 @@ while :; do sleep 1 & wait $!; done`);
       p.kill('SIGTERM');
     }
     expect((await p).exitCode).toBe(0);
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it('refuses a second container of the same name and leaves the first alone', async () => {
     const t = await tree(TRAP_READY_IDLE);
     const name = 'cli-dup';
-    const first = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh']);
+    const first = spawnCli(['-D', t.root, '-M', name, '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh']);
     await waitFor(() => stateOf(name) === 'running' || (first.exitCode ?? null) !== null, 15_000, 'the first container', 10);
     const t2 = await tree(TRAP_READY_IDLE);
     const t0 = Date.now();
-    const second = await spawnCli(['-D', t2.root, '-M', name, '-U', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh']);
+    const second = await spawnCli(['-D', t2.root, '-M', name, '-U', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh']);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(second.exitCode).toBe(1);
     expect(second.all).toContain(`machine '${name}' is already running`);
     expect(stateOf(name)).toBe('running');
     first.kill('SIGTERM');
     expect((await first).exitCode).toBe(0);
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it.each([
@@ -174,22 +156,22 @@ while :; do sleep 1 & wait $!; done`);
     ['a bad UID range', ['-D', '/tmp', '--private-users=1:0'], /UID range/],
   ])('fails within 10 s on %s', async (_what, args, message) => {
     const t0 = Date.now();
-    const r = await spawnCli([...args, `--runtime-dir=${rt}`, '--register=no']);
+    const r = await spawnCli([...args, `--runtime-dir=${scratch.rt}`, '--register=no']);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(r.exitCode).toBe(1);
     expect(r.all).toMatch(message);
-    expect(leftovers(rt, 'cli-bad1')).toEqual([]);
+    expect(leftovers(scratch.rt, 'cli-bad1')).toEqual([]);
   });
 
   it('fails within 10 s when PID 1 exits before it is ready, leaving nothing behind', async () => {
     const t = await tree('echo giving up; exit 4');
     const t0 = Date.now();
-    const r = await spawnCli(['-D', t.root, '-M', 'cli-early', '-U', '--notify-ready=yes', `--runtime-dir=${rt}`, '--register=no', '/bin/sh', '/init.sh']);
+    const r = await spawnCli(['-D', t.root, '-M', 'cli-early', '-U', '--notify-ready=yes', `--runtime-dir=${scratch.rt}`, '--register=no', '/bin/sh', '/init.sh']);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(r.exitCode).toBe(1);
     expect(r.all).toContain('giving up');
     expect(r.all).toContain('PID 1 exited with status 4 before it was ready');
-    expect(leftovers(rt, 'cli-early')).toEqual([]);
+    expect(leftovers(scratch.rt, 'cli-early')).toEqual([]);
   });
 
   it('hands --vm over to the VM launcher', async () => {

@@ -8,42 +8,27 @@ import net from 'node:net';
 import os from 'node:os';
 import { PassThrough } from 'node:stream';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Supervisor } from '../../../src/launcher/supervisor.js';
 import { hashedBase } from '../../../src/launcher/uid-range.js';
 import { deriveMac, hostMachineId } from '../../../src/launcher/network.js';
 import { newUuid, SIGRTMIN_PLUS_3, type ContainerOptions } from '../../../src/launcher/container/options.js';
 import { waitFor } from '../../../src/launcher/teardown.js';
-import { busyboxTree, cannotRun, INIT, removeTree, TRAP_READY_IDLE, type Tree } from './fixture.js';
+import { cannotRun, INIT, TRAP_READY_IDLE, useScratch, type Tree } from './fixture.js';
 import { leftovers } from './leftovers.js';
 
 const why = cannotRun();
 if (why) console.warn(`skipping container integration tests: ${why}`);
 
-let rt: string;
-const trees: Tree[] = [];
-
-beforeAll(() => {
-  rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
-  fs.chmodSync(rt, 0o755); // the container's root must reach its run directory
-});
-afterAll(() => {
-  for (const t of trees) removeTree(t);
-  if (rt) fs.rmSync(rt, { recursive: true, force: true });
-});
-
-async function tree(init: string): Promise<Tree> {
-  const t = await busyboxTree(init);
-  trees.push(t);
-  return t;
-}
+const scratch = useScratch(why);
+const tree = scratch.tree;
 
 function options(t: Tree, name: string, extra: Partial<ContainerOptions> = {}): ContainerOptions {
   return {
     directory: t.root, name, uuid: newUuid(), boot: false, command: INIT, privateUsers: { mode: 'pick' }, binds: [],
-    setenv: [], credentials: [], linkJournal: 'no', networkVeth: false, register: 'no', runtimeDir: rt,
+    setenv: [], credentials: [], linkJournal: 'no', networkVeth: false, register: 'no', runtimeDir: scratch.rt,
     notifyReady: true, ttys: [], listenFds: [], killSignal: SIGRTMIN_PLUS_3, quiet: true,
-    hostJournalDir: path.join(rt, 'journal'), consoleOutput: new PassThrough(),
+    hostJournalDir: path.join(scratch.rt, 'journal'), consoleOutput: new PassThrough(),
     ...extra,
   };
 }
@@ -110,7 +95,7 @@ while :; do sleep 1 & wait $!; done`);
       expect(info).toMatchObject({ code: 0, reason: 'exit' });
     }
     expect(sup.state).toBe('exited');
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 
   it('runs without a user namespace with --private-users=no (container root is the host\'s root)', async () => {
@@ -124,7 +109,7 @@ while :; do sleep 1 & wait $!; done`);
     expect(sup.uidBase).toBeUndefined();
     expect(read(t, 'uid_map').trim().split(/\s+/)).toEqual(['0', '0', '4294967295']);
     expect(fs.statSync(path.join(t.root, 'data', 'created-inside')).uid).toBe(0);
-    expect(leftovers(rt, 'bt-nouserns')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-nouserns')).toEqual([]);
   });
 
   it('stops cleanly on SIGRTMIN+3 and reports the time it took', async () => {
@@ -133,7 +118,7 @@ while :; do sleep 1 & wait $!; done`);
     const info = await sup.stop(5000);
     expect(info).toEqual({ code: 0, reason: 'exit', pid1Status: 0 });
     expect(sup.timings.stopMs).toBeLessThan(5000); // the trap ran: no SIGKILL escalation
-    expect(leftovers(rt, 'bt-stop')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-stop')).toEqual([]);
   });
 
   it('kills the whole scope when PID 1 ignores the stop signal', async () => {
@@ -144,7 +129,7 @@ while :; do sleep 1 & wait $!; done`);
     const info = await sup.stop(300);
     expect(info.reason).toBe('killed');
     expect(info.code).toBe(1);
-    expect(leftovers(rt, 'bt-kill')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-kill')).toEqual([]);
   });
 
   it('maps poweroff to 0 and reboot to 133, like nspawn', async () => {
@@ -155,8 +140,8 @@ while :; do sleep 1 & wait $!; done`);
     const re = await tree('/usr/bin/ct-helper notify READY=1\n/usr/bin/ct-helper reboot\nsleep 100');
     const b = await Supervisor.start(options(re, 'bt-reboot'), { readyTimeoutMs: 10_000 });
     expect(await b.wait()).toMatchObject({ code: 133, reason: 'reboot', pid1Signal: 'SIGHUP' });
-    expect(leftovers(rt, 'bt-off')).toEqual([]);
-    expect(leftovers(rt, 'bt-reboot')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-off')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-reboot')).toEqual([]);
   });
 
   it('hands sockets to PID 1 as fd 3 with LISTEN_FDS, LISTEN_PID=1 and LISTEN_FDNAMES', async () => {
@@ -187,7 +172,7 @@ while :; do sleep 1 & wait $!; done`);
       server.close();
       if (sup) await sup.stop(5000);
     }
-    expect(leftovers(rt, 'bt-listen')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-listen')).toEqual([]);
   });
 
   it('binds host paths read-write and read-only', async () => {
@@ -212,14 +197,14 @@ while :; do sleep 1 & wait $!; done`);
     expect(fs.existsSync(path.join(ro, 'out'))).toBe(false);
     fs.rmSync(rw, { recursive: true });
     fs.rmSync(ro, { recursive: true });
-    expect(leftovers(rt, 'bt-bind')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-bind')).toEqual([]);
   });
 
   it('links the journal directory with --link-journal=guest', async () => {
     const t = await tree(TRAP_READY_IDLE);
     const uuid = newUuid();
     const sup = await Supervisor.start(options(t, 'bt-journal', { uuid, linkJournal: 'guest' }), { readyTimeoutMs: 10_000 });
-    const link = path.join(rt, 'journal', uuid.replace(/-/g, ''));
+    const link = path.join(scratch.rt, 'journal', uuid.replace(/-/g, ''));
     expect(fs.readlinkSync(link)).toBe(path.join(fs.realpathSync(t.root), 'var/log/journal', uuid.replace(/-/g, '')));
     expect(fs.statSync(link).uid).toBe(sup.uidBase);
     await sup.stop(5000);
@@ -242,14 +227,14 @@ while :; do sleep 1 & wait $!; done`);
       await sup.stop(5000);
     }
     expect(fs.existsSync(`/sys/class/net/ve-${name}`)).toBe(false);
-    expect(leftovers(rt, name)).toEqual([]);
+    expect(leftovers(scratch.rt, name)).toEqual([]);
   });
 });
 
 describe.skipIf(!!why)('registration', () => {
   it('registers with leader, class, rootDirectory and allocateUnit:false, and unregisters on exit', async () => {
     const calls: { method: string; parameters: Record<string, unknown> }[] = [];
-    const sockDir = path.join(rt, 'systemd', 'machine');
+    const sockDir = path.join(scratch.rt, 'systemd', 'machine');
     fs.mkdirSync(sockDir, { recursive: true });
     const server = net.createServer((c) => {
       let buf = Buffer.alloc(0);
@@ -283,14 +268,14 @@ describe.skipIf(!!why)('registration', () => {
       // A name the registry already knows: the launch fails and leaves nothing behind.
       const t2 = await tree(TRAP_READY_IDLE);
       await expect(Supervisor.start(options(t2, 'bt-taken', { register: 'yes' }), { readyTimeoutMs: 10_000 })).rejects.toThrow(/MachineExists/);
-      expect(leftovers(rt, 'bt-taken')).toEqual([]);
+      expect(leftovers(scratch.rt, 'bt-taken')).toEqual([]);
     } finally {
       await new Promise((r) => server.close(r));
     }
   });
 
   it('carries on without a registry with --register=auto, and fails with --register=yes', async () => {
-    const other = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
+    const other = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-scratch.rt-'));
     fs.chmodSync(other, 0o755);
     try {
       const t = await tree(TRAP_READY_IDLE);
@@ -316,7 +301,7 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
   it('a missing directory', async () => {
     const t = await tree(TRAP_READY_IDLE);
     await within10s(Supervisor.start(options(t, 'bt-missing', { directory: '/nonexistent/tree' })), /does not exist/);
-    expect(leftovers(rt, 'bt-missing')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-missing')).toEqual([]);
   });
 
   it('an invalid name', async () => {
@@ -335,7 +320,7 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     } finally {
       await sup.stop(5000);
     }
-    expect(leftovers(rt, 'bt-dup')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-dup')).toEqual([]);
   });
 
   it('a range overlapping a running machine', async () => {
@@ -344,7 +329,7 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     try {
       const t2 = await tree(TRAP_READY_IDLE);
       await within10s(Supervisor.start(options(t2, 'bt-range2', { privateUsers: { mode: 'fixed', shift: sup.uidBase! + 0x8000, range: 65536 } })), /overlaps/);
-      expect(leftovers(rt, 'bt-range2')).toEqual([]);
+      expect(leftovers(scratch.rt, 'bt-range2')).toEqual([]);
     } finally {
       await sup.stop(5000);
     }
@@ -355,7 +340,7 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     const sup = await Supervisor.start(options(t, 'bt-tree1'), { readyTimeoutMs: 10_000 });
     try {
       await within10s(Supervisor.start(options(t, 'bt-tree2')), /is in use by machine 'bt-tree1'/);
-      expect(leftovers(rt, 'bt-tree2')).toEqual([]);
+      expect(leftovers(scratch.rt, 'bt-tree2')).toEqual([]);
       expect(fs.statSync(t.root).uid).toBe(sup.uidBase); // not shifted under the running machine
     } finally {
       await sup.stop(5000);
@@ -365,7 +350,7 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
   it('a PID 1 that exits at once', async () => {
     const t = await tree('exit 3');
     await within10s(Supervisor.start(options(t, 'bt-exit'), { readyTimeoutMs: 10_000 }), /PID 1 exited with status 3 before it was ready/);
-    expect(leftovers(rt, 'bt-exit')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-exit')).toEqual([]);
   });
 
   it('a bind target that leads out of the tree through a symlink', async () => {
@@ -375,12 +360,12 @@ describe.skipIf(!!why)('bad input fails fast and leaves nothing behind', () => {
     await within10s(Supervisor.start(options(t, 'bt-symlink', { binds: [{ source: '/etc/hostname', target: '/escape/x', readOnly: true }] })), /\/escape in .* is a symlink/);
     expect(fs.readdirSync(outside)).toEqual([]);
     fs.rmSync(outside, { recursive: true });
-    expect(leftovers(rt, 'bt-symlink')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-symlink')).toEqual([]);
   });
 
   it('a command that does not exist in the tree', async () => {
     const t = await tree(TRAP_READY_IDLE);
     await within10s(Supervisor.start(options(t, 'bt-nocmd', { command: ['/no/such/init'] }), { readyTimeoutMs: 10_000 }), /PID 1 exited with status/);
-    expect(leftovers(rt, 'bt-nocmd')).toEqual([]);
+    expect(leftovers(scratch.rt, 'bt-nocmd')).toEqual([]);
   });
 });

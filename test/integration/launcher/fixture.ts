@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, execaSync } from 'execa';
+import { afterAll, beforeAll } from 'vitest';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 
@@ -81,4 +82,31 @@ while :; do sleep 1 & wait $!; done`;
 
 export function removeTree(t: Tree): void {
   fs.rmSync(t.dir, { recursive: true, force: true });
+}
+
+/**
+ * Scratch space for a file of container tests: a runtime directory (made before the tests, reachable
+ * by the container's root) and busybox trees made with `tree()`, all removed after the tests.
+ * Nothing is made when `why` says the tests cannot run.
+ */
+export function useScratch(why: string | undefined): { readonly rt: string; tree(init: string): Promise<Tree> } {
+  const trees: Tree[] = [];
+  const scratch = {
+    rt: '',
+    async tree(init: string): Promise<Tree> {
+      const t = await busyboxTree(init);
+      trees.push(t);
+      return t;
+    },
+  };
+  beforeAll(() => {
+    if (why) return;
+    scratch.rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rt-'));
+    fs.chmodSync(scratch.rt, 0o755); // the container's root must reach its run directory
+  });
+  afterAll(() => {
+    for (const t of trees) removeTree(t);
+    if (scratch.rt) fs.rmSync(scratch.rt, { recursive: true, force: true });
+  });
+  return scratch;
 }
