@@ -13,7 +13,7 @@ import type { KoffiFunc } from 'koffi';
 
 type Koffi = typeof import('koffi');
 
-export const { EAGAIN, EWOULDBLOCK, EINTR, EIO, ENODEV, ENOENT, ESRCH } = osConstants.errno;
+export const { EWOULDBLOCK, EINTR, EIO, ENODEV, ENOENT, ESRCH } = osConstants.errno;
 
 export const AF_UNIX = 1;
 export const SOCK_DGRAM = 2;
