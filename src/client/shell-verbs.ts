@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import tty from 'node:tty';
 import { closeFd, closeFds, connectPath, receiveWithFds } from '../varlink/peer.js';
 import { parseAddress } from '../varlink/address.js';
-import { setWindowSize } from '../launcher/libc.js';
+import { setWindowSize } from '../domain/libc.js';
 import { CliError } from './varlink-verbs.js';
 import { EXIT } from './machine-verbs.js';
 

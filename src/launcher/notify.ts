@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import { EventEmitter } from 'node:events';
 import {
-  AF_UNIX, SCM_CREDENTIALS, SHUT_RDWR, SOCK_CLOEXEC, SOCK_DGRAM, SOL_SOCKET, SO_PASSCRED,
+  AF_UNIX, EINTR, SCM_CREDENTIALS, SHUT_RDWR, SOCK_CLOEXEC, SOCK_DGRAM, SOL_SOCKET, SO_PASSCRED,
   errno, koffi, libc, sockaddrUn,
-} from './libc.js';
+} from '../domain/libc.js';
 
 export interface NotifyMessage {
   /** Sender as seen from the host PID namespace (0 when the kernel attached no credentials). */
@@ -42,10 +42,10 @@ export class NotifyReceiver extends EventEmitter {
   private fd: number;
   private closed = false;
   private readonly backlog: NotifyMessage[] = [];
-  private readonly data = koffi.alloc('uint8_t', BUF_SIZE);
-  private readonly ctrl = koffi.alloc('uint8_t', CTRL_SIZE);
-  private readonly iov = koffi.alloc(libc().types.iovec as never, 1);
-  private readonly hdr = koffi.alloc(libc().types.msghdr as never, 1);
+  private readonly data = koffi().alloc('uint8_t', BUF_SIZE);
+  private readonly ctrl = koffi().alloc('uint8_t', CTRL_SIZE);
+  private readonly iov = koffi().alloc(libc().types.iovec as never, 1);
+  private readonly hdr = koffi().alloc(libc().types.msghdr as never, 1);
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -74,8 +74,8 @@ export class NotifyReceiver extends EventEmitter {
 
   private receive(): void {
     const c = libc();
-    koffi.encode(this.iov, c.types.iovec as never, { iov_base: this.data, iov_len: BUF_SIZE });
-    koffi.encode(this.hdr, c.types.msghdr as never, {
+    koffi().encode(this.iov, c.types.iovec as never, { iov_base: this.data, iov_len: BUF_SIZE });
+    koffi().encode(this.hdr, c.types.msghdr as never, {
       msg_name: null, msg_namelen: 0, msg_iov: this.iov, msg_iovlen: 1,
       msg_control: this.ctrl, msg_controllen: CTRL_SIZE, msg_flags: 0,
     });
@@ -83,15 +83,15 @@ export class NotifyReceiver extends EventEmitter {
       if (this.closed) { this.finish(); return; }
       if (err || n < 0) {
         // EINTR and friends: try again; anything else ends the receiver.
-        if (!err && errno() === 4) { this.receive(); return; }
+        if (!err && errno() === EINTR) { this.receive(); return; }
         this.emit('error', new Error(`notify recvmsg failed: ${String(err ?? `errno ${errno()}`)}`));
         this.finish();
         return;
       }
       if (n > 0) {
-        const text = Buffer.from(koffi.view(this.data, n)).toString('utf8');
-        const h = koffi.decode(this.hdr, c.types.msghdr as never) as { msg_controllen: number | bigint };
-        const creds = parseCredentials(Buffer.from(koffi.view(this.ctrl, Number(h.msg_controllen))));
+        const text = Buffer.from(koffi().view(this.data, n)).toString('utf8');
+        const h = koffi().decode(this.hdr, c.types.msghdr as never) as { msg_controllen: number | bigint };
+        const creds = parseCredentials(Buffer.from(koffi().view(this.ctrl, Number(h.msg_controllen))));
         this.deliver({ ...creds, fields: parseNotify(text), raw: text });
       }
       this.receive();

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { hexKey, siphash24 } from './siphash.js';
-import { tryLock } from './libc.js';
+import { tryLock } from '../domain/libc.js';
 
 export const UID_RANGE_DEFAULT = 0x10000;
 export const CONTAINER_UID_BASE_MIN = 0x00080000;

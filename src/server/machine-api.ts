@@ -35,7 +35,7 @@ import {
   type Result,
 } from './registry/machine.js';
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
-import { bootId } from './registry/leaders.js';
+import { bootId } from '../domain/process.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
 import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
 import { mapIdToHost } from './userdb/idmap.js';

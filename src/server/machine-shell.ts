@@ -14,11 +14,11 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SystemError } from '../varlink/errors.js';
-import { errno } from '../launcher/libc.js';
+import { ENOENT, errno } from '../domain/libc.js';
 import { machineRoot, type Machine } from './registry/machine.js';
 import { pidCgroupDirs, type CgroupLayout } from './registry/scope.js';
 import { mapIdToHost } from './userdb/idmap.js';
-import { readFileInRoot, statInRoot } from './registry/leaders.js';
+import { readFileInRoot, statInRoot } from './registry/machine-files.js';
 import { openPtyPeerOwnedBy, type MachinePty } from './pty.js';
 
 export interface ShellRequest {
@@ -36,7 +36,6 @@ interface Account {
   shell: string;
 }
 
-const ENOENT = 2;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const LOGIN_PROGRAMS = ['/bin/login', '/usr/bin/login', '/sbin/login'];
 

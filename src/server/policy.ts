@@ -9,7 +9,7 @@
  *     for a leader the peer owns.
  */
 import type { PeerCredentials } from '../varlink/peer.js';
-import { processUid } from './registry/leaders.js';
+import { processUid } from '../domain/process.js';
 
 export interface PolicyOptions {
   /** Let non-root peers register machines whose leader they own (default false). */

@@ -9,10 +9,10 @@
  */
 import fs from 'node:fs';
 import { SystemError } from '../varlink/errors.js';
-import { errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR, openPtyPeer } from '../launcher/libc.js';
+import { ENODEV, ENOENT, errno as libcErrno, libc, O_CLOEXEC, O_NOCTTY, O_RDWR, openPtyPeer } from '../domain/libc.js';
 import { machineRoot, type Machine } from './registry/machine.js';
 import { mapIdToHost } from './userdb/idmap.js';
-import { openInRoot } from './registry/leaders.js';
+import { openInRoot } from './registry/machine-files.js';
 
 export interface MachinePty {
   /** The master side, owned by the caller (pass it on, then close it). */
@@ -21,8 +21,6 @@ export interface MachinePty {
   path: string;
 }
 
-const ENOENT = 2;
-const ENODEV = 19;
 /** The device number of /dev/ptmx and of every devpts instance's ptmx: major 5, minor 2. */
 const PTMX_RDEV = (5 << 8) | 2;
 

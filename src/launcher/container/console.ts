@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
-import { O_CLOEXEC, O_NOCTTY, O_RDWR, errno, libc } from '../libc.js';
+import { O_CLOEXEC, O_NOCTTY, O_RDWR, errno, libc } from '../../domain/libc.js';
 import type { Owner } from './host-dir.js';
 
 export class Console {

@@ -16,7 +16,7 @@ import { allocateUidRange, treeBase, type UidLease } from '../uid-range.js';
 import { shiftTree } from '../ownership.js';
 import { NotifyReceiver } from '../notify.js';
 import { setupVeth, removeVeth, type Veth } from '../network.js';
-import { tryLock } from '../libc.js';
+import { tryLock } from '../../domain/libc.js';
 import { Teardown, waitFor } from '../teardown.js';
 import { buildEnvironment, parseOsRelease } from './environment.js';
 import { containerMachineId, hostOsReleaseText, linkJournal, prepareHostDir, syncLocaltime, type Owner } from './host-dir.js';

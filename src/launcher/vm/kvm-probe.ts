@@ -23,6 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync }
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
+import { bootId } from '../../domain/process.js';
 
 export const KVM_PROBE_IMAGE = Buffer.from(
   '02b0ad1b00000100fe4f51e40000100000001000b60010000040100020001000fabf0010100031c0b9000c0000f3abc705001010' +
@@ -90,9 +91,10 @@ interface CacheEntry {
   elapsedMs: number;
 }
 
-function bootId(): string {
+/** What ties a cached answer to this boot: the boot id, or 'unknown' where /proc has none. */
+function bootKey(): string {
   try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return bootId();
   } catch {
     return 'unknown';
   }
@@ -108,7 +110,7 @@ export async function probeKvm(qemu: string, cacheFile: string | undefined, dead
   } catch {
     return { works: false, detail: `${kvmDevice} does not exist`, elapsedMs: 0, cached: false };
   }
-  const key = { bootId: bootId(), qemu, qemuMtimeMs: statSync(qemu).mtimeMs };
+  const key = { bootId: bootKey(), qemu, qemuMtimeMs: statSync(qemu).mtimeMs };
   if (cacheFile) {
     try {
       const c = JSON.parse(readFileSync(cacheFile, 'utf8')) as CacheEntry;

@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
+import { processExists } from '../../domain/process.js';
 import { findFirmware, loadFirmwareDescriptor } from './firmware.js';
 import { findExecutable, qemuArch } from './host.js';
 import { checkInputs, planHost } from './plan.js';
@@ -48,15 +49,6 @@ export function mergeInitrds(paths: readonly string[], out: string): void {
     appendFileSync(out, d);
     const pad = (4 - (d.length % 4)) % 4;
     if (pad) appendFileSync(out, Buffer.alloc(pad));
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -102,7 +94,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     } catch {
       // no pid file
     }
-    if (pid > 0 && pidAlive(pid)) throw new VmLaunchError(`machine ${name} is already running (launcher pid ${pid})`);
+    if (pid > 0 && processExists(pid)) throw new VmLaunchError(`machine ${name} is already running (launcher pid ${pid})`);
     rmSync(runDir, { recursive: true, force: true });
   }
   mkdirSync(join(o.runtimeDir, 'berth/vm'), { recursive: true, mode: 0o755 });

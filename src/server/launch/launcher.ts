@@ -12,7 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry, RegistryEvent } from '../registry/registry.js';
-import { readStartTime } from '../registry/leaders.js';
+import { readStartTime } from '../../domain/process.js';
 import { ConfigError, loadConfig, type MachineConfig } from './config.js';
 
 export type LaunchState = 'starting' | 'running' | 'stopping' | 'stopped';

@@ -3,7 +3,8 @@
 
 import fs from 'node:fs';
 import type { Machine } from './machine.js';
-import { bootRealtimeUs, pidfdIdOf } from './leaders.js';
+import { bootRealtimeUs } from '../../domain/process.js';
+import { pidfdIdOf } from './leader.js';
 
 function readMachineId(): string | undefined {
   try {

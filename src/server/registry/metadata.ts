@@ -4,7 +4,7 @@
 // or an errno.
 
 import fs from 'node:fs';
-import { readFileInRoot } from './leaders.js';
+import { readFileInRoot } from './machine-files.js';
 import { Errno, fail, machineRoot, ok, type Machine, type Result } from './machine.js';
 
 export interface MachineAddress {

@@ -21,19 +21,9 @@ import {
   type RegistrationSpec,
   type Result,
 } from './machine.js';
-import {
-  bootId,
-  closeLeader,
-  leaderAlive,
-  LeaderWatcher,
-  pidfdIdOf,
-  pinLeader,
-  processExists,
-  processUid,
-  uidMaySignal,
-  signalLeader,
-  type Leader,
-} from './leaders.js';
+import { bootId, processExists, processUid, uidMaySignal } from '../../domain/process.js';
+import { closeLeader, leaderAlive, pidfdIdOf, pinLeader, signalLeader, type Leader } from './leader.js';
+import { LeaderWatcher } from './leader-watcher.js';
 import {
   createScope,
   createScopeWithSystemd,

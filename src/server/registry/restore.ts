@@ -3,7 +3,8 @@
 // started no later than the machine was registered), so a recycled PID can never bring a machine back.
 
 import { now, type Machine } from './machine.js';
-import { closeLeader, leaderAlive, pinLeader, processExists, type Leader } from './leaders.js';
+import { processExists } from '../../domain/process.js';
+import { closeLeader, leaderAlive, pinLeader, type Leader } from './leader.js';
 import { MACHINE_SLICE, machineScopeUnit, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
 import { parseStateFile } from './state.js';
 

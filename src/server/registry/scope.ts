@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { uidMaySignal } from './leaders.js';
+import { uidMaySignal } from '../../domain/process.js';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 const CGROUP_SUPER_MAGIC = 0x27e0eb;

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, type RegistryEvent } from '../../../src/server/registry/registry.js';
 import { detectCgroupLayout, machineScopeUnit, MACHINE_SLICE } from '../../../src/server/registry/scope.js';
-import { pidfdIdOf, readStartTime } from '../../../src/server/registry/leaders.js';
+import { readStartTime } from '../../../src/domain/process.js';
+import { pidfdIdOf } from '../../../src/server/registry/leader.js';
 import { unprivilegedUser } from '../../helpers/processes.js';
 
 const layout = detectCgroupLayout();
