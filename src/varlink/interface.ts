@@ -31,6 +31,14 @@ export interface MethodDescriptor {
   readonly coerce?: (parameters: any) => void;
 }
 
+/**
+ * An integer parameter of systemd's interfaces as the handler receives it: where the IDL says
+ * `int`, their interface check (like sd-varlink's) also lets any string through, and each method
+ * reads it (machined takes "0x10" in some fields) or refuses it. Other interfaces accept decimal
+ * strings only, and those are converted to numbers before the handler runs.
+ */
+export type WireInt = number | string;
+
 export interface MethodTypes {
   parameters: object;
   result: object;
