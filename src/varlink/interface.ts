@@ -46,8 +46,6 @@ export interface MethodTypes {
 
 export type MethodMap = Record<string, MethodTypes>;
 
-export type ErrorClass = new (parameters?: never) => VarlinkError;
-
 export interface InterfaceDescriptor<M extends MethodMap = MethodMap> {
   readonly name: string;
   /** The interface in canonical IDL form, as GetInterfaceDescription returns it. */
@@ -62,17 +60,3 @@ export interface InterfaceDescriptor<M extends MethodMap = MethodMap> {
 export function defineInterface<M extends MethodMap>(d: Omit<InterfaceDescriptor<M>, '__types'>): InterfaceDescriptor<M> {
   return d as InterfaceDescriptor<M>;
 }
-
-export type ParametersOf<I, K extends string> = I extends InterfaceDescriptor<infer M>
-  ? K extends keyof M
-    ? M[K]['parameters']
-    : never
-  : never;
-
-export type ResultOf<I, K extends string> = I extends InterfaceDescriptor<infer M>
-  ? K extends keyof M
-    ? M[K]['result']
-    : never
-  : never;
-
-export type MethodsOf<I> = I extends InterfaceDescriptor<infer M> ? M : never;
