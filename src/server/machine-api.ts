@@ -240,7 +240,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     MapTo(params) {
       const uid = params.uid ?? undefined;
       const gid = params.gid ?? undefined;
-      // Integers as strings are refused here, as machined does for these fields.
+      // A UID or GID sent as a string is invalid here (isValidUid takes numbers only).
       if (uid !== undefined && (typeof uid !== 'number' || !isValidUid(uid))) throw new InvalidParameterError('uid');
       if (gid !== undefined && (typeof gid !== 'number' || !isValidUid(gid))) throw new InvalidParameterError('gid');
       if (uid !== undefined && uid < 0x10000) throw new UserInHostRange();
