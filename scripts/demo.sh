@@ -47,7 +47,7 @@ mount -t tmpfs -o mode=755 tmpfs /run/systemd
 cp -a "$ROOTFS" "$WORK/rootfs"
 
 step "berth-activate: the registry sockets, berthd starts on the first connection"
-node "$REPO/dist/src/server/activate.js" --runtime-dir /run --idle-exit 30 2>"$WORK/berthd.log" &
+node "$REPO/dist/src/server/berth-activate.js" --runtime-dir /run --idle-exit 30 2>"$WORK/berthd.log" &
 ACT_PID=$!
 wait_for "the registry socket" 10 test -S /run/systemd/machine/io.systemd.Machine
 ls -l /run/systemd/machine/ /run/systemd/userdb/

@@ -32,7 +32,7 @@ export const BERTHD = fs.existsSync(path.join(REPO, 'dist/bin/berthd.mjs'))
   ? path.join(REPO, 'dist/bin/berthd.mjs')
   : path.join(REPO, 'dist/src/server/main.js');
 export const BERTHD_NODE_ARGS: string[] = [...BERTHD_NODE_OPTIONS];
-export const ACTIVATE = path.join(REPO, 'dist/src/server/activate.js');
+export const ACTIVATE = path.join(REPO, 'dist/src/server/berth-activate.js');
 
 /** What every scenario returns: figures for the one-line summary, and what went wrong. */
 export interface ScenarioResult {

@@ -6,7 +6,7 @@ import * as validators from './io.berth.Launcher.validators.js';
 export type LaunchState = 'starting' | 'running' | 'stopping' | 'stopped';
 
 /** A machine configuration and, if it runs, its supervisor */
-export interface Launchable {
+export type Launchable = {
   /** Machine name */
   name: string;
   /** Path of the configuration file */
@@ -17,85 +17,85 @@ export interface Launchable {
   state?: LaunchState | null;
   /** Process id of the supervisor */
   supervisor?: number | null;
-}
+};
 
 /**
  * Starts a machine from its configuration. With 'more', reports each state as it is reached;
  * the last reply says 'running'.
  */
-export interface StartParameters {
+export type StartParameters = {
   name: string;
   /** Seconds to wait for the machine to register (default 60) */
   timeout?: number | null;
-}
+};
 
-export interface StartResult {
+export type StartResult = {
   state: LaunchState;
   supervisor?: number | null;
   /** Leader process once registered */
   leader?: number | null;
-}
+};
 
 /**
  * Stops a machine at once: its supervisor is asked to stop, and after a short grace period
  * every process of the machine is killed.
  */
-export interface StopParameters {
+export type StopParameters = {
   name: string;
-}
+};
 
 export type StopResult = Record<string, never>;
 
 /** Asks the machine's operating system to shut down cleanly and waits for it. */
-export interface PoweroffParameters {
+export type PoweroffParameters = {
   name: string;
   /** Seconds to wait before killing it (default 30) */
   timeout?: number | null;
-}
+};
 
 export type PoweroffResult = Record<string, never>;
 
 /** Shuts the machine down cleanly, then starts it again from its configuration. */
-export interface RebootParameters {
+export type RebootParameters = {
   name: string;
-}
+};
 
-export interface RebootResult {
+export type RebootResult = {
   supervisor: number;
-}
+};
 
 /** Lists the configured machines. */
 export type ListConfiguredParameters = Record<string, never>;
 
-export interface ListConfiguredResult {
+export type ListConfiguredResult = {
   machines: Launchable[];
-}
+};
 
-export interface NoSuchConfigurationParameters {
+export type NoSuchConfigurationParameters = {
   name: string;
-}
+};
 
 /** No configuration file for that name. */
 export class NoSuchConfiguration extends VarlinkError {
   static readonly errorName = 'io.berth.Launcher.NoSuchConfiguration';
   declare readonly parameters: NoSuchConfigurationParameters & Record<string, unknown>;
   constructor(parameters: NoSuchConfigurationParameters) {
-    super('io.berth.Launcher.NoSuchConfiguration', parameters as unknown as Record<string, unknown>);
+    super('io.berth.Launcher.NoSuchConfiguration', parameters);
   }
 }
 
-export interface BadConfigurationParameters {
+export type BadConfigurationParameters = {
   path: string;
   line?: number | null;
   reason: string;
-}
+};
 
 /** The configuration file cannot be used. */
 export class BadConfiguration extends VarlinkError {
   static readonly errorName = 'io.berth.Launcher.BadConfiguration';
   declare readonly parameters: BadConfigurationParameters & Record<string, unknown>;
   constructor(parameters: BadConfigurationParameters) {
-    super('io.berth.Launcher.BadConfiguration', parameters as unknown as Record<string, unknown>);
+    super('io.berth.Launcher.BadConfiguration', parameters);
   }
 }
 
@@ -115,19 +115,19 @@ export class NotLaunched extends VarlinkError {
   }
 }
 
-export interface StartFailedParameters {
+export type StartFailedParameters = {
   /** Exit status of the supervisor */
   status?: number | null;
   /** The last lines it printed */
   log: string[];
-}
+};
 
 /** The supervisor exited before the machine was registered. */
 export class StartFailed extends VarlinkError {
   static readonly errorName = 'io.berth.Launcher.StartFailed';
   declare readonly parameters: StartFailedParameters & Record<string, unknown>;
   constructor(parameters: StartFailedParameters) {
-    super('io.berth.Launcher.StartFailed', parameters as unknown as Record<string, unknown>);
+    super('io.berth.Launcher.StartFailed', parameters);
   }
 }
 

@@ -6,20 +6,20 @@ import * as validators from './io.berth.Machine.validators.js';
 export type WatchEvent = 'present' | 'synced' | 'added' | 'removed' | 'changed';
 
 /** A process, named robustly */
-export interface ProcessId {
+export type ProcessId = {
   /** Process id */
   pid: number;
   /** Inode number of the process's pidfd, when the kernel has one */
   pidfdId?: number | null;
   /** Boot the pidfd inode number belongs to */
   bootId?: string | null;
-}
+};
 
 /** Whether a range holds user or group ids */
 export type RangeKind = 'uid' | 'gid';
 
 /** A stretch of host ids that a machine's user namespace maps */
-export interface IdRange {
+export type IdRange = {
   /** Machine name */
   machine: string;
   /** uid or gid */
@@ -32,10 +32,10 @@ export interface IdRange {
   size: number;
   /** UID of the peer that registered the machine */
   registeredBy?: number | null;
-}
+};
 
 /** One machine as berth sees it */
-export interface MachineInfo {
+export type MachineInfo = {
   name: string;
   id?: string | null;
   service?: string | null;
@@ -51,7 +51,7 @@ export interface MachineInfo {
   registeredBy?: number | null;
   /** Problems noticed at registration, such as an id range shared with another machine */
   warnings?: string[] | null;
-}
+};
 
 /**
  * Streams the registry: every present machine, a synced marker, then each change as it happens.
@@ -59,12 +59,12 @@ export interface MachineInfo {
  * last sequence it saw as 'since': when nothing was lost it gets just the changes after it,
  * otherwise it gets 'reset' and a fresh full listing.
  */
-export interface WatchParameters {
+export type WatchParameters = {
   /** The last sequence number the client saw */
   since?: number | null;
-}
+};
 
-export interface WatchResult {
+export type WatchResult = {
   event: WatchEvent;
   sequence: number;
   /** True on the first reply when the client must drop what it knew */
@@ -73,13 +73,13 @@ export interface WatchResult {
   machine?: MachineInfo | null;
   /** The machine's name, for removed */
   name?: string | null;
-}
+};
 
 /**
  * Registers a machine like io.systemd.Machine.Register, but when a machine of the same name
  * exists whose leader has exited, replaces it instead of failing.
  */
-export interface RegisterReplacingDeadParameters {
+export type RegisterReplacingDeadParameters = {
   name: string;
   id?: string | null;
   service?: string | null;
@@ -92,43 +92,43 @@ export interface RegisterReplacingDeadParameters {
   sshAddress?: string | null;
   sshPrivateKeyPath?: string | null;
   allocateUnit?: boolean | null;
-}
+};
 
-export interface RegisterReplacingDeadResult {
+export type RegisterReplacingDeadResult = {
   /** True when a dead entry of that name was replaced */
   replaced: boolean;
-}
+};
 
 /** Describes one machine with berth's own fields. */
-export interface DescribeParameters {
+export type DescribeParameters = {
   name: string;
-}
+};
 
-export interface DescribeResult {
+export type DescribeResult = {
   machine: MachineInfo;
-}
+};
 
 /** Lists the UID and GID ranges of user-namespaced machines. */
-export interface ListRangesParameters {
+export type ListRangesParameters = {
   /** Only this machine's ranges */
   machine?: string | null;
-}
+};
 
-export interface ListRangesResult {
+export type ListRangesResult = {
   ranges: IdRange[];
-}
+};
 
 /** Tells which machine a host UID belongs to. */
-export interface UidOwnerParameters {
+export type UidOwnerParameters = {
   uid: number;
-}
+};
 
-export interface UidOwnerResult {
+export type UidOwnerResult = {
   /** The range holding the UID */
   range: IdRange;
   /** The UID as seen inside the machine */
   innerUid: number;
-}
+};
 
 /** No machine of that name is registered. */
 export class NoSuchMachine extends VarlinkError {
@@ -167,7 +167,7 @@ export const IoBerthMachine = defineInterface<IoBerthMachineMethods>({
   description: "# berth's additions to the machine registry: change notifications, safe re-registration, and\n# the UID/GID ranges of user-namespaced machines.\ninterface io.berth.Machine\n\n# What a Watch reply reports\ntype WatchEvent(\n\t# A machine that exists when the watch starts (or restarts after a gap)\n\tpresent,\n\t# The initial listing is complete; live changes follow\n\tsynced,\n\t# A machine was registered\n\tadded,\n\t# A machine was unregistered or its leader exited\n\tremoved,\n\t# A registered machine changed\n\tchanged\n)\n\n# Whether a range holds user or group ids\ntype RangeKind(\n\tuid,\n\tgid\n)\n\n# A process, named robustly\ntype ProcessId(\n\t# Process id\n\tpid: int,\n\t# Inode number of the process's pidfd, when the kernel has one\n\tpidfdId: ?int,\n\t# Boot the pidfd inode number belongs to\n\tbootId: ?string\n)\n\n# A stretch of host ids that a machine's user namespace maps\ntype IdRange(\n\t# Machine name\n\tmachine: string,\n\t# uid or gid\n\tkind: RangeKind,\n\t# First host id of the range\n\thostBase: int,\n\t# The id inside the machine that hostBase maps to\n\tinnerBase: int,\n\t# Number of ids in the range\n\tsize: int,\n\t# UID of the peer that registered the machine\n\tregisteredBy: ?int\n)\n\n# One machine as berth sees it\ntype MachineInfo(\n\tname: string,\n\tid: ?string,\n\tservice: ?string,\n\tclass: string,\n\tleader: ?ProcessId,\n\trootDirectory: ?string,\n\tunit: ?string,\n\t# Registration time, microseconds of CLOCK_REALTIME\n\ttimestamp: ?int,\n\tvSockCid: ?int,\n\tsshAddress: ?string,\n\t# UID of the peer that registered the machine\n\tregisteredBy: ?int,\n\t# Problems noticed at registration, such as an id range shared with another machine\n\twarnings: ?[]string\n)\n\n# Streams the registry: every present machine, a synced marker, then each change as it happens.\n# Every reply carries a sequence number that only grows. A client that reconnects passes the\n# last sequence it saw as 'since': when nothing was lost it gets just the changes after it,\n# otherwise it gets 'reset' and a fresh full listing.\n# [Requires 'more' flag]\nmethod Watch(\n\t# The last sequence number the client saw\n\tsince: ?int\n) -> (\n\tevent: WatchEvent,\n\tsequence: int,\n\t# True on the first reply when the client must drop what it knew\n\treset: ?bool,\n\t# The machine, for present, added and changed\n\tmachine: ?MachineInfo,\n\t# The machine's name, for removed\n\tname: ?string\n)\n\n# Registers a machine like io.systemd.Machine.Register, but when a machine of the same name\n# exists whose leader has exited, replaces it instead of failing.\nmethod RegisterReplacingDead(\n\tname: string,\n\tid: ?string,\n\tservice: ?string,\n\tclass: string,\n\tleader: ?int,\n\tleaderProcessId: ?ProcessId,\n\trootDirectory: ?string,\n\tifIndices: ?[]int,\n\tvSockCid: ?int,\n\tsshAddress: ?string,\n\tsshPrivateKeyPath: ?string,\n\tallocateUnit: ?bool\n) -> (\n\t# True when a dead entry of that name was replaced\n\treplaced: bool\n)\n\n# Describes one machine with berth's own fields.\nmethod Describe(\n\tname: string\n) -> (\n\tmachine: MachineInfo\n)\n\n# Lists the UID and GID ranges of user-namespaced machines.\nmethod ListRanges(\n\t# Only this machine's ranges\n\tmachine: ?string\n) -> (\n\tranges: []IdRange\n)\n\n# Tells which machine a host UID belongs to.\nmethod UidOwner(\n\tuid: int\n) -> (\n\t# The range holding the UID\n\trange: IdRange,\n\t# The UID as seen inside the machine\n\tinnerUid: int\n)\n\n# No machine of that name is registered.\nerror NoSuchMachine()\n\n# A machine of that name is registered and its leader is alive.\nerror MachineExists()\n\n# No machine maps that UID.\nerror NoOwner()\n",
   methods: {
     Watch: { name: 'Watch', more: 'requires', validate: validators.Watch, coerce: (p: any) => { if (typeof p.since === 'string') p.since = Number(p.since); } },
-    RegisterReplacingDead: { name: 'RegisterReplacingDead', more: 'none', validate: validators.RegisterReplacingDead, coerce: (p: any) => { if (typeof p.leader === 'string') p.leader = Number(p.leader); if (p.leaderProcessId != null) { if (typeof p.leaderProcessId.pid === 'string') p.leaderProcessId.pid = Number(p.leaderProcessId.pid); if (typeof p.leaderProcessId.pidfdId === 'string') p.leaderProcessId.pidfdId = Number(p.leaderProcessId.pidfdId); } if (typeof p.vSockCid === 'string') p.vSockCid = Number(p.vSockCid); } },
+    RegisterReplacingDead: { name: 'RegisterReplacingDead', more: 'none', validate: validators.RegisterReplacingDead, coerce: (p: any) => { if (typeof p.leader === 'string') p.leader = Number(p.leader); if (p.leaderProcessId != null) { if (typeof p.leaderProcessId.pid === 'string') p.leaderProcessId.pid = Number(p.leaderProcessId.pid); if (typeof p.leaderProcessId.pidfdId === 'string') p.leaderProcessId.pidfdId = Number(p.leaderProcessId.pidfdId); } if (p.ifIndices != null) { for (let i2 = 0; i2 < p.ifIndices.length; i2++) { if (typeof p.ifIndices[i2] === 'string') p.ifIndices[i2] = Number(p.ifIndices[i2]); } } if (typeof p.vSockCid === 'string') p.vSockCid = Number(p.vSockCid); } },
     Describe: { name: 'Describe', more: 'none', validate: validators.Describe },
     ListRanges: { name: 'ListRanges', more: 'none', validate: validators.ListRanges },
     UidOwner: { name: 'UidOwner', more: 'none', validate: validators.UidOwner, coerce: (p: any) => { if (typeof p.uid === 'string') p.uid = Number(p.uid); } },

@@ -1,54 +1,26 @@
 /**
- * Registration of a launched machine with the registry (berthd or systemd-machined ≥ 256) over Varlink.
- * `varlinkCall` is the single place that speaks the wire format, so it can be swapped for the project's
- * typed client (src/varlink/client.ts) without touching the callers.
+ * Registration of a launched machine with the registry (berthd or systemd-machined ≥ 256), through the
+ * typed client generated from the io.systemd.Machine interface berthd implements: one connection per call,
+ * closed after its reply. Registry errors come back as the generated error classes.
  */
-import net from 'node:net';
+import { VarlinkClient, type Proxy } from '../varlink/client.js';
+import { IoSystemdMachine, NoSuchMachine, type IoSystemdMachineMethods, type RegisterParameters } from '../generated/io.systemd.Machine.js';
 
-export class VarlinkCallError extends Error {
-  override name = 'VarlinkCallError';
-  constructor(readonly error: string, readonly parameters: Record<string, unknown>) {
-    super(`${error}${Object.keys(parameters).length ? ` ${JSON.stringify(parameters)}` : ''}`);
-  }
-}
-
-/** One call, one reply: NUL-terminated JSON over AF_UNIX SOCK_STREAM. Connection errors reject as-is. */
-export function varlinkCall(socketPath: string, method: string, parameters: object, timeoutMs = 5000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socketPath);
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`${method}: no reply from ${socketPath} within ${timeoutMs} ms`)); }, timeoutMs);
-    const done = (f: () => void): void => { clearTimeout(timer); s.destroy(); f(); };
-    s.on('error', (e) => done(() => reject(e)));
-    s.on('connect', () => s.write(JSON.stringify({ method, parameters }) + '\0'));
-    s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      const i = buf.indexOf(0);
-      if (i < 0) return;
-      let reply: { error?: string; parameters?: Record<string, unknown> };
-      try { reply = JSON.parse(buf.subarray(0, i).toString('utf8')); } catch (e) { done(() => reject(e)); return; }
-      done(() => reply.error ? reject(new VarlinkCallError(reply.error, reply.parameters ?? {})) : resolve(reply.parameters ?? {}));
-    });
-    s.on('end', () => done(() => reject(new Error(`${method}: ${socketPath} closed the connection without a reply`))));
-  });
-}
+/** How long a call to the registry may take. */
+const REGISTRY_TIMEOUT_MS = 5000;
 
 export function machineSocketPath(runtimeDir: string): string {
   return `${runtimeDir.replace(/\/+$/, '')}/systemd/machine/io.systemd.Machine`;
 }
 
-export interface Registration {
-  name: string;
-  id: string; // 32 hex digits
+/** What the launcher registers: Register's parameters, with the ones it always sends required. */
+export type Registration = Omit<RegisterParameters, 'allocateUnit' | 'class' | 'leader'> & {
+  /** 32 hex digits */
+  id: string;
   class: 'container' | 'vm';
   service: string;
   leader: number;
-  rootDirectory?: string;
-  ifIndices?: number[];
-  vSockCid?: number;
-  sshAddress?: string;
-  sshPrivateKeyPath?: string;
-}
+};
 
 export type RegisterMode = 'yes' | 'no' | 'auto';
 
@@ -58,13 +30,23 @@ export function isRegistryAbsent(e: unknown): boolean {
   return code === 'ENOENT' || code === 'ECONNREFUSED';
 }
 
+/** Connects to the registry at `socketPath`, makes the calls of `use`, and closes the connection. */
+async function withRegistry<T>(socketPath: string, use: (machine: Proxy<IoSystemdMachineMethods>) => Promise<T>): Promise<T> {
+  const client = await VarlinkClient.connect({ kind: 'unix', path: socketPath }, { timeout: REGISTRY_TIMEOUT_MS });
+  try {
+    return await use(client.proxy(IoSystemdMachine));
+  } finally {
+    client.close();
+  }
+}
+
 /** Register; returns false when mode is auto and no registry runs. Throws otherwise. */
 export async function registerMachine(socketPath: string, r: Registration, mode: RegisterMode): Promise<boolean> {
   if (mode === 'no') return false;
-  const params: Record<string, unknown> = { ...r, allocateUnit: false };
-  for (const k of Object.keys(params)) if (params[k] === undefined) delete params[k];
+  // The leader was placed in a scope of the launcher's own: the registry must not allocate one.
+  const parameters: RegisterParameters = { ...r, allocateUnit: false };
   try {
-    await varlinkCall(socketPath, 'io.systemd.Machine.Register', params);
+    await withRegistry(socketPath, (m) => m.Register(parameters));
     return true;
   } catch (e) {
     if (mode === 'auto' && isRegistryAbsent(e)) return false;
@@ -73,12 +55,12 @@ export async function registerMachine(socketPath: string, r: Registration, mode:
   }
 }
 
+/** Unregister; a registry that is gone, or has forgotten the machine, is no error. */
 export async function unregisterMachine(socketPath: string, name: string): Promise<void> {
   try {
-    await varlinkCall(socketPath, 'io.systemd.Machine.Unregister', { name });
+    await withRegistry(socketPath, (m) => m.Unregister({ name }));
   } catch (e) {
-    if (isRegistryAbsent(e)) return;
-    if (e instanceof VarlinkCallError && e.error === 'io.systemd.Machine.NoSuchMachine') return;
+    if (isRegistryAbsent(e) || e instanceof NoSuchMachine) return;
     throw e;
   }
 }

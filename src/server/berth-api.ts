@@ -95,7 +95,7 @@ export function berthApi(ctx: BerthContext): Handlers<IoBerthMachineMethods> {
     RegisterReplacingDead: (params, call) => {
       const who = caller(call);
       if (!ctx.policy.mayRegisterLeader(call.peer, params.leaderProcessId?.pid ?? params.leader ?? who.pid)) throw new PermissionDeniedError();
-      const r = ctx.registry.registerOrReplaceIfDead(params as unknown as Record<string, unknown>, who);
+      const r = ctx.registry.registerOrReplaceIfDead(params, who);
       if (!r.ok) {
         const e = toVarlinkError(r.error);
         if (e.error === 'io.systemd.Machine.MachineExists') throw new MachineExists();

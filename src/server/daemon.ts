@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { VarlinkServer } from '../varlink/server.js';
 import { ParseOffload } from '../varlink/offload.js';
 import { serveSystemdService } from '../varlink/systemd-service.js';
-import { activatedSockets } from '../varlink/activation.js';
+import { activatedSockets } from '../varlink/listen-fds.js';
 import { IoSystemd } from '../varlink/builtin/generated/io.systemd.js';
 import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
 import { IoSystemdMachineImage } from '../generated/io.systemd.MachineImage.js';

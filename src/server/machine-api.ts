@@ -19,6 +19,7 @@ import {
   NotSupported,
   NoUIDShift,
   UserInHostRange,
+  type AcquireMetadata,
   type IoSystemdMachineMethods,
   type ListResult,
 } from '../generated/io.systemd.Machine.js';
@@ -86,10 +87,8 @@ export function listEntry(m: Machine): ListResult {
   return out;
 }
 
-type Metadata = 'no' | 'yes' | 'graceful';
-
 /** Add addresses, OSRelease and UIDShift; with `yes` the first failure is thrown, with `graceful` skipped. */
-async function withMetadata(m: Machine, mode: Metadata): Promise<ListResult> {
+async function withMetadata(m: Machine, mode: AcquireMetadata): Promise<ListResult> {
   const out = listEntry(m);
   if (mode === 'no') return out;
   const take = <T>(r: Result<T>, set: (v: T) => void) => {
@@ -146,7 +145,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
 
   return {
     Register(params, call) {
-      const spec = unwrap(validateRegistration(params as unknown as Record<string, unknown>, liveProcessProbe));
+      const spec = unwrap(validateRegistration(params, liveProcessProbe));
       if (spec.class !== 'host') {
         if (!policy.mayRegisterLeader(call.peer, spec.leader?.pid ?? caller(call).pid)) throw new PermissionDeniedError();
       }
@@ -156,21 +155,21 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     },
 
     Unregister(params, call) {
-      const m = lookup(params as unknown as Record<string, unknown>, call);
+      const m = lookup(params, call);
       mayManage(call, m);
       unwrap(registry.unregister(m.name));
       return {};
     },
 
     Terminate(params, call) {
-      const m = lookup(params as unknown as Record<string, unknown>, call);
+      const m = lookup(params, call);
       mayManage(call, m);
       unwrap(registry.terminate(m.name, asCaller(call)));
       return {};
     },
 
     Kill(params, call) {
-      const spec = unwrap(validateKill(params as unknown as Record<string, unknown>));
+      const spec = unwrap(validateKill(params));
       const m = unwrap(registry.lookup(spec, caller(call)));
       const whom = unwrap(parseKillWhom(spec.whom));
       mayManage(call, m);
@@ -179,9 +178,8 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     },
 
     List(params, call) {
-      const p = params as unknown as Record<string, unknown>;
-      const spec = unwrap(validateLookup(p, ['acquireMetadata']));
-      const mode = (p.acquireMetadata ?? 'no') as Metadata;
+      const spec = unwrap(validateLookup(params, ['acquireMetadata']));
+      const mode = params.acquireMetadata ?? 'no';
       if (spec.name !== undefined || spec.pid !== undefined) {
         const m = unwrap(registry.lookup(spec, caller(call)));
         return withMetadata(m, mode);
@@ -198,7 +196,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     },
 
     Open(params, call) {
-      const m = lookup(params as unknown as Record<string, unknown>, call, OPEN_FIELDS, checkOpenField);
+      const m = lookup(params, call, OPEN_FIELDS, checkOpenField);
       mayManage(call, m);
       if (m.class === 'vm') throw new NotSupported();
       // A shell or login runs as any user of the machine, root included, in the leader's namespaces:
@@ -216,8 +214,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       return { ptyFileDescriptor: call.pushFd(pty.fd), ptyPath: pty.path };
     },
 
-    MapFrom(params, call) {
-      const p = params as unknown as Record<string, unknown>;
+    MapFrom(p, call) {
       // machined's handler takes no allowInteractiveAuthentication although the IDL declares it.
       if (p.allowInteractiveAuthentication !== undefined) throw new InvalidParameterError('allowInteractiveAuthentication');
       for (const k of ['uid', 'gid'] as const) {
@@ -243,8 +240,9 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     MapTo(params) {
       const uid = params.uid ?? undefined;
       const gid = params.gid ?? undefined;
-      if (uid !== undefined && !isValidUid(uid)) throw new InvalidParameterError('uid');
-      if (gid !== undefined && !isValidUid(gid)) throw new InvalidParameterError('gid');
+      // A UID or GID sent as a string is invalid here (isValidUid takes numbers only).
+      if (uid !== undefined && (typeof uid !== 'number' || !isValidUid(uid))) throw new InvalidParameterError('uid');
+      if (gid !== undefined && (typeof gid !== 'number' || !isValidUid(gid))) throw new InvalidParameterError('gid');
       if (uid !== undefined && uid < 0x10000) throw new UserInHostRange();
       if (gid !== undefined && gid < 0x10000) throw new GroupInHostRange();
       const owner = (list: { machine: string; class: string; inside: number }[]) =>

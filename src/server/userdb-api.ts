@@ -16,6 +16,8 @@ import {
   ConflictingRecordFound,
   EnumerationNotSupported,
   NoRecordFound,
+  type GetGroupRecordResult,
+  type GetUserRecordResult,
   type IoSystemdUserDatabaseMethods,
 } from '../generated/io.systemd.UserDatabase.js';
 import type { BerthContext } from './context.js';
@@ -70,25 +72,26 @@ function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>, retry: boolean
 }
 
 /**
- * Found records, serialised, by method and parameters, for as long as the user database does not
- * change (its version). A record is a pure function of the parameters and the registered machines,
- * and the same few are asked for over and over (ps, ls -l); keeping their text saves building and
- * serialising them each time. Misses are not kept (they are cheap, and may resolve later).
+ * Found records of one method, serialised, by parameters, for as long as the user database does
+ * not change (its version). A record is a pure function of the parameters and the registered
+ * machines, and the same few are asked for over and over (ps, ls -l); keeping their text saves
+ * building and serialising them each time. Misses are not kept (they are cheap, and may resolve
+ * later).
  */
-class RecordCache {
+class RecordCache<R> {
   private version = -1;
-  private readonly texts = new Map<string, EncodedParameters>();
+  private readonly texts = new Map<string, EncodedParameters<R>>();
   constructor(private readonly db: BerthContext['userdb']) {}
 
-  answer(method: string, params: object, compute: () => Record<string, unknown>): EncodedParameters {
+  answer(params: object, compute: () => R): EncodedParameters<R> {
     if (this.version !== this.db.version) {
       this.texts.clear();
       this.version = this.db.version;
     }
-    const key = method + JSON.stringify(params);
+    const key = JSON.stringify(params);
     let hit = this.texts.get(key);
     if (!hit) {
-      hit = new EncodedParameters(JSON.stringify(compute()));
+      hit = new EncodedParameters(compute());
       if (this.texts.size >= 4096) this.texts.clear();
       this.texts.set(key, hit);
     }
@@ -98,18 +101,13 @@ class RecordCache {
 
 export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMethods> {
   const db = ctx.userdb;
-  const cache = new RecordCache(db);
-  // The reply is the cached text; its type is the method's result as far as the server is concerned.
-  type Reply = { record: Record<string, unknown> };
+  const users = new RecordCache<GetUserRecordResult>(db);
+  const groups = new RecordCache<GetGroupRecordResult>(db);
   return {
     GetUserRecord: (p) =>
-      cache.answer('u', p, () => ({
-        record: lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) as unknown as Record<string, unknown>,
-      })) as unknown as Reply,
+      users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) } })),
     GetGroupRecord: (p) =>
-      cache.answer('g', p, () => ({
-        record: lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) as unknown as Record<string, unknown>,
-      })) as unknown as Reply,
+      groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) } })),
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }

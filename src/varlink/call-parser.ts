@@ -4,7 +4,7 @@
  * parser refuses that JSON.parse takes.
  */
 import { isUtf8 } from 'node:buffer';
-import { findDuplicateKey } from './duplicates.js';
+import { findDuplicateKey } from './duplicate-keys.js';
 import { InvalidUtf8Error } from './wire.js';
 
 export interface IncomingCall {

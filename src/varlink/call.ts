@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { PeerCredentials } from './peer.js';
 import type { VarlinkError } from './errors.js';
 import type { MethodMap } from './interface.js';
+import type { EncodedParameters } from './wire.js';
 
 export interface Call {
   /** Fully qualified method name. */
@@ -51,7 +52,8 @@ export class Replies<R> {
   ) {}
 }
 
-export type HandlerResult<R> = R | Replies<R> | Promise<R | Replies<R>>;
+/** A reply (perhaps kept already serialised), a stream of them, or the promise of either. */
+export type HandlerResult<R> = R | EncodedParameters<R> | Replies<R> | Promise<R | EncodedParameters<R> | Replies<R>>;
 
 export type Handler<P, R> = (parameters: P, call: Call) => HandlerResult<R>;
 

@@ -45,12 +45,6 @@ export class MethodNotFoundError extends VarlinkError {
   }
 }
 
-export class MethodNotImplementedError extends VarlinkError {
-  constructor(method: string) {
-    super(ServiceErrors.MethodNotImplemented, { method });
-  }
-}
-
 export class InvalidParameterError extends VarlinkError {
   constructor(parameter: string) {
     super(ServiceErrors.InvalidParameter, { parameter });

@@ -31,14 +31,20 @@ export interface MethodDescriptor {
   readonly coerce?: (parameters: any) => void;
 }
 
+/**
+ * An integer parameter of systemd's interfaces as the handler receives it: where the IDL says
+ * `int`, their interface check (like sd-varlink's) also lets any string through, and each method
+ * reads it (machined takes "0x10" in some fields) or refuses it. Other interfaces accept decimal
+ * strings only, and those are converted to numbers before the handler runs.
+ */
+export type WireInt = number | string;
+
 export interface MethodTypes {
   parameters: object;
   result: object;
 }
 
 export type MethodMap = Record<string, MethodTypes>;
-
-export type ErrorClass = new (parameters?: never) => VarlinkError;
 
 export interface InterfaceDescriptor<M extends MethodMap = MethodMap> {
   readonly name: string;
@@ -54,17 +60,3 @@ export interface InterfaceDescriptor<M extends MethodMap = MethodMap> {
 export function defineInterface<M extends MethodMap>(d: Omit<InterfaceDescriptor<M>, '__types'>): InterfaceDescriptor<M> {
   return d as InterfaceDescriptor<M>;
 }
-
-export type ParametersOf<I, K extends string> = I extends InterfaceDescriptor<infer M>
-  ? K extends keyof M
-    ? M[K]['parameters']
-    : never
-  : never;
-
-export type ResultOf<I, K extends string> = I extends InterfaceDescriptor<infer M>
-  ? K extends keyof M
-    ? M[K]['result']
-    : never
-  : never;
-
-export type MethodsOf<I> = I extends InterfaceDescriptor<infer M> ? M : never;

@@ -26,9 +26,12 @@ const SO_ACCEPTCONN = 30;
 const SCM_RIGHTS = 1;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
-const EAGAIN = 11;
-const EINTR = 4;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const POLLIN = 0x1;
 const POLLOUT = 0x4;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
+const { EAGAIN, EINTR } = osConstants.errno;
 
 interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
@@ -52,6 +55,16 @@ function load(): Libc {
   // Loaded on first use (not at import): a socket-activated server answers sooner.
   const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
+  koffi.struct('berth_peer_iovec', { base: 'void *', len: 'size_t' });
+  koffi.struct('berth_peer_msghdr', {
+    name: 'void *',
+    namelen: 'uint32_t',
+    iov: 'berth_peer_iovec *',
+    iovlen: 'size_t',
+    control: 'void *',
+    controllen: 'size_t',
+    flags: 'int',
+  });
   libc = {
     getsockopt: lib.func('int getsockopt(int, int, int, _Out_ uint8_t *, _Inout_ uint8_t *)'),
     socket: lib.func('int socket(int, int, int)'),
@@ -60,19 +73,7 @@ function load(): Libc {
     listen: lib.func('int listen(int, int)'),
     close: lib.func('int close(int)'),
     poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
-    sendmsg: (() => {
-      koffi.struct('berth_peer_iovec', { base: 'void *', len: 'size_t' });
-      koffi.struct('berth_peer_msghdr', {
-        name: 'void *',
-        namelen: 'uint32_t',
-        iov: 'berth_peer_iovec *',
-        iovlen: 'size_t',
-        control: 'void *',
-        controllen: 'size_t',
-        flags: 'int',
-      });
-      return lib.func('intptr_t sendmsg(int, const berth_peer_msghdr *, int)');
-    })(),
+    sendmsg: lib.func('intptr_t sendmsg(int, const berth_peer_msghdr *, int)'),
     recvmsg: lib.func('intptr_t recvmsg(int, _Inout_ berth_peer_msghdr *, int)'),
     errno: () => koffi.errno(),
   };
@@ -103,35 +104,39 @@ export function socketFd(socket: Socket): number {
 
 const unknownPeer: PeerCredentials = Object.freeze({ uid: -1, gid: -1, pid: 0 });
 
+/** Reads a socket option of `size` bytes; undefined when getsockopt fails. */
+function socketOption(fd: number, name: number, size: number): Buffer | undefined {
+  const value = Buffer.alloc(size);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(size);
+  return load().getsockopt(fd, SOL_SOCKET, name, value, len) === 0 ? value : undefined;
+}
+
 /** Reads SO_PEERCRED; returns uid/gid -1 when the descriptor is not a Unix socket. */
 export function peerCredentials(fd: number): PeerCredentials {
   if (fd < 0) return unknownPeer;
-  const c = load();
-  const value = Buffer.alloc(12);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(12);
-  if (c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, len) !== 0) return unknownPeer;
+  const value = socketOption(fd, SO_PEERCRED, 12);
+  if (!value) return unknownPeer;
   return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8) };
 }
 
 /** True when fd is a socket in the listening state (SO_ACCEPTCONN). */
 export function isListeningSocket(fd: number): boolean {
-  const c = load();
-  const value = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4);
-  if (c.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, len) !== 0) return false;
-  return value.readInt32LE(0) !== 0;
+  const value = socketOption(fd, SO_ACCEPTCONN, 4);
+  return value !== undefined && value.readInt32LE(0) !== 0;
 }
 
-/** sockaddr_un for an abstract name: family, a leading NUL, the name; no padding. */
-function abstractAddress(name: string): Buffer {
+/**
+ * sockaddr_un without padding: the family, then a path and its terminating NUL, or for an
+ * abstract name a leading NUL and the name.
+ */
+function unixAddress(name: string, abstract: boolean): Buffer {
   const bytes = Buffer.from(name, 'utf8');
-  if (bytes.length + 1 > 107) throw new Error(`abstract socket name too long: @${name}`);
+  if (abstract && bytes.length + 1 > 107) throw new Error(`abstract socket name too long: @${name}`);
+  if (!abstract && bytes.length > 107) throw new Error(`socket path too long: ${name}`);
   const addr = Buffer.alloc(3 + bytes.length);
   addr.writeUInt16LE(AF_UNIX, 0);
-  addr[2] = 0;
-  bytes.copy(addr, 3);
+  bytes.copy(addr, abstract ? 3 : 2);
   return addr;
 }
 
@@ -141,22 +146,27 @@ function newSocket(c: Libc, nonBlocking = false): number {
   return fd;
 }
 
-/** Creates a listening socket bound to the abstract name `@name`; returns its descriptor. */
-export function listenAbstract(name: string, backlog = 4096): number {
+/** Closes a socket whose set-up failed and throws the failure (errno as the failed call left it). */
+function closeAndThrow(c: Libc, fd: number, syscall: string): never {
+  const e = c.errno();
+  c.close(fd);
+  throw new SystemCallError(syscall, e);
+}
+
+/** A new socket bound to `addr` and listening; `beforeListen` may finish setting it up. */
+function listenOn(addr: Buffer, backlog: number, beforeListen?: (fail: (syscall: string) => never) => void): number {
   const c = load();
   const fd = newSocket(c);
-  const addr = abstractAddress(name);
-  if (c.bind(fd, addr, addr.length) !== 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SystemCallError('bind', e);
-  }
-  if (c.listen(fd, backlog) !== 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SystemCallError('listen', e);
-  }
+  const fail = (syscall: string): never => closeAndThrow(c, fd, syscall);
+  if (c.bind(fd, addr, addr.length) !== 0) fail('bind');
+  beforeListen?.(fail);
+  if (c.listen(fd, backlog) !== 0) fail('listen');
   return fd;
+}
+
+/** Creates a listening socket bound to the abstract name `@name`; returns its descriptor. */
+export function listenAbstract(name: string, backlog = 4096): number {
+  return listenOn(unixAddress(name, true), backlog);
 }
 
 /**
@@ -165,29 +175,20 @@ export function listenAbstract(name: string, backlog = 4096): number {
  * process (Unix stream sockets connect at once or not at all).
  */
 export function connectAbstract(name: string): number {
-  return connectNonBlocking(abstractAddress(name));
+  return connectNonBlocking(unixAddress(name, true));
+}
+
+/** Connects a new non-blocking socket to a path in the file system; returns its descriptor. */
+export function connectPath(path: string): number {
+  return connectNonBlocking(unixAddress(path, false));
 }
 
 /** A new non-blocking socket connected to the address; its descriptor. */
 function connectNonBlocking(addr: Buffer): number {
   const c = load();
   const fd = newSocket(c, true);
-  if (c.connect(fd, addr, addr.length) !== 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new SystemCallError('connect', e);
-  }
+  if (c.connect(fd, addr, addr.length) !== 0) closeAndThrow(c, fd, 'connect');
   return fd;
-}
-
-/** sockaddr_un for a path in the file system. */
-function pathAddress(path: string): Buffer {
-  const bytes = Buffer.from(path, 'utf8');
-  if (bytes.length > 107) throw new Error(`socket path too long: ${path}`);
-  const addr = Buffer.alloc(2 + bytes.length + 1);
-  addr.writeUInt16LE(AF_UNIX, 0);
-  bytes.copy(addr, 2);
-  return addr;
 }
 
 /**
@@ -195,41 +196,45 @@ function pathAddress(path: string): Buffer {
  * and hand it to a child without ever accepting on it.
  */
 export function listenPath(path: string, mode = 0o666, backlog = 4096): number {
-  const c = load();
-  const fd = newSocket(c);
-  const addr = pathAddress(path);
-  const fail = (what: string): never => {
-    const e = c.errno();
-    c.close(fd);
-    throw new SystemCallError(what, e);
-  };
-  if (c.bind(fd, addr, addr.length) !== 0) fail('bind');
-  // The mode of the socket file is what connecting clients are checked against (fchmod on the
-  // descriptor would not change it).
-  try {
-    chmodSync(path, mode);
-  } catch {
-    fail('chmod');
-  }
-  if (c.listen(fd, backlog) !== 0) fail('listen');
-  return fd;
+  return listenOn(unixAddress(path, false), backlog, (fail) => {
+    // The mode of the socket file is what connecting clients are checked against (fchmod on the
+    // descriptor would not change it).
+    try {
+      chmodSync(path, mode);
+    } catch {
+      fail('chmod');
+    }
+  });
 }
 
-/** Resolves when one of the descriptors is readable (for a listening socket: a connection waits). */
-export function waitReadable(fds: number[], timeoutMs = -1): Promise<number[]> {
-  const c = load();
+/** An array of struct pollfd, one per descriptor, each waiting for `events`. */
+function pollFds(fds: readonly number[], events: number): Buffer {
   const buf = Buffer.alloc(8 * fds.length);
   fds.forEach((fd, i) => {
     buf.writeInt32LE(fd, i * 8);
-    buf.writeInt16LE(1 /* POLLIN */, i * 8 + 4);
+    buf.writeInt16LE(events, i * 8 + 4);
   });
+  return buf;
+}
+
+/** The events poll reported for the `i`th descriptor. */
+const revents = (buf: Buffer, i: number): number => buf.readInt16LE(i * 8 + 6);
+
+/** Resolves when one of the descriptors is readable (for a listening socket: a connection waits). */
+export function waitReadable(fds: number[], timeoutMs = -1): Promise<number[]> {
+  const buf = pollFds(fds, POLLIN);
   return new Promise((resolve, reject) => {
-    c.poll.async(buf, fds.length, timeoutMs, (err, res) => {
+    load().poll.async(buf, fds.length, timeoutMs, (err, res) => {
       if (err) return reject(err);
       if (res < 0) return resolve([]);
-      resolve(fds.filter((_, i) => buf.readInt16LE(i * 8 + 6) !== 0));
+      resolve(fds.filter((_, i) => revents(buf, i) !== 0));
     });
   });
+}
+
+/** Resolves when the socket can take more data (or has failed, which the next write reports). */
+function waitWritable(fd: number): Promise<void> {
+  return new Promise((resolve) => load().poll.async(pollFds([fd], POLLOUT), 1, 1000, () => resolve()));
 }
 
 export function closeFd(fd: number): void {
@@ -248,10 +253,24 @@ export function closeFds(fds: readonly number[]): void {
  */
 export function peerHungUp(fd: number): boolean {
   if (fd < 0) return false;
-  const buf = pollFd(fd, POLLOUT);
+  const buf = pollFds([fd], POLLOUT);
   if (load().poll(buf, 1, 0) <= 0) return false;
-  const revents = buf.readInt16LE(6);
-  return (revents & (0x10 /* POLLHUP */ | 0x8) /* POLLERR */) !== 0;
+  return (revents(buf, 0) & (POLLHUP | POLLERR)) !== 0;
+}
+
+/**
+ * Runs a call on a non-blocking socket until it gets through: again after EINTR, after `wait`
+ * while it would block. Throws SystemCallError on any other failure.
+ */
+async function untilDone(c: Libc, syscall: string, run: () => number, wait: () => Promise<unknown>): Promise<number> {
+  for (;;) {
+    const n = run();
+    if (n >= 0) return n;
+    const e = c.errno();
+    if (e === EINTR) continue;
+    if (e !== EAGAIN) throw new SystemCallError(syscall, e);
+    await wait();
+  }
 }
 
 /**
@@ -268,27 +287,7 @@ export async function sendWithFds(fd: number, data: Buffer, fds: readonly number
   control.writeInt32LE(SCM_RIGHTS, 12);
   fds.forEach((d, i) => control.writeInt32LE(d, 16 + 4 * i));
   const msg = messageHeader(data, control);
-  for (;;) {
-    const n = Number(c.sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL));
-    if (n >= 0) return n;
-    const e = c.errno();
-    if (e === EINTR) continue;
-    if (e !== EAGAIN) throw new SystemCallError('sendmsg', e);
-    await waitWritable(fd);
-  }
-}
-
-/** Resolves when the socket can take more data (or has failed, which the next write reports). */
-function waitWritable(fd: number): Promise<void> {
-  return new Promise((resolve) => load().poll.async(pollFd(fd, POLLOUT), 1, 1000, () => resolve()));
-}
-
-/** A struct pollfd for one descriptor. */
-function pollFd(fd: number, events: number): Buffer {
-  const buf = Buffer.alloc(8);
-  buf.writeInt32LE(fd, 0);
-  buf.writeInt16LE(events, 4);
-  return buf;
+  return untilDone(c, 'sendmsg', () => Number(c.sendmsg(fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL)), () => waitWritable(fd));
 }
 
 /** Room for one SCM_RIGHTS control message of `n` descriptors: a 16-byte header, data padded to 8. */
@@ -301,11 +300,6 @@ function messageHeader(data: Buffer, control: Buffer) {
   return { name: null, namelen: 0, iov: [{ base: data, len: data.length }], iovlen: 1, control, controllen: control.length, flags: 0 };
 }
 
-/** Connects a new non-blocking socket to a path in the file system; returns its descriptor. */
-export function connectPath(path: string): number {
-  return connectNonBlocking(pathAddress(path));
-}
-
 /**
  * Reads what is available on a non-blocking socket, waiting until something is, together with any
  * descriptors that came along (SCM_RIGHTS). An empty `data` means the peer closed the connection.
@@ -314,22 +308,17 @@ export async function receiveWithFds(fd: number, maxBytes = 65536, maxFds = 16):
   const c = load();
   const buf = Buffer.alloc(maxBytes);
   const control = Buffer.alloc(rightsSpace(maxFds));
-  for (;;) {
-    const msg = messageHeader(buf, control);
-    const n = Number(c.recvmsg(fd, msg, 0x40000000 /* MSG_CMSG_CLOEXEC */));
-    if (n < 0) {
-      const e = c.errno();
-      if (e === EINTR) continue;
-      if (e !== EAGAIN) throw new SystemCallError('recvmsg', e);
-      await waitReadable([fd]);
-      continue;
-    }
-    const fds: number[] = [];
-    // One control message is all a Varlink peer sends: SOL_SOCKET/SCM_RIGHTS and its descriptors.
-    const len = Number(msg.controllen) >= 16 ? Number(control.readBigUInt64LE(0)) : 0;
-    if (len > 16 && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
-      for (let off = 16; off + 4 <= len; off += 4) fds.push(control.readInt32LE(off));
-    }
-    return { data: buf.subarray(0, n), fds };
+  let msg = messageHeader(buf, control);
+  const receive = () => {
+    msg = messageHeader(buf, control);
+    return Number(c.recvmsg(fd, msg, MSG_CMSG_CLOEXEC));
+  };
+  const n = await untilDone(c, 'recvmsg', receive, () => waitReadable([fd]));
+  const fds: number[] = [];
+  // One control message is all a Varlink peer sends: SOL_SOCKET/SCM_RIGHTS and its descriptors.
+  const len = Number(msg.controllen) >= 16 ? Number(control.readBigUInt64LE(0)) : 0;
+  if (len > 16 && control.readInt32LE(8) === SOL_SOCKET && control.readInt32LE(12) === SCM_RIGHTS) {
+    for (let off = 16; off + 4 <= len; off += 4) fds.push(control.readInt32LE(off));
   }
+  return { data: buf.subarray(0, n), fds };
 }

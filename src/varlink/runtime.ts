@@ -1,3 +1,3 @@
-/** The small surface generated modules import: kept separate from index.ts to avoid import cycles. */
-export { defineInterface } from './interface.js';
+/** The small surface generated modules import: kept apart from the rest to avoid import cycles. */
+export { defineInterface, type WireInt } from './interface.js';
 export { VarlinkError } from './errors.js';

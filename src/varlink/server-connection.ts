@@ -1,20 +1,22 @@
 /**
- * One accepted connection on the server side.
+ * One accepted connection on the server side: reading and framing its input, keeping its calls
+ * in order, and its life (back-pressure, close, hand-over after an upgrade).
  *
  * Calls are handled strictly one after another, in the order they arrived; later calls wait in
  * a queue while a handler is still working or a stream is still sending. Replies produced while
- * handling one chunk of input are written together. A protocol violation (not JSON, not an
- * object, an unknown header key, a non-boolean flag, two flags at once, an oversized message)
- * closes this connection and nothing else.
+ * handling one chunk of input are written together (reply-writer.ts). A protocol violation (not
+ * JSON, not an object, an unknown header key, a non-boolean flag, two flags at once, an oversized
+ * message) closes this connection and nothing else.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { MessageReader, MessageTooLargeError, encodeError, encodeReply } from './wire.js';
-import { VarlinkError, SystemError } from './errors.js';
-import { Replies, type Call } from './call.js';
-import { closeFds, peerHungUp, sendWithFds, socketFd, type PeerCredentials } from './peer.js';
+import { MessageReader, MessageTooLargeError } from './wire.js';
+import type { Call } from './call.js';
+import { peerHungUp, socketFd, type PeerCredentials } from './peer.js';
 import { parseCallBytes, type IncomingCall } from './call-parser.js';
 import type { Offloaded, ParseOffload } from './offload.js';
+import { CallContext, type CallConnection } from './call-context.js';
+import { ReplyWriter } from './reply-writer.js';
 
 /** What the connection needs from its server. */
 export interface Dispatcher {
@@ -32,48 +34,12 @@ export class DropConnection extends Error {}
 
 const QUEUE_HIGH_WATER = 256;
 
-/** What a handler sees of its call; one small object per call, methods on the prototype. */
-class CallContext implements Call {
-  constructor(
-    private readonly conn: ServerConnection,
-    private readonly call: IncomingCall,
-  ) {}
-  get method(): string {
-    return this.call.method;
-  }
-  get more(): boolean {
-    return this.call.more;
-  }
-  get oneway(): boolean {
-    return this.call.oneway;
-  }
-  get upgrade(): boolean {
-    return this.call.upgrade;
-  }
-  get peer(): PeerCredentials {
-    return this.conn.peer;
-  }
-  get log(): Logger {
-    return this.conn.log.child({ method: this.call.method });
-  }
-  get signal(): AbortSignal {
-    return this.conn.abortSignal;
-  }
-  onUpgrade(h: (socket: Socket, rest: Buffer) => void): void {
-    if (!this.call.upgrade) throw new Error('onUpgrade() on a call made without upgrade');
-    this.conn.setUpgradeHandler(h);
-  }
-  pushFd(fd: number): number {
-    return this.conn.pushFd(fd);
-  }
-}
-
-export class ServerConnection {
+export class ServerConnection implements CallConnection {
   private readonly reader: MessageReader;
   private readonly queue: IncomingCall[] = [];
-  private out: string[] = [];
+  private readonly replies = new ReplyWriter(this, () => (this.upgradeHandler = undefined));
   private busy = false;
-  private closed = false;
+  private isClosed = false;
   private paused = false;
   private upgrading = false;
   private peerDone = false;
@@ -82,8 +48,6 @@ export class ServerConnection {
   private readonly abort = new AbortController();
   private logger?: Logger;
   private upgradeHandler?: (socket: Socket, rest: Buffer) => void;
-  /** Descriptors the running call attached to its reply (pushFd). */
-  private fds: number[] = [];
   private peerValue?: PeerCredentials;
   private readonly readPeer?: () => PeerCredentials;
   /** Whether the server counted this connection against its peer's uid. */
@@ -120,10 +84,14 @@ export class ServerConnection {
     return this.logger;
   }
 
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.dropFds();
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.replies.dropFds();
     this.queue.length = 0;
     this.abort.abort();
     this.socket.destroy();
@@ -264,10 +232,7 @@ export class ServerConnection {
   }
 
   private flush(): void {
-    if (this.out.length === 0 || this.closed) return;
-    const data = this.out.length === 1 ? this.out[0]! : this.out.join('');
-    this.out = [];
-    this.socket.write(data);
+    this.replies.flush();
   }
 
   private context(call: IncomingCall): Call {
@@ -293,156 +258,21 @@ export class ServerConnection {
         this.protocolError(err.message);
         return undefined;
       }
-      this.fail(call, err);
+      this.replies.fail(call, err);
       return undefined;
     }
     if (result instanceof Promise) {
       return result.then(
-        (value) => this.complete(call, value),
-        (err) => this.fail(call, err),
+        (value) => this.replies.complete(call, value),
+        (err) => this.replies.fail(call, err),
       );
     }
-    return this.complete(call, result);
-  }
-
-  private complete(call: IncomingCall, value: unknown): Promise<void> | undefined {
-    if (value instanceof Replies) {
-      // Descriptors go with single replies only.
-      this.dropFds();
-      return this.stream(call, value);
-    }
-    if (call.oneway) {
-      this.dropFds();
-      return undefined;
-    }
-    let text: string;
-    try {
-      text = encodeReply(value as object, false);
-    } catch (err) {
-      // A reply that cannot be serialised (too deep, a cycle, a BigInt) is the handler's fault.
-      this.fail(call, err);
-      return undefined;
-    }
-    if (this.fds.length > 0) return this.sendFds(call, text);
-    this.out.push(text);
-    return undefined;
+    return this.replies.complete(call, result);
   }
 
   /** Used by CallContext.pushFd. */
   pushFd(fd: number): number {
-    this.fds.push(fd);
-    return this.fds.length - 1;
-  }
-
-  private dropFds(): void {
-    closeFds(this.fds.splice(0));
-  }
-
-  /**
-   * Sends a reply with descriptors attached. Everything written before it must be out first, since
-   * the descriptors travel with the first byte of this reply; then it goes out through sendmsg,
-   * past Node's stream, and our copies of the descriptors are closed.
-   */
-  private async sendFds(call: IncomingCall, text: string): Promise<void> {
-    const fds = this.fds.splice(0);
-    try {
-      const earlier = this.out.length ? this.out.join('') : '';
-      this.out = [];
-      await new Promise<void>((resolve) => this.socket.write(earlier, () => resolve()));
-      if (this.closed) return;
-      const data = Buffer.from(text);
-      const sent = await sendWithFds(socketFd(this.socket), data, fds);
-      if (sent < data.length && !this.closed) this.socket.write(data.subarray(sent));
-    } catch (err) {
-      this.log.warn({ err, method: call.method }, 'cannot send a reply with file descriptors; closing the connection');
-      this.close();
-    } finally {
-      closeFds(fds);
-    }
-  }
-
-  private fail(call: IncomingCall, err: unknown): void {
-    this.upgradeHandler = undefined;
-    this.dropFds();
-    if (call.oneway) return;
-    if (err instanceof VarlinkError) {
-      this.out.push(encodeError(err.error, err.parameters));
-      return;
-    }
-    this.log.error({ err, method: call.method }, 'method handler failed');
-    const errno = typeof (err as { errno?: unknown })?.errno === 'number' ? Math.abs((err as { errno: number }).errno) : 5;
-    const e = new SystemError(errno);
-    this.out.push(encodeError(e.error, e.parameters));
-  }
-
-  /**
-   * Sends a stream, holding each reply back until the next one (or the end) is known, so the
-   * last reply goes out without `continues`. Waits for the socket to drain when the peer reads
-   * slowly, so an unread stream cannot grow memory without bound.
-   */
-  private async stream(call: IncomingCall, replies: Replies<unknown>): Promise<void> {
-    if (replies.live && call.more) return this.streamLive(call, replies);
-    let held: unknown;
-    let have = false;
-    try {
-      for await (const item of replies.source as AsyncIterable<unknown>) {
-        if (this.closed) return;
-        if (!call.more) {
-          // Without `more` only one reply may be sent.
-          held = item;
-          have = true;
-          break;
-        }
-        if (have && !call.oneway) {
-          this.out.push(encodeReply(held as object, true));
-          if (this.out.length >= 64 || this.socket.writableNeedDrain) {
-            this.flush();
-            if (this.socket.writableNeedDrain) await this.drained();
-          }
-        }
-        held = item;
-        have = true;
-      }
-    } catch (err) {
-      // Replies produced before the failure still go out (with continues), then the error.
-      if (have && call.more && !call.oneway) this.out.push(encodeReply(held as object, true));
-      this.fail(call, err);
-      return;
-    }
-    if (call.oneway) return;
-    if (have) this.out.push(encodeReply(held as object, false));
-    else if (replies.empty) this.fail(call, replies.empty());
-    else this.out.push(encodeReply({}, false));
-  }
-
-  /** Sends each reply of a subscription at once; closes the connection when it ends. */
-  private async streamLive(call: IncomingCall, replies: Replies<unknown>): Promise<void> {
-    try {
-      for await (const item of replies.source as AsyncIterable<unknown>) {
-        if (this.closed) return;
-        if (call.oneway) continue;
-        this.out.push(encodeReply(item as object, true));
-        this.flush();
-        if (this.socket.writableNeedDrain) await this.drained();
-      }
-    } catch (err) {
-      this.fail(call, err);
-      this.flush();
-    }
-    this.close();
-  }
-
-  private drained(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    return this.replies.pushFd(fd);
   }
 
   private handOver(): void {
@@ -454,7 +284,7 @@ export class ServerConnection {
     this.socket.removeAllListeners('end');
     this.socket.removeAllListeners('error');
     this.socket.removeAllListeners('close');
-    this.closed = true;
+    this.isClosed = true;
     this.onClose(this);
     handler(this.socket, rest);
   }

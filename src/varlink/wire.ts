@@ -109,10 +109,16 @@ export class MessageReader {
 
 /**
  * Reply parameters already serialised to a JSON object text, for a handler that answers the same
- * thing often and keeps the text (the server writes it as it is, without JSON.stringify).
+ * thing often and keeps the text (the server writes it as it is, without JSON.stringify). `R` is
+ * the type of what was serialised, so a handler may return it where its result type is expected.
  */
-export class EncodedParameters {
-  constructor(readonly json: string) {}
+export class EncodedParameters<R = unknown> {
+  /** Never set: carries `R`. */
+  declare readonly __encodes?: R;
+  readonly json: string;
+  constructor(parameters: R) {
+    this.json = JSON.stringify(parameters);
+  }
 }
 
 /** Serialises one message, terminator included. */

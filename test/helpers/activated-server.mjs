@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '../../dist/src/varlink');
 const { VarlinkServer } = await import(join(dist, 'server.js'));
-const { activatedSockets } = await import(join(dist, 'activation.js'));
+const { activatedSockets } = await import(join(dist, 'listen-fds.js'));
 const { serveSystemdService } = await import(join(dist, 'systemd-service.js'));
 
 const args = process.argv.slice(2);

@@ -5,7 +5,7 @@
 // test/unit/registry/validate.test.ts for the vectors): parameters are checked one by one in the order the
 // caller sent their keys, and the first bad one is reported.
 
-import { jsonInteger } from './json-values.js';
+import { jsonInteger } from './c-integers.js';
 
 /** Classes a client may register. `host` only exists for the synthetic `.host` entry. */
 export type MachineClass = 'container' | 'vm';
@@ -207,7 +207,7 @@ function isRegistrablePid(v: unknown): v is number {
 
 /**
  * The fields of a ProcessId object as machined reads them: only `pid`, `pidfdId` and `bootId`; `pid` and
- * `pidfdId` integers (strings in C notation included, see json-values.ts), `bootId` a 128-bit ID; null is
+ * `pidfdId` integers (strings in C notation included, see c-integers.ts), `bootId` a 128-bit ID; null is
  * refused for each of them. A `pidfdId` of 0 and the all-zero `bootId` mean "not given".
  */
 function readProcessId(v: unknown): ProcessRef | undefined {

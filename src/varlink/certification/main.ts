@@ -9,7 +9,7 @@
  * answered `all_ok: true`, 1 at the first failing step.
  */
 import pino from 'pino';
-import { activatedSockets } from '../activation.js';
+import { activatedSockets } from '../listen-fds.js';
 import { CertificationFailure, runCertification } from './client.js';
 import { createCertificationServer } from './server.js';
 

@@ -15,11 +15,26 @@ export function pascalName(interfaceName: string): string {
     .join('');
 }
 
-export function tsType(t: TypeExpr, indent: string): string {
+/**
+ * How integers are spelled in the types being written: `number` in results, errors and the
+ * parameters of interfaces whose decimal strings are converted before the handler runs; `WireInt`
+ * in the parameters of systemd's interfaces, where any string passes the interface check and
+ * the handler reads or refuses it; `Int` inside a named type that is used both ways.
+ */
+interface IntSpelling {
+  int: string;
+  /** Named types declared with an `Int` type parameter (see wireNamedTypes). */
+  generic: ReadonlySet<string>;
+}
+
+const NUMBERS: IntSpelling = { int: 'number', generic: new Set() };
+
+export function tsType(t: TypeExpr, indent: string, ints: IntSpelling = NUMBERS): string {
   switch (t.kind) {
     case 'bool':
       return 'boolean';
     case 'int':
+      return ints.int;
     case 'float':
       return 'number';
     case 'string':
@@ -29,15 +44,15 @@ export function tsType(t: TypeExpr, indent: string): string {
     case 'any':
       return 'unknown';
     case 'named':
-      return t.name;
+      return ints.generic.has(t.name) && ints.int !== 'number' ? `${t.name}<${ints.int}>` : t.name;
     case 'nullable':
-      return `${wrap(tsType(t.inner, indent))} | null`;
+      return `${wrap(tsType(t.inner, indent, ints))} | null`;
     case 'array':
-      return `${wrap(tsType(t.inner, indent))}[]`;
+      return `${wrap(tsType(t.inner, indent, ints))}[]`;
     case 'map':
-      return `Record<string, ${tsType(t.inner, indent)}>`;
+      return `Record<string, ${tsType(t.inner, indent, ints)}>`;
     case 'struct':
-      return structBody(t, indent);
+      return structBody(t, indent, ints);
     case 'enum':
       return t.values.map((v) => `'${v.name}'`).join(' | ');
   }
@@ -57,69 +72,138 @@ function escapeDoc(s: string): string {
   return s.replace(/\*\//g, '*\\/');
 }
 
-function field(f: Field, indent: string): string {
+function field(f: Field, indent: string, ints: IntSpelling): string {
   const optional = f.type.kind === 'nullable' ? '?' : '';
-  return `${docComment(f.doc, indent)}${indent}${f.name}${optional}: ${tsType(f.type, indent)};`;
+  return `${docComment(f.doc, indent)}${indent}${f.name}${optional}: ${tsType(f.type, indent, ints)};`;
 }
 
-function structBody(s: StructType, indent: string): string {
+function structBody(s: StructType, indent: string, ints: IntSpelling): string {
   if (s.fields.length === 0) return 'Record<string, never>';
   const inner = indent + '  ';
-  return `{\n${s.fields.map((f) => field(f, inner)).join('\n')}\n${indent}}`;
+  return `{\n${s.fields.map((f) => field(f, inner, ints)).join('\n')}\n${indent}}`;
 }
 
-/** A named struct as an interface, or a type alias for everything else. */
-function declare(name: string, t: TypeExpr, doc: string[]): string {
-  if (t.kind === 'struct' && t.fields.length > 0) {
-    return `${docComment(doc, '')}export interface ${name} ${structBody(t, '')}\n`;
-  }
-  return `${docComment(doc, '')}export type ${name} = ${tsType(t, '')};\n`;
+/**
+ * A type alias (not an interface: an alias of an object type is assignable to
+ * `Record<string, unknown>`, which code that walks a call's keys takes). `typeParameter` makes it
+ * generic over the spelling of its integers.
+ */
+function declare(name: string, t: TypeExpr, doc: string[], ints: IntSpelling = NUMBERS, typeParameter = ''): string {
+  const body = t.kind === 'struct' ? structBody(t, '', ints) : tsType(t, '', ints);
+  return `${docComment(doc, '')}export type ${name}${typeParameter} = ${body};\n`;
+}
+
+type Resolve = (name: string) => TypeExpr | undefined;
+
+function resolver(iface: Interface): Resolve {
+  return (name) => {
+    const decl = iface.members.find((m) => m.kind === 'type' && m.name === name);
+    return decl?.kind === 'type' ? decl.type : undefined;
+  };
+}
+
+/** The named types a method's parameters reach that hold integers somewhere inside. */
+export function wireNamedTypes(iface: Interface): Set<string> {
+  const resolve = resolver(iface);
+  const holdsInt = (t: TypeExpr, seen: Set<string>): boolean => {
+    switch (t.kind) {
+      case 'int':
+        return true;
+      case 'nullable':
+      case 'array':
+      case 'map':
+        return holdsInt(t.inner, seen);
+      case 'struct':
+        return t.fields.some((f) => holdsInt(f.type, seen));
+      case 'named': {
+        if (seen.has(t.name)) return false;
+        const d = resolve(t.name);
+        return d !== undefined && holdsInt(d, new Set([...seen, t.name]));
+      }
+      default:
+        return false;
+    }
+  };
+  const reached = new Set<string>();
+  const visit = (t: TypeExpr): void => {
+    if (t.kind === 'nullable' || t.kind === 'array' || t.kind === 'map') visit(t.inner);
+    else if (t.kind === 'struct') t.fields.forEach((f) => visit(f.type));
+    else if (t.kind === 'named' && !reached.has(t.name)) {
+      reached.add(t.name);
+      const d = resolve(t.name);
+      if (d) visit(d);
+    }
+  };
+  for (const m of iface.members) if (m.kind === 'method') visit(m.input);
+  return new Set([...reached].filter((n) => holdsInt({ kind: 'named', name: n }, new Set())));
 }
 
 /**
  * Code converting integers sent as decimal strings (which sd-varlink accepts for `int`) into
- * numbers, so handlers see the types they declare. Only struct nesting is followed.
+ * numbers wherever they sit (struct fields, named types, array elements, map values), so handlers
+ * see the types they declare. `target` is the expression holding a value of type `t`.
  */
-export function coercion(s: StructType, iface: Interface, path: string, depth = 0): string[] {
+export function coercion(t: TypeExpr, resolve: Resolve, target: string, depth = 0): string[] {
   if (depth > 8) return [];
-  const lines: string[] = [];
-  for (const f of s.fields) {
-    const target = `${path}.${f.name}`;
-    let t = f.type.kind === 'nullable' ? f.type.inner : f.type;
-    if (t.kind === 'named') {
-      const name = t.name;
-      const decl = iface.members.find((m) => m.kind === 'type' && m.name === name);
-      if (decl?.kind === 'type') t = decl.type;
+  switch (t.kind) {
+    case 'int':
+      return [`if (typeof ${target} === 'string') ${target} = Number(${target});`];
+    case 'named': {
+      const d = resolve(t.name);
+      return d ? coercion(d, resolve, target, depth + 1) : [];
     }
-    if (t.kind === 'int') {
-      lines.push(`if (typeof ${target} === 'string') ${target} = Number(${target});`);
-    } else if (t.kind === 'struct') {
-      const inner = coercion(t, iface, target, depth + 1);
-      if (inner.length) lines.push(`if (${target} != null) { ${inner.join(' ')} }`);
+    case 'nullable': {
+      const inner = coercion(t.inner, resolve, target, depth + 1);
+      return inner.length && t.inner.kind !== 'int' ? [`if (${target} != null) { ${inner.join(' ')} }`] : inner;
     }
+    case 'struct':
+      return t.fields.flatMap((f) => coercion(f.type, resolve, `${target}.${f.name}`, depth + 1));
+    case 'array': {
+      const i = `i${depth}`;
+      const inner = coercion(t.inner, resolve, `${target}[${i}]`, depth + 1);
+      return inner.length ? [`for (let ${i} = 0; ${i} < ${target}.length; ${i}++) { ${inner.join(' ')} }`] : [];
+    }
+    case 'map': {
+      const k = `k${depth}`;
+      const inner = coercion(t.inner, resolve, `${target}[${k}]`, depth + 1);
+      return inner.length ? [`for (const ${k} in ${target}) { ${inner.join(' ')} }`] : [];
+    }
+    default:
+      return [];
   }
-  return lines;
 }
 
 export function generateModule(iface: Interface, validatorsModule: string, varlinkImport: string): string {
   const exportName = pascalName(iface.name);
   const out: string[] = [];
   out.push(`// Generated by berth's Varlink code generator from the ${iface.name} interface. Do not edit.`);
-  out.push(`import { defineInterface, VarlinkError } from '${varlinkImport}';`);
-  if (iface.members.some((m) => m.kind === 'method')) out.push(`import * as validators from '${validatorsModule}';`);
-  out.push('');
-  for (const m of iface.members) if (m.kind === 'type') out.push(declare(m.name, m.type, m.doc));
+  const wire = integerStringsFor(iface.name) === 'any';
+  const generic = wire ? wireNamedTypes(iface) : new Set<string>();
+  const inNamed: IntSpelling = { int: 'Int', generic };
+  const inParameters: IntSpelling = wire ? { int: 'WireInt', generic } : NUMBERS;
+  const body: string[] = [];
+  for (const m of iface.members) {
+    if (m.kind !== 'type') continue;
+    if (generic.has(m.name)) body.push(declare(m.name, m.type, m.doc, inNamed, '<Int = number>'));
+    else body.push(declare(m.name, m.type, m.doc));
+  }
   const methodTypes: string[] = [];
   const methodEntries: string[] = [];
+  const resolve = resolver(iface);
   for (const m of iface.members) {
     if (m.kind !== 'method') continue;
-    out.push(declare(`${m.name}Parameters`, m.input, m.doc));
-    out.push(declare(`${m.name}Result`, m.output, []));
+    body.push(declare(`${m.name}Parameters`, m.input, m.doc, inParameters));
+    body.push(declare(`${m.name}Result`, m.output, []));
     methodTypes.push(`  ${m.name}: { parameters: ${m.name}Parameters; result: ${m.name}Result };`);
-    const co = integerStringsFor(iface.name) === 'decimal' ? coercion(m.input, iface, 'p') : [];
+    const co = wire ? [] : coercion(m.input, resolve, 'p');
     const coerce = co.length ? `, coerce: (p: any) => { ${co.join(' ')} }` : '';
     methodEntries.push(`    ${m.name}: { name: '${m.name}', more: '${m.more}', validate: validators.${m.name}${coerce} },`);
   }
+  const usesWireInt = body.some((b) => b.includes('WireInt'));
+  out.push(`import { defineInterface, VarlinkError${usesWireInt ? ', type WireInt' : ''} } from '${varlinkImport}';`);
+  if (iface.members.some((m) => m.kind === 'method')) out.push(`import * as validators from '${validatorsModule}';`);
+  out.push('');
+  out.push(...body);
   const errorNames: string[] = [];
   for (const m of iface.members) {
     if (m.kind !== 'error') continue;
@@ -133,7 +217,7 @@ export function generateModule(iface: Interface, validatorsModule: string, varli
         `${docComment(m.doc, '')}export class ${m.name} extends VarlinkError {\n` +
           `  static readonly errorName = '${full}';\n` +
           `  declare readonly parameters: ${m.name}Parameters & Record<string, unknown>;\n` +
-          `  constructor(${param}) {\n    super('${full}', parameters as unknown as Record<string, unknown>);\n  }\n}\n`,
+          `  constructor(${param}) {\n    super('${full}', parameters);\n  }\n}\n`,
       );
     } else {
       out.push(

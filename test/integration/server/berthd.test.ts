@@ -14,7 +14,7 @@ import { cannotSwitchUser, exited, rawClient, rawClientResult, tearDown, unprivi
 const repo = resolve(import.meta.dirname, '../../..');
 const BERTHD = join(repo, 'dist/src/server/main.js');
 const BERTHCTL = join(repo, 'dist/src/client/berthctl.js');
-const ACTIVATE = join(repo, 'dist/src/server/activate.js');
+const ACTIVATE = join(repo, 'dist/src/server/berth-activate.js');
 const why = process.getuid?.() !== 0 ? 'needs root (cgroups, user namespaces)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
 if (why) console.warn(`skipping berthd tests: ${why}`);
 

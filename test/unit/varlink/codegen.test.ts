@@ -83,6 +83,13 @@ describe('generated validators (io.berth.test)', () => {
     expect(echo).toEqual({ text: 'x', count: 5, inner: { n: 6 } });
   });
 
+  it('coerce follows map values too, so handlers never see a string where the type says number', () => {
+    const echo = { text: 'x', map: { a: '7', b: 8 } };
+    expect(judge('Echo', echo)).toBeUndefined();
+    (iface.methods.Echo as MethodDescriptor).coerce?.(echo);
+    expect(echo).toEqual({ text: 'x', map: { a: 7, b: 8 } });
+  });
+
   it('carries the streaming mode of each method', () => {
     expect(iface.methods.Count.more).toBe('supports');
     expect(iface.methods.Watch.more).toBe('requires');

@@ -119,7 +119,7 @@ describe('encoding', () => {
   });
 });
 
-import { findDuplicateKey } from '../../../src/varlink/duplicates.js';
+import { findDuplicateKey } from '../../../src/varlink/duplicate-keys.js';
 
 describe('findDuplicateKey', () => {
   it('names the path to a key given twice, and nothing for unique keys', () => {

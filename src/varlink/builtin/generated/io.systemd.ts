@@ -22,15 +22,15 @@ export class Protocol extends VarlinkError {
   }
 }
 
-export interface SystemParameters {
+export type SystemParameters = {
   errno: number;
-}
+};
 
 export class System extends VarlinkError {
   static readonly errorName = 'io.systemd.System';
   declare readonly parameters: SystemParameters & Record<string, unknown>;
   constructor(parameters: SystemParameters) {
-    super('io.systemd.System', parameters as unknown as Record<string, unknown>);
+    super('io.systemd.System', parameters);
   }
 }
 

@@ -5,7 +5,7 @@ import * as validators from './org.varlink.service.validators.js';
 /** Describes this service: who makes it, which version, and what it speaks. */
 export type GetInfoParameters = Record<string, never>;
 
-export interface GetInfoResult {
+export type GetInfoResult = {
   /** Maker of the service */
   vendor: string;
   /** Name of the program behind the service */
@@ -16,72 +16,72 @@ export interface GetInfoResult {
   url: string;
   /** Every interface served on this socket, sorted */
   interfaces: string[];
-}
+};
 
 /** Returns the definition of one served interface, in canonical Varlink IDL. */
-export interface GetInterfaceDescriptionParameters {
+export type GetInterfaceDescriptionParameters = {
   /** Fully qualified interface name */
   interface: string;
-}
+};
 
-export interface GetInterfaceDescriptionResult {
+export type GetInterfaceDescriptionResult = {
   /** The interface definition text */
   description: string;
-}
+};
 
-export interface InterfaceNotFoundParameters {
+export type InterfaceNotFoundParameters = {
   /** The name that was asked for */
   interface: string;
-}
+};
 
 /** No interface of that name is served here. */
 export class InterfaceNotFound extends VarlinkError {
   static readonly errorName = 'org.varlink.service.InterfaceNotFound';
   declare readonly parameters: InterfaceNotFoundParameters & Record<string, unknown>;
   constructor(parameters: InterfaceNotFoundParameters) {
-    super('org.varlink.service.InterfaceNotFound', parameters as unknown as Record<string, unknown>);
+    super('org.varlink.service.InterfaceNotFound', parameters);
   }
 }
 
-export interface MethodNotFoundParameters {
+export type MethodNotFoundParameters = {
   /** The fully qualified method name that was called */
   method: string;
-}
+};
 
 /** The interface has no method of that name, or this service does not serve it. */
 export class MethodNotFound extends VarlinkError {
   static readonly errorName = 'org.varlink.service.MethodNotFound';
   declare readonly parameters: MethodNotFoundParameters & Record<string, unknown>;
   constructor(parameters: MethodNotFoundParameters) {
-    super('org.varlink.service.MethodNotFound', parameters as unknown as Record<string, unknown>);
+    super('org.varlink.service.MethodNotFound', parameters);
   }
 }
 
-export interface MethodNotImplementedParameters {
+export type MethodNotImplementedParameters = {
   /** The fully qualified method name that was called */
   method: string;
-}
+};
 
 /** The method is declared but has no implementation. */
 export class MethodNotImplemented extends VarlinkError {
   static readonly errorName = 'org.varlink.service.MethodNotImplemented';
   declare readonly parameters: MethodNotImplementedParameters & Record<string, unknown>;
   constructor(parameters: MethodNotImplementedParameters) {
-    super('org.varlink.service.MethodNotImplemented', parameters as unknown as Record<string, unknown>);
+    super('org.varlink.service.MethodNotImplemented', parameters);
   }
 }
 
-export interface InvalidParameterParameters {
+export type InvalidParameterParameters = {
   /** Name of the offending parameter */
   parameter: string;
-}
+};
 
 /** A parameter is missing, unknown, of the wrong type or out of range. */
 export class InvalidParameter extends VarlinkError {
   static readonly errorName = 'org.varlink.service.InvalidParameter';
   declare readonly parameters: InvalidParameterParameters & Record<string, unknown>;
   constructor(parameters: InvalidParameterParameters) {
-    super('org.varlink.service.InvalidParameter', parameters as unknown as Record<string, unknown>);
+    super('org.varlink.service.InvalidParameter', parameters);
   }
 }
 

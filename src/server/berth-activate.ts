@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Activator } from '../varlink/activator.js';
+import { Activator } from '../varlink/socket-activator.js';
 import { machineSocketPaths, userdbSocketPath } from './daemon.js';
 import { BERTHD_NODE_OPTIONS } from './node-options.js';
 

@@ -4,7 +4,7 @@
 // machined reads most integer fields (Kill's `signal`, Register's `leader` and `vSockCid`, a ProcessId's
 // `pid` and `pidfdId`) from a string too, in C notation: leading white space, an optional sign, then
 // decimal, `0x` hex, `0o` or leading-`0` octal, or `0b` binary, with nothing after the digits. Elements of
-// `ifIndices` are the exception: they must be JSON numbers. test/unit/registry/json-values.test.ts holds
+// `ifIndices` are the exception: they must be JSON numbers. test/unit/registry/c-integers.test.ts holds
 // the observed vectors; test/interop/differential/ compares them with a running 257.
 
 /** White space as C's isspace() knows it. */
