@@ -1,14 +1,14 @@
 /**
  * What Node's `net` module cannot do on AF_UNIX sockets, done through libc with koffi:
  * reading the peer's credentials (SO_PEERCRED), telling a listening socket from a connected one
- * (SO_ACCEPTCONN), binding or connecting abstract socket names with their exact length
+ * (SO_ACCEPTCONN, when the kernel's socket list does not tell), binding or connecting abstract socket names with their exact length
  * (Node 20's libuv pads them to the full 108 bytes, which no other implementation matches), and
  * sending file descriptors along with a message (SCM_RIGHTS).
  */
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface PeerCredentials {
   uid: number;
@@ -120,8 +120,34 @@ export function peerCredentials(fd: number): PeerCredentials {
   return { pid: value.readInt32LE(0), uid: value.readUInt32LE(4), gid: value.readUInt32LE(8) };
 }
 
-/** True when fd is a socket in the listening state (SO_ACCEPTCONN). */
+/** __SO_ACCEPTCON in the Flags column of /proc/net/unix (proc(5)): the socket listens. */
+const PROC_NET_UNIX_ACCEPTCON = 0x10000;
+
+/**
+ * The listening state of a unix socket as the kernel lists it in /proc/net/unix (found by the inode
+ * that /proc/self/fd names), or undefined when it is not listed there (no /proc, another network
+ * namespace, not a unix socket). Costs a read of a memory file, where SO_ACCEPTCONN would cost loading
+ * libc: socket activation hands over its sockets before the first call, and that call waits.
+ */
+function listedListening(fd: number): boolean | undefined {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+    if (!m) return undefined;
+    for (const line of readFileSync('/proc/net/unix', 'latin1').split('\n')) {
+      // Num RefCount Protocol Flags Type St Inode [Path]
+      const f = line.trim().split(/\s+/);
+      if (f[6] === m[1]) return (parseInt(f[3]!, 16) & PROC_NET_UNIX_ACCEPTCON) !== 0;
+    }
+  } catch {
+    /* fall back to the socket option */
+  }
+  return undefined;
+}
+
+/** True when fd is a socket in the listening state (as listed by the kernel, else SO_ACCEPTCONN). */
 export function isListeningSocket(fd: number): boolean {
+  const listed = listedListening(fd);
+  if (listed !== undefined) return listed;
   const value = socketOption(fd, SO_ACCEPTCONN, 4);
   return value !== undefined && value.readInt32LE(0) !== 0;
 }
@@ -243,6 +269,7 @@ export function closeFd(fd: number): void {
 
 /** Closes each descriptor; one already closed is no error. */
 export function closeFds(fds: readonly number[]): void {
+  if (fds.length === 0) return; // every error reply passes through here: no libc for nothing to close
   const c = load();
   for (const fd of fds) c.close(fd);
 }
