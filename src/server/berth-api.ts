@@ -14,7 +14,8 @@ import {
   type WatchResult,
 } from '../generated/io.berth.Machine.js';
 import type { BerthContext } from './context.js';
-import type { Machine } from './registry/machine.js';
+import { validateRegistration, type Machine } from './registry/machine.js';
+import { liveProcessProbe } from './registry/registry.js';
 import type { IdRange } from './userdb/userdb.js';
 import type { JournalEntry } from './watch.js';
 import { caller, toVarlinkError } from './machine-api.js';
@@ -95,7 +96,9 @@ export function berthApi(ctx: BerthContext): Handlers<IoBerthMachineMethods> {
     RegisterReplacingDead: (params, call) => {
       const who = caller(call);
       if (!ctx.policy.mayRegisterLeader(call.peer, params.leaderProcessId?.pid ?? params.leader ?? who.pid)) throw new PermissionDeniedError();
-      const r = ctx.registry.registerOrReplaceIfDead(params, who);
+      const spec = validateRegistration(params, liveProcessProbe);
+      if (!spec.ok) throw toVarlinkError(spec.error);
+      const r = ctx.registry.registerOrReplaceIfDead(spec.value, who);
       if (!r.ok) {
         const e = toVarlinkError(r.error);
         if (e.error === 'io.systemd.Machine.MachineExists') throw new MachineExists();

@@ -12,8 +12,6 @@ import {
   fail,
   now,
   ok,
-  isValidMachineName,
-  validateRegistration,
   type KillWhom,
   type LookupSpec,
   type Machine,
@@ -21,25 +19,17 @@ import {
   type RegistrationSpec,
   type Result,
 } from './machine.js';
-import { bootId, processExists, processUid, uidMaySignal } from '../../domain/process.js';
-import { closeLeader, leaderAlive, pidfdIdOf, pinLeader, signalLeader, type Leader } from './leader.js';
+import { bootId, processExists, processUid } from '../../domain/process.js';
+import { closeLeader, leaderAlive, pidfdIdOf, pinLeader } from './leader.js';
 import { LeaderWatcher } from './leader-watcher.js';
-import {
-  createScope,
-  createScopeWithSystemd,
-  detectCgroupLayout,
-  killScope,
-  ScopeReaper,
-  machineScopeUnit,
-  MACHINE_SLICE,
-  removeScope,
-  systemdIsPid1,
-  unitOfPid,
-  type CgroupLayout,
-} from './scope.js';
+import { detectCgroupLayout, ScopeReaper, removeScope, unitOfPid, type CgroupLayout } from './scope.js';
 import { StateStore } from './state.js';
-import { reviveSavedMachine } from './restore.js';
+import { restoreFromState } from './restore.js';
 import { hostMachine } from './host.js';
+import { MachineIndex, type Entry } from './machine-index.js';
+import { placeMachine } from './placement.js';
+import { killMachine, terminateMachine } from './machine-control.js';
+import { UnregisteredScopes } from './unregistered-scopes.js';
 
 /** The subset of a pino logger the registry uses. */
 export interface RegistryLogger {
@@ -83,12 +73,6 @@ export interface RegistryEvent {
   reason: string;
 }
 
-interface Entry {
-  machine: Machine;
-  leader: Leader;
-  stopTimer?: NodeJS.Timeout;
-}
-
 /** Probe for validateRegistration backed by the real process table. */
 export const liveProcessProbe: ProcessProbe = {
   exists: processExists,
@@ -100,12 +84,9 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   readonly store: StateStore;
   readonly cgroups: CgroupLayout;
   #log: RegistryLogger;
-  #byName = new Map<string, Entry>();
-  #byLeader = new Map<number, Entry>();
-  #byUnit = new Map<string, Entry>();
+  #index = new MachineIndex();
   #watcher = new LeaderWatcher();
-  /** Scopes berth created for machines that were unregistered while their leader still ran. */
-  #orphanScopes = new Map<string, { leader: Leader; unitCgroup: string }>();
+  #unregisteredScopes: UnregisteredScopes;
   #seq = 0;
   #host: boolean;
   #hostMachine?: Machine;
@@ -123,6 +104,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#host = opts.host ?? true;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 90_000;
     this.#reaper = new ScopeReaper(this.cgroups);
+    this.#unregisteredScopes = new UnregisteredScopes(this.#watcher, this.#reaper);
     this.#watcher.on('exit', (name) => this.#onLeaderExit(name));
   }
 
@@ -133,12 +115,12 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
   /** Number of registered machines (`.host` not counted). */
   get size(): number {
-    return this.#byName.size;
+    return this.#index.size;
   }
 
   /** Registered machines (without `.host`), in registration order. */
   *machines(): IterableIterator<Machine> {
-    for (const e of this.#byName.values()) yield e.machine;
+    for (const e of this.#index.values()) yield e.machine;
   }
 
   /** What List streams: `.host` (when served) and then every registered machine. */
@@ -151,7 +133,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   /** By name; `.host` included when served. */
   get(name: string): Machine | undefined {
     if (name === '.host') return this.hostMachine();
-    return this.#byName.get(name)?.machine;
+    return this.#index.byName(name)?.machine;
   }
 
   /**
@@ -159,10 +141,10 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * machined's lookup by PID). PID 1 and host processes map to nothing.
    */
   findByPid(pid: number): Machine | undefined {
-    const byLeader = this.#byLeader.get(pid);
+    const byLeader = this.#index.byLeader(pid);
     if (byLeader && leaderAlive(byLeader.leader)) return byLeader.machine;
     const u = unitOfPid(pid, this.cgroups);
-    return u ? this.#byUnit.get(u.unit)?.machine : undefined;
+    return u ? this.#index.byUnit(u.unit)?.machine : undefined;
   }
 
   /** Resolve a validated lookup: name and/or pid (`{pid:0}` = the caller); both must agree. */
@@ -185,13 +167,6 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     return ok(m);
   }
 
-  /** Validate and register (the Register method). */
-  register(input: Record<string, unknown>, caller: CallerContext): Result<Machine> {
-    const v = validateRegistration(input, liveProcessProbe);
-    if (!v.ok) return v;
-    return this.registerSpec(v.value, caller);
-  }
-
   /** Register an already validated spec. Checks, in machined's order: leader, owner, name, unit, leader reuse. */
   registerSpec(spec: RegistrationSpec, caller: CallerContext): Result<Machine> {
     if (this.#closed) return fail({ errno: Errno.EBADF });
@@ -204,31 +179,16 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return r;
     };
     if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return release(fail({ permissionDenied: true }));
-    if (this.#byName.has(spec.name)) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
+    if (this.#index.hasName(spec.name)) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
 
-    let unit: string;
-    let unitCgroup: string;
-    let ownsScope = false;
-    if (spec.allocateUnit) {
-      if (this.#byLeader.has(pinned.pid)) return release(fail({ errno: Errno.EEXIST }));
-      // With systemd as PID 1, systemd makes the scope (and owns it), as for machined.
-      const bySystemd = systemdIsPid1() ? createScopeWithSystemd(this.cgroups, spec.name, pinned.pid, spec.class) : undefined;
-      if (bySystemd) {
-        ({ unit, unitCgroup } = bySystemd);
-      } else {
-        if (systemdIsPid1()) this.#log.warn({ machine: spec.name }, 'systemd did not create the scope; creating the cgroup directly');
-        const s = createScope(this.cgroups, spec.name, pinned.pid);
-        if (typeof s === 'number') return release(fail({ errno: -s }));
-        ({ unit, unitCgroup } = s);
-        ownsScope = true;
-      }
-    } else {
-      const u = unitOfPid(pinned.pid, this.cgroups);
-      if (!u) return release(fail({ errno: Errno.ENXIO }));
-      ({ unit, unitCgroup } = u);
-      if (this.#byLeader.has(pinned.pid)) return release(fail({ errno: Errno.EEXIST }));
-    }
-    if (this.#byUnit.has(unit)) {
+    const placed = placeMachine(spec, pinned.pid, {
+      cgroups: this.cgroups,
+      leaderTaken: (pid) => this.#index.hasLeader(pid),
+      warn: (obj, msg) => this.#log.warn(obj, msg),
+    });
+    if (!placed.ok) return release(placed);
+    const { unit, unitCgroup, ownsScope } = placed.value;
+    if (this.#index.hasUnit(unit)) {
       if (ownsScope) removeScope(this.cgroups, unitCgroup);
       return release(fail({ errno: Errno.EEXIST }));
     }
@@ -271,24 +231,22 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * Register, replacing an existing machine of the same name only if its leader is dead.
    * `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
    */
-  registerOrReplaceIfDead(input: Record<string, unknown>, caller: CallerContext): Result<{ machine: Machine; replaced: boolean }> {
-    const v = validateRegistration(input, liveProcessProbe);
-    if (!v.ok) return v;
-    const existing = this.#byName.get(v.value.name);
+  registerOrReplaceIfDead(spec: RegistrationSpec, caller: CallerContext): Result<{ machine: Machine; replaced: boolean }> {
+    const existing = this.#index.byName(spec.name);
     let replaced = false;
     if (existing) {
       if (leaderAlive(existing.leader)) return fail({ error: 'io.systemd.Machine.MachineExists' });
       this.#finalize(existing, 'replaced');
       replaced = true;
     }
-    const r = this.registerSpec(v.value, caller);
+    const r = this.registerSpec(spec, caller);
     return r.ok ? ok({ machine: r.value, replaced }) : r;
   }
 
   /** Drop a machine's record; no process is signalled. `.host` stays. */
   unregister(name: string): Result<void> {
     if (name === '.host' && this.#host) return ok(undefined);
-    const e = this.#byName.get(name);
+    const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
     this.#finalize(e, 'unregistered');
     return ok(undefined);
@@ -300,17 +258,16 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    */
   terminate(name: string, asUid?: number): Result<void> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
-    const e = this.#byName.get(name);
+    const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
-    const unitCgroup = e.machine.unitCgroup;
-    if (!unitCgroup) return fail({ errno: Errno.EOPNOTSUPP });
-    killScope(this.cgroups, unitCgroup, 'SIGTERM', asUid);
-    killScope(this.cgroups, unitCgroup, 'SIGCONT', asUid);
-    if (!e.stopTimer) {
-      e.stopTimer = setTimeout(() => {
-        if (this.#byName.get(name) === e) killScope(this.cgroups, unitCgroup, 'SIGKILL', asUid);
-      }, this.#stopTimeoutMs);
-      e.stopTimer.unref();
+    const r = terminateMachine(e, {
+      cgroups: this.cgroups,
+      ...(asUid !== undefined ? { asUid } : {}),
+      stopTimeoutMs: this.#stopTimeoutMs,
+      isCurrent: (x) => this.#index.isCurrent(x),
+    });
+    if (!r.ok) return r;
+    if (r.value) {
       this.#log.info({ machine: name, unit: e.machine.unit }, 'terminating machine');
       this.#emit('changed', e.machine, 'terminating');
     }
@@ -323,16 +280,9 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    */
   kill(name: string, whom: KillWhom, signal: number, asUid?: number): Result<void> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
-    const e = this.#byName.get(name);
+    const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
-    if (whom === 'leader') {
-      if (asUid !== undefined && !uidMaySignal(asUid, e.leader.pid)) return fail({ errno: Errno.EPERM });
-      const r = signalLeader(e.leader, signal);
-      return r < 0 ? fail({ errno: -r }) : ok(undefined);
-    }
-    if (!e.machine.unitCgroup) return fail({ errno: Errno.ESRCH });
-    killScope(this.cgroups, e.machine.unitCgroup, signal, asUid);
-    return ok(undefined);
+    return killMachine(e, whom, signal, this.cgroups, asUid);
   }
 
   /** The synthetic `.host` machine, or undefined when not served. */
@@ -348,58 +298,13 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * files and links. Every decision is logged. Also accepts files written by systemd-machined.
    */
   restore(): { kept: string[]; dropped: string[] } {
-    const kept: string[] = [];
-    const dropped: string[] = [];
-    this.store.removeTemp();
-    const drop = (name: string, unit: string | undefined, why: string, extra: object = {}) => {
-      this.store.remove(name, unit);
-      // A scope berth allocated for it goes too, if nothing runs in it any more.
-      if (unit === machineScopeUnit(name)) removeScope(this.cgroups, `/${MACHINE_SLICE}/${unit}`);
-      dropped.push(name);
-      this.#log.info({ machine: name, ...extra, reason: why }, 'dropped machine from saved state');
-    };
-    for (const f of this.store.scan()) {
-      if (!isValidMachineName(f.name)) {
-        this.#log.warn({ file: f.name }, 'ignoring state file whose name is not a machine name');
-        continue;
-      }
-      if (this.#byName.has(f.name)) continue;
-      if ('error' in f) {
-        this.#log.warn({ machine: f.name, err: f.error }, 'cannot read state file; skipped');
-        continue;
-      }
-      const d = reviveSavedMachine(f.name, f.text, this.cgroups);
-      for (const w of d.warnings) this.#log.warn({ machine: f.name }, `state file: ${w}`);
-      if (!d.keep) {
-        drop(f.name, d.unit, d.reason, d.leader !== undefined ? { leader: d.leader } : {});
-        continue;
-      }
-      const { machine, leader: pinned } = d;
-      const unit = machine.unit;
-      if (this.#byLeader.has(pinned.pid) || (unit && this.#byUnit.has(unit))) {
-        closeLeader(pinned);
-        drop(f.name, undefined, 'leader or unit already used by another restored machine');
-        continue;
-      }
-      try {
-        this.store.write(machine);
-        if (unit) this.store.linkUnit(unit, machine.name);
-      } catch (e) {
-        this.#log.warn({ machine: machine.name, err: (e as Error).message }, 'cannot rewrite state file');
-      }
-      this.#insert({ machine, leader: pinned });
-      kept.push(machine.name);
-      this.#log.info({ machine: machine.name, leader: pinned.pid, unit }, 'restored machine from saved state');
-    }
-    // Links pointing at machines we do not have are stale.
-    for (const [unit, name] of this.store.links()) {
-      const e = this.#byName.get(name);
-      if (!e || e.machine.unit !== unit) {
-        this.store.unlinkUnit(unit);
-        this.#log.info({ unit, machine: name }, 'removed stale unit link');
-      }
-    }
-    return { kept, dropped };
+    return restoreFromState({
+      store: this.store,
+      cgroups: this.cgroups,
+      index: this.#index,
+      insert: (e) => this.#insert(e),
+      log: this.#log,
+    });
   }
 
   /** Stop watching leaders; state files stay so a later start can restore. */
@@ -407,34 +312,22 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (this.#closed) return;
     this.#closed = true;
     this.#watcher.close();
-    for (const e of this.#byName.values()) {
+    for (const e of this.#index.values()) {
       if (e.stopTimer) clearTimeout(e.stopTimer);
       closeLeader(e.leader);
     }
-    for (const o of this.#orphanScopes.values()) closeLeader(o.leader);
-    this.#orphanScopes.clear();
-    this.#byName.clear();
-    this.#byLeader.clear();
-    this.#byUnit.clear();
+    this.#unregisteredScopes.close();
+    this.#index.clear();
   }
 
   #insert(e: Entry): void {
-    this.#byName.set(e.machine.name, e);
-    this.#byLeader.set(e.leader.pid, e);
-    if (e.machine.unit) this.#byUnit.set(e.machine.unit, e);
+    this.#index.insert(e);
     this.#watcher.watch(e.machine.name, e.leader);
   }
 
   #onLeaderExit(name: string): void {
-    const orphan = this.#orphanScopes.get(name);
-    if (orphan) {
-      // The leader of an unregistered machine ended: its scope goes once it is empty.
-      this.#orphanScopes.delete(name);
-      closeLeader(orphan.leader);
-      this.#reaper.add(orphan.unitCgroup, false);
-      return;
-    }
-    const e = this.#byName.get(name);
+    if (this.#unregisteredScopes.leaderExited(name)) return;
+    const e = this.#index.byName(name);
     if (!e) return;
     this.#log.info({ machine: name, leader: e.leader.pid }, 'leader exited; machine removed');
     this.#finalize(e, 'leader-exited');
@@ -442,19 +335,15 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
   #finalize(e: Entry, reason: string): void {
     const m = e.machine;
-    if (this.#byName.get(m.name) !== e) return;
+    if (!this.#index.isCurrent(e)) return;
     this.#watcher.unwatch(m.name);
-    this.#byName.delete(m.name);
-    if (this.#byLeader.get(e.leader.pid) === e) this.#byLeader.delete(e.leader.pid);
-    if (m.unit && this.#byUnit.get(m.unit) === e) this.#byUnit.delete(m.unit);
+    this.#index.remove(e);
     if (e.stopTimer) clearTimeout(e.stopTimer);
     this.store.remove(m.name, m.unit);
     if (m.ownsScope && m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader)) {
       // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
       // its leader and remove the scope when it has ended (systemd would collect the empty scope).
-      const key = `\0scope:${m.name}:${e.leader.pid}`;
-      this.#orphanScopes.set(key, { leader: e.leader, unitCgroup: m.unitCgroup });
-      this.#watcher.watch(key, e.leader);
+      this.#unregisteredScopes.track(m.name, e.leader, m.unitCgroup);
     } else {
       closeLeader(e.leader);
       if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);

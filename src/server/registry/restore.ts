@@ -1,12 +1,15 @@
-// Deciding, for one saved state file, whether its machine is still there: the leader must still run and
-// be the very process that was registered (same pidfd inode number when the file records one; otherwise
-// started no later than the machine was registered), so a recycled PID can never bring a machine back.
+// Restoring the registry from the state directory after a restart. For each saved state file, whether
+// its machine is still there: the leader must still run and be the very process that was registered (same
+// pidfd inode number when the file records one; otherwise started no later than the machine was
+// registered), so a recycled PID can never bring a machine back. What is not restored goes, with its
+// files, links and (when empty) the scope berth made for it.
 
-import { now, type Machine } from './machine.js';
+import { isValidMachineName, now, type Machine } from './machine.js';
 import { processExists } from '../../domain/process.js';
 import { closeLeader, leaderAlive, pinLeader, type Leader } from './leader.js';
-import { MACHINE_SLICE, machineScopeUnit, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
-import { parseStateFile } from './state.js';
+import { MACHINE_SLICE, machineScopeUnit, removeScope, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
+import { parseStateFile, type StateStore } from './state.js';
+import type { Entry, MachineIndex } from './machine-index.js';
 
 export type SavedMachineDecision =
   | { keep: true; machine: Machine; leader: Leader; warnings: string[] }
@@ -67,4 +70,74 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
     allocateUnit: ownsScope,
   };
   return { keep: true, machine, leader: pinned, warnings };
+}
+
+export interface RestoreContext {
+  store: StateStore;
+  cgroups: CgroupLayout;
+  index: MachineIndex;
+  /** Index and watch a restored machine. */
+  insert(e: Entry): void;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+/**
+ * Re-read the state directory: keep machines whose leader still runs and is the same process, drop the
+ * rest with their files and links, remove stale unit links. Every decision is logged. Also accepts files
+ * written by systemd-machined.
+ */
+export function restoreFromState(ctx: RestoreContext): { kept: string[]; dropped: string[] } {
+  const { store, cgroups, index, log } = ctx;
+  const kept: string[] = [];
+  const dropped: string[] = [];
+  store.removeTemp();
+  const drop = (name: string, unit: string | undefined, why: string, extra: object = {}) => {
+    store.remove(name, unit);
+    // A scope berth allocated for it goes too, if nothing runs in it any more.
+    if (unit === machineScopeUnit(name)) removeScope(cgroups, `/${MACHINE_SLICE}/${unit}`);
+    dropped.push(name);
+    log.info({ machine: name, ...extra, reason: why }, 'dropped machine from saved state');
+  };
+  for (const f of store.scan()) {
+    if (!isValidMachineName(f.name)) {
+      log.warn({ file: f.name }, 'ignoring state file whose name is not a machine name');
+      continue;
+    }
+    if (index.hasName(f.name)) continue;
+    if ('error' in f) {
+      log.warn({ machine: f.name, err: f.error }, 'cannot read state file; skipped');
+      continue;
+    }
+    const d = reviveSavedMachine(f.name, f.text, cgroups);
+    for (const w of d.warnings) log.warn({ machine: f.name }, `state file: ${w}`);
+    if (!d.keep) {
+      drop(f.name, d.unit, d.reason, d.leader !== undefined ? { leader: d.leader } : {});
+      continue;
+    }
+    const { machine, leader: pinned } = d;
+    const unit = machine.unit;
+    if (index.hasLeader(pinned.pid) || (unit && index.hasUnit(unit))) {
+      closeLeader(pinned);
+      drop(f.name, undefined, 'leader or unit already used by another restored machine');
+      continue;
+    }
+    try {
+      store.write(machine);
+      if (unit) store.linkUnit(unit, machine.name);
+    } catch (e) {
+      log.warn({ machine: machine.name, err: (e as Error).message }, 'cannot rewrite state file');
+    }
+    ctx.insert({ machine, leader: pinned });
+    kept.push(machine.name);
+    log.info({ machine: machine.name, leader: pinned.pid, unit }, 'restored machine from saved state');
+  }
+  // Links pointing at machines we do not have are stale.
+  for (const [unit, name] of store.links()) {
+    const e = index.byName(name);
+    if (!e || e.machine.unit !== unit) {
+      store.unlinkUnit(unit);
+      log.info({ unit, machine: name }, 'removed stale unit link');
+    }
+  }
+  return { kept, dropped };
 }

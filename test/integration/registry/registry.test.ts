@@ -5,11 +5,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Registry, type RegistryEvent } from '../../../src/server/registry/registry.js';
+import { liveProcessProbe, Registry, type CallerContext, type RegistryEvent } from '../../../src/server/registry/registry.js';
+import { validateRegistration } from '../../../src/server/registry/machine.js';
 import { detectCgroupLayout, machineScopeUnit, MACHINE_SLICE } from '../../../src/server/registry/scope.js';
 import { readStartTime } from '../../../src/domain/process.js';
 import { pidfdIdOf } from '../../../src/server/registry/leader.js';
 import { unprivilegedUser } from '../../helpers/processes.js';
+
+/** Validate Register parameters as the Varlink binding does, then register the spec. */
+function register(r: Registry, input: Record<string, unknown>, caller: CallerContext) {
+  const v = validateRegistration(input, liveProcessProbe);
+  return v.ok ? r.registerSpec(v.value, caller) : v;
+}
+
+function replaceIfDead(r: Registry, input: Record<string, unknown>, caller: CallerContext) {
+  const v = validateRegistration(input, liveProcessProbe);
+  return v.ok ? r.registerOrReplaceIfDead(v.value, caller) : v;
+}
 
 const layout = detectCgroupLayout();
 const isRoot = process.getuid?.() === 0;
@@ -126,7 +138,7 @@ suite('registry with real processes', () => {
     const { r } = newRegistry();
     const c = sleeper();
     const name = `${tag}-a`;
-    const res = r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 });
+    const res = register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 });
     expect(res.ok).toBe(true);
     const unit = machineScopeUnit(name);
     expect(res.ok && res.value.unit).toBe(unit);
@@ -154,7 +166,7 @@ suite('registry with real processes', () => {
     const { r } = newRegistry();
     const c = sleeper();
     const name = `${tag}-u`;
-    expect(r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     const unit = machineScopeUnit(name);
     const dirs = layout.hierarchies.map((h) => path.join(h.root, MACHINE_SLICE, unit));
     expect(r.unregister(name).ok).toBe(true);
@@ -175,10 +187,10 @@ suite('registry with real processes', () => {
       fs.mkdirSync(path.join(h.root, MACHINE_SLICE, unit), { recursive: true });
       fs.writeFileSync(path.join(h.root, MACHINE_SLICE, unit, 'cgroup.procs'), `${c.pid}\n`);
     }
-    expect(r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     expect(r.unregister(name).ok).toBe(true);
     for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, MACHINE_SLICE, unit, 'cgroup.procs'), `${other.pid}\n`);
-    const again = r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 });
+    const again = register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 });
     expect(again.ok ? 'ok' : again.error).toEqual({ errno: 17 });
     other.kill('SIGKILL');
     c.kill('SIGKILL');
@@ -187,23 +199,23 @@ suite('registry with real processes', () => {
   it('takes the unit from the leader cgroup, refuses a leader outside any unit, duplicates and PID 1', () => {
     const { r } = newRegistry();
     const inUnit = sleeperInUnit(`${tag}-b.scope`);
-    const res = r.register({ name: `${tag}-b`, class: 'vm', leader: inUnit.pid }, { uid: 0 });
+    const res = register(r, { name: `${tag}-b`, class: 'vm', leader: inUnit.pid }, { uid: 0 });
     expect(res).toMatchObject({ ok: true, value: { unit: `${tag}-b.scope`, class: 'vm' } });
 
     const loose = sleeper();
-    expect(r.register({ name: `${tag}-c`, class: 'container', leader: loose.pid }, { uid: 0 })).toEqual({
+    expect(register(r, { name: `${tag}-c`, class: 'container', leader: loose.pid }, { uid: 0 })).toEqual({
       ok: false,
       error: { errno: 6 },
     });
-    expect(r.register({ name: `${tag}-b`, class: 'container', leader: loose.pid }, { uid: 0 })).toEqual({
+    expect(register(r, { name: `${tag}-b`, class: 'container', leader: loose.pid }, { uid: 0 })).toEqual({
       ok: false,
       error: { error: 'io.systemd.Machine.MachineExists' },
     });
-    expect(r.register({ name: `${tag}-d`, class: 'container', leader: inUnit.pid }, { uid: 0 })).toEqual({
+    expect(register(r, { name: `${tag}-d`, class: 'container', leader: inUnit.pid }, { uid: 0 })).toEqual({
       ok: false,
       error: { errno: 17 },
     });
-    expect(r.register({ name: `${tag}-d`, class: 'container', leader: 1 }, { uid: 0 })).toEqual({
+    expect(register(r, { name: `${tag}-d`, class: 'container', leader: 1 }, { uid: 0 })).toEqual({
       ok: false,
       error: { invalidParameter: 'leader' },
     });
@@ -223,7 +235,7 @@ suite('registry with real processes', () => {
       leaders.map(
         (c) =>
           new Promise<ReturnType<Registry['register']>>((resolve) =>
-            setImmediate(() => resolve(r.register({ name: `${tag}-race`, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }))),
+            setImmediate(() => resolve(register(r, { name: `${tag}-race`, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }))),
           ),
       ),
     );
@@ -236,7 +248,7 @@ suite('registry with real processes', () => {
     const { r } = newRegistry();
     const n = 200;
     const leaders = Array.from({ length: n }, () => sleeperInUnit(`${tag}-m${children.length}.scope`));
-    leaders.forEach((c, i) => expect(r.register({ name: `${tag}-m${i}`, class: 'container', leader: c.pid }, { uid: 0 }).ok).toBe(true));
+    leaders.forEach((c, i) => expect(register(r, { name: `${tag}-m${i}`, class: 'container', leader: c.pid }, { uid: 0 }).ok).toBe(true));
     expect(r.size).toBe(n);
     const t0 = performance.now();
     for (const c of leaders) c.kill('SIGKILL');
@@ -249,7 +261,7 @@ suite('registry with real processes', () => {
     const { r } = newRegistry();
     const leader = sleeper();
     const name = `${tag}-k`;
-    expect(r.register({ name, class: 'container', leader: leader.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(r, { name, class: 'container', leader: leader.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     const helper = sleeper();
     const m = r.get(name)!;
     for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, m.unitCgroup!, 'cgroup.procs'), `${helper.pid}\n`);
@@ -269,8 +281,8 @@ suite('registry with real processes', () => {
     const first = newRegistry().r;
     const live = sleeper(1000); // registered by uid 1000, which must own its leader
     const dead = sleeper();
-    expect(first.register({ name: `${tag}-live`, class: 'container', leader: live.pid, allocateUnit: true, vSockCid: 7 }, { uid: 1000 }).ok).toBe(true);
-    expect(first.register({ name: `${tag}-dead`, class: 'vm', leader: dead.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(first, { name: `${tag}-live`, class: 'container', leader: live.pid, allocateUnit: true, vSockCid: 7 }, { uid: 1000 }).ok).toBe(true);
+    expect(register(first, { name: `${tag}-dead`, class: 'vm', leader: dead.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     first.close(); // as if berthd were SIGKILLed: the state files stay
     expect(exists(stateFile(`${tag}-dead`))).toBe(true);
     dead.kill('SIGKILL');
@@ -333,7 +345,7 @@ suite('registry with real processes', () => {
     const first = newRegistry().r;
     const a = sleeper();
     const name = `${tag}-recycled`;
-    expect(first.register({ name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(first, { name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     first.close();
     const pid = a.pid;
     a.kill('SIGKILL');
@@ -374,7 +386,7 @@ suite('registry with real processes', () => {
     const mine2 = sleeper(user!.uid);
     const roots = sleeper();
     const name = `${tag}-asuid`;
-    expect(r.register({ name, class: 'container', leader: roots.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(r, { name, class: 'container', leader: roots.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     // Processes of the user in the unit, next to one of root (as a setuid program the user ran).
     for (const c of [mine, mine2]) for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, r.get(name)!.unitCgroup!, 'cgroup.procs'), `${c.pid}\n`);
     const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0];
@@ -399,18 +411,18 @@ suite('registry with real processes', () => {
     const a = sleeper();
     const b = sleeper();
     const name = `${tag}-rep`;
-    expect(r.register({ name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
-    expect(r.registerOrReplaceIfDead({ name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 })).toEqual({
+    expect(register(r, { name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 })).toEqual({
       ok: false,
       error: { error: 'io.systemd.Machine.MachineExists' },
     });
     const fresh = sleeper();
-    const res = r.registerOrReplaceIfDead({ name: `${tag}-rep2`, class: 'container', leader: fresh.pid, allocateUnit: true }, { uid: 0 });
+    const res = replaceIfDead(r, { name: `${tag}-rep2`, class: 'container', leader: fresh.pid, allocateUnit: true }, { uid: 0 });
     expect(res).toMatchObject({ ok: true, value: { replaced: false } });
     a.kill('SIGKILL');
     await exited(a);
     // Whether or not the exit was already processed, the answer names the outcome truthfully.
-    const res2 = r.registerOrReplaceIfDead({ name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 });
+    const res2 = replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 });
     expect(res2.ok).toBe(true);
     expect(r.get(name)?.leader.pid).toBe(b.pid);
   });
@@ -422,7 +434,7 @@ suite('registry with real processes', () => {
     registries.push(r);
     const c = sleeper();
     const name = `${tag}-ps`;
-    expect(r.register({ name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    expect(register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
     try {
       const out = execFileSync('ps', ['-o', 'machine=', '-p', String(c.pid)], { encoding: 'utf8' }).trim();
       expect(out).toBe(name);
@@ -438,7 +450,7 @@ suite('registry with real processes', () => {
   it('non-root registrants must own the leader', () => {
     const { r } = newRegistry();
     const c = sleeper();
-    expect(r.register({ name: `${tag}-u`, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 4321 })).toEqual({
+    expect(register(r, { name: `${tag}-u`, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 4321 })).toEqual({
       ok: false,
       error: { permissionDenied: true },
     });

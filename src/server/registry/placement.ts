@@ -1,0 +1,43 @@
+// Where a new machine lives: the unit (and its cgroup) a registration puts the machine in. With
+// `allocateUnit` a scope `machine-NAME.scope` is made for the leader (by systemd when it is PID 1, as for
+// machined, else by berth itself, which then owns and removes it); without, the machine is the unit the
+// leader already runs in. The checks keep machined's order of errors.
+
+import { Errno, fail, ok, type RegistrationSpec, type Result } from './machine.js';
+import { createScope, createScopeWithSystemd, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
+
+export interface Placement {
+  unit: string;
+  unitCgroup: string;
+  /** True when berth made the scope cgroup itself and removes it when the machine goes. */
+  ownsScope: boolean;
+}
+
+export interface PlacementContext {
+  cgroups: CgroupLayout;
+  /** Is this PID already some machine's leader? */
+  leaderTaken(pid: number): boolean;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Find or make the unit of a machine led by `pid`. EEXIST when the leader already leads a machine (for
+ * allocateUnit before anything is made, otherwise after the unit was found, as machined orders them);
+ * ENXIO when the leader sits in no unit; the errno of a failed scope creation.
+ */
+export function placeMachine(spec: RegistrationSpec, pid: number, ctx: PlacementContext): Result<Placement> {
+  if (!spec.allocateUnit) {
+    const u = unitOfPid(pid, ctx.cgroups);
+    if (!u) return fail({ errno: Errno.ENXIO });
+    if (ctx.leaderTaken(pid)) return fail({ errno: Errno.EEXIST });
+    return ok({ ...u, ownsScope: false });
+  }
+  if (ctx.leaderTaken(pid)) return fail({ errno: Errno.EEXIST });
+  const withSystemd = systemdIsPid1();
+  const bySystemd = withSystemd ? createScopeWithSystemd(ctx.cgroups, spec.name, pid, spec.class) : undefined;
+  if (bySystemd) return ok({ ...bySystemd, ownsScope: false });
+  if (withSystemd) ctx.warn({ machine: spec.name }, 'systemd did not create the scope; creating the cgroup directly');
+  const s = createScope(ctx.cgroups, spec.name, pid);
+  if (typeof s === 'number') return fail({ errno: -s });
+  return ok({ ...s, ownsScope: true });
+}
