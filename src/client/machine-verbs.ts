@@ -8,6 +8,8 @@ import { IoSystemdMachine, type ListResult } from '../generated/io.systemd.Machi
 import { IoBerthMachine, type IdRange, type MachineInfo } from '../generated/io.berth.Machine.js';
 import { formatFields, formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
+import { isValidLookupName, isValidMachineName, machineNameRefusal } from '../domain/machine-name.js';
+import { parseSignal as signalNumber } from '../domain/signals.js';
 
 export interface MachineVerbOptions {
   address: string;
@@ -61,7 +63,27 @@ function timestamp(us: number | null | undefined): string | undefined {
   return new Date(us / 1000).toISOString();
 }
 
+/**
+ * Refuse a machine name before anything is sent, with the message berthd's rule gives everywhere (exit 2).
+ * `lookup`: the name of a machine to find, where `.host` means the host; otherwise a name to register or start.
+ */
+export function refuseBadMachineNames(names: readonly string[], kind: 'lookup' | 'new'): void {
+  for (const name of names) {
+    if (!(kind === 'lookup' ? isValidLookupName(name) : isValidMachineName(name))) throw new CliError(machineNameRefusal(name), EXIT.usage);
+  }
+}
+
+/** Which arguments of a verb are machine names. */
+function machineNameArgs(verb: string, args: string[]): { names: string[]; kind: 'lookup' | 'new' } {
+  if (verb === 'register') return { names: args.slice(0, 1), kind: 'new' };
+  if (verb === 'users') return { names: args.slice(0, 1), kind: 'lookup' };
+  if (['status', 'show', 'terminate', 'kill', 'unregister'].includes(verb)) return { names: args, kind: 'lookup' };
+  return { names: [], kind: 'lookup' };
+}
+
 export async function machineVerb(verb: string, args: string[], o: MachineVerbOptions): Promise<number> {
+  const { names, kind } = machineNameArgs(verb, args);
+  refuseBadMachineNames(names, kind);
   const c = await connect(o);
   try {
     const m = c.proxy(IoSystemdMachine);
@@ -232,18 +254,8 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
   }
 }
 
-const SIGNALS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,
-  PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
-  URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
-};
-
 export function parseSignal(s: string): number {
-  if (/^\d+$/.test(s)) return Number(s);
-  const name = s.toUpperCase().replace(/^SIG/, '');
-  const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-  if (rt) return 34 + Number(rt[1] ?? 0);
-  const n = SIGNALS[name];
+  const n = signalNumber(s);
   if (n === undefined) throw new CliError(`Unknown signal '${s}'.`, EXIT.usage);
   return n;
 }

@@ -6,13 +6,11 @@
 // memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name".
 
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import {
   Errno,
   fail,
   now,
   ok,
-  isValidMachineName,
   validateRegistration,
   type KillWhom,
   type LookupSpec,
@@ -34,19 +32,14 @@ import {
   signalLeader,
   type Leader,
 } from './leaders.js';
-import {
-  createScope,
-  createScopeWithSystemd,
-  detectCgroupLayout,
-  killScope,
-  ScopeReaper,
-  machineScopeUnit,
-  MACHINE_SLICE,
-  removeScope,
-  systemdIsPid1,
-  unitOfPid,
-  type CgroupLayout,
-} from './scope.js';
+import { detectCgroupLayout, machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
+import { isValidMachineName } from '../../domain/machine-name.js';
+import { DEFAULT_RUNTIME_DIR, machineStateDir } from '../../domain/runtime-paths.js';
+import { machineScopeUnit } from '../../domain/unit-names.js';
+import { createScope, killScope, removeScope } from './scope.js';
+import { ScopeReaper } from './scope-reaper.js';
+import { createScopeWithSystemd, systemdIsPid1 } from './systemd-scope.js';
+import { unitOfPid } from './pid-cgroup.js';
 import { StateStore } from './state.js';
 import { reviveSavedMachine } from './restore.js';
 import { hostMachine } from './host.js';
@@ -125,8 +118,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
   constructor(opts: RegistryOptions = {}) {
     super();
-    const runtime = opts.runtimeDir ?? '/run';
-    this.store = new StateStore(opts.stateDir ?? path.join(runtime, 'systemd', 'machines'));
+    this.store = new StateStore(opts.stateDir ?? machineStateDir(opts.runtimeDir ?? DEFAULT_RUNTIME_DIR));
     this.store.ensureDir();
     this.cgroups = opts.cgroups ?? detectCgroupLayout();
     this.#log = opts.logger ?? silentLogger;
@@ -364,7 +356,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     const drop = (name: string, unit: string | undefined, why: string, extra: object = {}) => {
       this.store.remove(name, unit);
       // A scope berth allocated for it goes too, if nothing runs in it any more.
-      if (unit === machineScopeUnit(name)) removeScope(this.cgroups, `/${MACHINE_SLICE}/${unit}`);
+      if (unit === machineScopeUnit(name)) removeScope(this.cgroups, machineScopeCgroup(name));
       dropped.push(name);
       this.#log.info({ machine: name, ...extra, reason: why }, 'dropped machine from saved state');
     };

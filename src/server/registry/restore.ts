@@ -4,7 +4,10 @@
 
 import { now, type Machine } from './machine.js';
 import { closeLeader, leaderAlive, pinLeader, processExists, type Leader } from './leaders.js';
-import { MACHINE_SLICE, machineScopeUnit, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
+import { machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
+import { machineScopeUnit } from '../../domain/unit-names.js';
+import { unitOfPid } from './pid-cgroup.js';
+import { systemdIsPid1 } from './systemd-scope.js';
 import { parseStateFile } from './state.js';
 
 export type SavedMachineDecision =
@@ -46,7 +49,7 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
   const unit = rec.unit ?? current?.unit;
   const unitCgroup = current && current.unit === unit ? current.unitCgroup : undefined;
   // A scope of the shape berth allocates, outside systemd's tree: berth removes it when the machine goes.
-  const ownsScope = unit === machineScopeUnit(rec.name) && unitCgroup === `/${MACHINE_SLICE}/${unit}` && !systemdIsPid1();
+  const ownsScope = unit === machineScopeUnit(rec.name) && unitCgroup === machineScopeCgroup(rec.name) && !systemdIsPid1();
   const machine: Machine = {
     name: rec.name,
     ...(rec.id ? { id: rec.id } : {}),

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry, type RegistryEvent } from '../../../src/server/registry/registry.js';
-import { detectCgroupLayout, machineScopeUnit, MACHINE_SLICE } from '../../../src/server/registry/scope.js';
+import { detectCgroupLayout } from '../../../src/domain/cgroup-paths.js';
+import { machineScopeUnit, MACHINE_SLICE } from '../../../src/domain/unit-names.js';
 import { pidfdIdOf, readStartTime } from '../../../src/server/registry/leaders.js';
 import { unprivilegedUser } from '../../helpers/processes.js';
 

@@ -11,7 +11,7 @@ import { Daemon } from '../../../src/server/daemon.js';
 import { machineSocketPath, varlinkCall, VarlinkCallError } from '../../../src/launcher/registry-client.js';
 import { launchVm } from '../../../src/launcher/vm/launch.js';
 import { parseVmOptions } from '../../../src/launcher/vm/options.js';
-import { scopeName } from '../../../src/launcher/vm/scope.js';
+import { machineScopeUnit as scopeName } from '../../../src/domain/unit-names.js';
 import { findGuest, GUEST_INIT, writeCpio } from './guest.js';
 
 const guest = findGuest();
