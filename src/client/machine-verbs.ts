@@ -81,6 +81,19 @@ function machineNameArgs(verb: string, args: string[]): { names: string[]; kind:
   return { names: [], kind: 'lookup' };
 }
 
+/** One call per named machine, in order; the first failure ends the verb. */
+async function eachMachine(names: string[], usage: string, verb: string, call: (name: string) => Promise<unknown>): Promise<number> {
+  if (names.length === 0) throw new CliError(usage, EXIT.usage);
+  for (const name of names) {
+    try {
+      await call(name);
+    } catch (e) {
+      fail(e, `Could not ${verb} machine ${name}`);
+    }
+  }
+  return EXIT.ok;
+}
+
 export async function machineVerb(verb: string, args: string[], o: MachineVerbOptions): Promise<number> {
   const { names, kind } = machineNameArgs(verb, args);
   refuseBadMachineNames(names, kind);
@@ -137,30 +150,14 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         }
         return EXIT.ok;
       }
-      case 'terminate': {
-        if (args.length === 0) throw new CliError('Usage: berthctl terminate NAME…', EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Terminate({ name });
-          } catch (e) {
-            fail(e, `Could not terminate machine ${name}`);
-          }
-        }
-        return EXIT.ok;
-      }
+      case 'terminate':
+        return eachMachine(args, 'Usage: berthctl terminate NAME…', 'terminate', (name) => m.Terminate({ name }));
       case 'kill': {
         if (args.length === 0) throw new CliError('Usage: berthctl kill NAME… [--kill-whom=leader|all] [--signal=SIG]', EXIT.usage);
         const signal = parseSignal(o.signal ?? 'SIGTERM');
         const whom = o.killWhom ?? 'all';
         if (whom !== 'leader' && whom !== 'all') throw new CliError(`Invalid --kill-whom '${whom}'.`, EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Kill({ name, whom, signal });
-          } catch (e) {
-            fail(e, `Could not kill machine ${name}`);
-          }
-        }
-        return EXIT.ok;
+        return eachMachine(args, '', 'kill', (name) => m.Kill({ name, whom, signal }));
       }
       case 'register': {
         const [name] = args;
@@ -181,17 +178,8 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         }
         return EXIT.ok;
       }
-      case 'unregister': {
-        if (args.length === 0) throw new CliError('Usage: berthctl unregister NAME…', EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Unregister({ name });
-          } catch (e) {
-            fail(e, `Could not unregister machine ${name}`);
-          }
-        }
-        return EXIT.ok;
-      }
+      case 'unregister':
+        return eachMachine(args, 'Usage: berthctl unregister NAME…', 'unregister', (name) => m.Unregister({ name }));
       case 'users': {
         let ranges: IdRange[];
         try {
