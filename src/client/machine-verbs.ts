@@ -151,13 +151,13 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         return EXIT.ok;
       }
       case 'terminate':
-        return eachMachine(args, 'Usage: berthctl terminate NAME…', 'terminate', (name) => m.Terminate({ name }));
+        return await eachMachine(args, 'Usage: berthctl terminate NAME…', 'terminate', (name) => m.Terminate({ name }));
       case 'kill': {
         if (args.length === 0) throw new CliError('Usage: berthctl kill NAME… [--kill-whom=leader|all] [--signal=SIG]', EXIT.usage);
         const signal = parseSignal(o.signal ?? 'SIGTERM');
         const whom = o.killWhom ?? 'all';
         if (whom !== 'leader' && whom !== 'all') throw new CliError(`Invalid --kill-whom '${whom}'.`, EXIT.usage);
-        return eachMachine(args, '', 'kill', (name) => m.Kill({ name, whom, signal }));
+        return await eachMachine(args, '', 'kill', (name) => m.Kill({ name, whom, signal }));
       }
       case 'register': {
         const [name] = args;
@@ -179,7 +179,7 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         return EXIT.ok;
       }
       case 'unregister':
-        return eachMachine(args, 'Usage: berthctl unregister NAME…', 'unregister', (name) => m.Unregister({ name }));
+        return await eachMachine(args, 'Usage: berthctl unregister NAME…', 'unregister', (name) => m.Unregister({ name }));
       case 'users': {
         let ranges: IdRange[];
         try {
