@@ -12,7 +12,8 @@ import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { VarlinkClient } from '../../src/varlink/client.js';
-import { detectCgroupLayout, MACHINE_SLICE, machineScopeUnit } from '../../src/server/registry/scope.js';
+import { detectCgroupLayout } from '../../src/domain/cgroup-paths.js';
+import { MACHINE_SLICE, machineScopeUnit } from '../../src/domain/unit-names.js';
 import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
 import { running } from '../lib/util.js';
 

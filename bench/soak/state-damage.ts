@@ -27,7 +27,7 @@ import {
   type ScenarioOptions,
   type ScenarioResult,
 } from './common.js';
-import { machineScopeUnit } from '../../src/server/registry/scope.js';
+import { machineScopeUnit } from '../../src/domain/unit-names.js';
 
 interface Case {
   name: string;

@@ -11,9 +11,14 @@ import { pathToFileURL } from 'node:url';
 import { parsePrivateUsers, type PrivateUsers } from '../launcher/uid-range.js';
 import { parseSetenv } from '../launcher/container/environment.js';
 import {
-  ContainerOptionError, SIGRTMIN_PLUS_3, nameFromDirectory, newUuid, normalizeUuid, unescapeC, validCredentialId,
-  type BindMount, type ContainerOptions, type Credential, type LinkJournal,
+  ContainerOptionError, validCredentialId, type BindMount, type ContainerOptions, type Credential, type LinkJournal,
 } from '../launcher/container/options.js';
+import { cunescapeBytes } from '../domain/c-escape.js';
+import { newUuid, parseMachineUuid } from '../domain/id128.js';
+import { defaultMachineName, defaultNameRefusal, isValidMachineName, machineNameRefusal } from '../domain/machine-name.js';
+import { parseBind as parseBindSpec, parseBoolean } from '../domain/option-values.js';
+import { DEFAULT_RUNTIME_DIR } from '../domain/runtime-paths.js';
+import { parseSignal as signalNumber, SIGRTMIN_PLUS_3 } from '../domain/signals.js';
 import type { RegisterMode } from '../launcher/registry-client.js';
 import type { Supervisor as SupervisorT } from '../launcher/supervisor.js';
 
@@ -64,42 +69,22 @@ export interface SpawnArgs {
   stopTimeoutMs: number;
 }
 
-/** Split on ':' not preceded by a backslash; unescape "\:" and "\\". */
-export function splitColons(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length && (s[i + 1] === ':' || s[i + 1] === '\\')) { cur += s[++i]; continue; }
-    if (c === ':') { out.push(cur); cur = ''; continue; }
-    cur += c;
-  }
-  out.push(cur);
-  return out;
-}
-
+/** A --bind/--bind-ro value; berth binds recursively, so of the mount options only rbind and norbind are taken. */
 export function parseBind(value: string, readOnly: boolean): BindMount {
-  const parts = splitColons(value);
-  if (parts.length > 3 || !parts[0]) throw new UsageError(`invalid --bind${readOnly ? '-ro' : ''}=${value}: expected SRC[:DST[:OPTIONS]]`);
-  const [source, target = source, opts] = parts as [string, string?, string?];
-  if (!path.isAbsolute(source)) throw new UsageError(`bind source must be an absolute path: ${source}`);
-  if (!path.isAbsolute(target)) throw new UsageError(`bind target must be an absolute path: ${target}`);
-  if (opts && !['rbind', 'norbind', ''].includes(opts)) throw new UsageError(`unsupported bind options '${opts}' (berth binds recursively)`);
-  return { source: path.normalize(source), target: path.normalize(target), readOnly };
+  let b;
+  try { b = parseBindSpec(value, readOnly); } catch (e) { throw new UsageError((e as Error).message); }
+  if (!['rbind', 'norbind', ''].includes(b.options)) throw new UsageError(`unsupported bind options '${b.options}' (berth binds recursively)`);
+  return { source: b.source, target: b.target, readOnly };
 }
 
 function parseBool(v: string, name: string): boolean {
-  if (['yes', 'true', 'on', '1'].includes(v)) return true;
-  if (['no', 'false', 'off', '0'].includes(v)) return false;
-  throw new UsageError(`--${name} expects yes or no, not '${v}'`);
+  const b = parseBoolean(v);
+  if (b === undefined) throw new UsageError(`--${name} expects yes or no, not '${v}'`);
+  return b;
 }
 
 export function parseSignal(v: string): number {
-  const rt = /^(?:SIG)?RTMIN(?:\+(\d+))?$/i.exec(v);
-  if (rt) return 34 + Number(rt[1] ?? 0);
-  if (/^\d+$/.test(v)) return Number(v);
-  const names: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, TERM: 15 };
-  const n = names[v.toUpperCase().replace(/^SIG/, '')];
+  const n = signalNumber(v);
   if (n === undefined) throw new UsageError(`unknown signal '${v}'`);
   return n;
 }
@@ -127,7 +112,7 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       if (WITH_VALUE.has(name)) {
         let value = eq < 0 ? argv[++i] : a.slice(eq + 1);
         if (value === undefined) throw new UsageError(`--${name} needs a value`);
-        if (name === 'notify-ready' && eq < 0 && !/^(yes|no|true|false|on|off|1|0)$/.test(value)) { i--; value = 'yes'; }
+        if (name === 'notify-ready' && eq < 0 && parseBoolean(value) === undefined) { i--; value = 'yes'; }
         opts.push({ name, value });
       } else if (FLAGS.has(name)) {
         if (eq >= 0) throw new UsageError(`--${name} takes no value`);
@@ -169,7 +154,7 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   let killSignal = SIGRTMIN_PLUS_3;
   let stopTimeoutMs = 10_000;
   let register: RegisterMode = 'auto';
-  let runtimeDir = '/run';
+  let runtimeDir = DEFAULT_RUNTIME_DIR;
   let quiet = false;
   let help = false;
 
@@ -182,9 +167,12 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   for (const { name: n, value: v = '' } of opts) {
     switch (n) {
       case 'directory': directory = v; break;
-      case 'machine': name = v; break;
+      case 'machine':
+        if (!isValidMachineName(v)) throw new UsageError(machineNameRefusal(v));
+        name = v;
+        break;
       case 'uuid':
-        try { uuid = normalizeUuid(v); } catch (e) { throw new UsageError((e as Error).message); }
+        try { uuid = parseMachineUuid(v); } catch (e) { throw new UsageError(`--uuid: ${(e as Error).message}`); }
         break;
       case 'boot': boot = true; break;
       case 'U': privateUsers = { mode: 'pick' }; break;
@@ -199,7 +187,9 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       case 'set-credential': {
         const c = v.indexOf(':');
         if (c <= 0) throw new UsageError(`--set-credential=${v}: expected ID:VALUE`);
-        try { addCredential(v.slice(0, c), unescapeC(v.slice(c + 1))); } catch (e) { throw new UsageError((e as Error).message); }
+        let data: Buffer;
+        try { data = cunescapeBytes(v.slice(c + 1)); } catch (e) { throw new UsageError(`--set-credential: ${(e as Error).message}`); }
+        addCredential(v.slice(0, c), data);
         break;
       }
       case 'load-credential': {
@@ -229,12 +219,12 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         stopTimeoutMs = s * 1000;
         break;
       }
-      case 'register':
-        if (['yes', 'true', '1', 'on'].includes(v)) register = 'yes';
-        else if (['no', 'false', '0', 'off'].includes(v)) register = 'no';
-        else if (v === 'auto') register = 'auto';
-        else throw new UsageError(`invalid --register=${v}: use yes, no or auto`);
+      case 'register': {
+        const b = v === 'auto' ? undefined : parseBoolean(v);
+        if (b === undefined && v !== 'auto') throw new UsageError(`invalid --register=${v}: use yes, no or auto`);
+        register = b === undefined ? 'auto' : b ? 'yes' : 'no';
         break;
+      }
       case 'runtime-dir':
         if (!path.isAbsolute(v)) throw new UsageError('--runtime-dir must be an absolute path');
         runtimeDir = path.normalize(v).replace(/(.)\/+$/, '$1');
@@ -247,7 +237,8 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (help) return { help: true, vm: false, stopTimeoutMs };
   if (!directory) throw new UsageError('no container directory given (-D DIR)');
   directory = path.resolve(directory);
-  name ??= nameFromDirectory(directory);
+  name ??= defaultMachineName(directory);
+  if (name === undefined) throw new UsageError(defaultNameRefusal(directory));
 
   // Sockets handed to us (systemd-socket-activate, systemd units) go on to PID 1.
   const listenFds: number[] = [];

@@ -2,14 +2,14 @@
 /**
  * berthctl: the command-line client of berthd.
  */
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
 import { launchVerb, LAUNCH_VERBS } from './launch-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
 import type { JsonMode } from './output.js';
-import { VERSION } from '../server/version.js';
+import { VERSION } from '../domain/version.js';
+import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
 
 const USAGE = `berthctl [OPTIONS…] COMMAND …
 
@@ -168,8 +168,8 @@ async function main(argv: string[]): Promise<number> {
       graceful: v.graceful ?? [],
     });
   }
-  const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? '/run';
-  const address = v.address ?? `unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`;
+  const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR;
+  const address = v.address ?? `unix:${machineSocketPath(runtime)}`;
   if (SHELL_VERBS.has(verb)) {
     return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
   }

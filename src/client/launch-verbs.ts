@@ -7,7 +7,7 @@ import { VarlinkError } from '../varlink/errors.js';
 import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
 import { formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
-import { EXIT } from './machine-verbs.js';
+import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
 
 export const LAUNCH_VERBS = new Set(['start', 'stop', 'poweroff', 'reboot', 'configured']);
 
@@ -30,6 +30,7 @@ function explain(e: unknown, what: string): never {
 
 export async function launchVerb(verb: string, names: string[], o: LaunchVerbOptions): Promise<number> {
   if (verb !== 'configured' && names.length === 0) throw new CliError(`Usage: berthctl ${verb} NAME…`, EXIT.usage);
+  if (verb !== 'configured') refuseBadMachineNames(names, 'new');
   let c: VarlinkClient;
   try {
     c = await VarlinkClient.connect(o.address, { interfaces: [IoBerthLauncher], timeout: 0 });

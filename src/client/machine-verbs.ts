@@ -8,6 +8,8 @@ import { IoSystemdMachine, type ListResult } from '../generated/io.systemd.Machi
 import { IoBerthMachine, type IdRange, type MachineInfo } from '../generated/io.berth.Machine.js';
 import { formatFields, formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
+import { isValidLookupName, isValidMachineName, machineNameRefusal } from '../domain/machine-name.js';
+import { parseSignal as signalNumber } from '../domain/signals.js';
 
 export interface MachineVerbOptions {
   address: string;
@@ -61,7 +63,40 @@ function timestamp(us: number | null | undefined): string | undefined {
   return new Date(us / 1000).toISOString();
 }
 
+/**
+ * Refuse a machine name before anything is sent, with the message berthd's rule gives everywhere (exit 2).
+ * `lookup`: the name of a machine to find, where `.host` means the host; otherwise a name to register or start.
+ */
+export function refuseBadMachineNames(names: readonly string[], kind: 'lookup' | 'new'): void {
+  for (const name of names) {
+    if (!(kind === 'lookup' ? isValidLookupName(name) : isValidMachineName(name))) throw new CliError(machineNameRefusal(name), EXIT.usage);
+  }
+}
+
+/** Which arguments of a verb are machine names. */
+function machineNameArgs(verb: string, args: string[]): { names: string[]; kind: 'lookup' | 'new' } {
+  if (verb === 'register') return { names: args.slice(0, 1), kind: 'new' };
+  if (verb === 'users') return { names: args.slice(0, 1), kind: 'lookup' };
+  if (['status', 'show', 'terminate', 'kill', 'unregister'].includes(verb)) return { names: args, kind: 'lookup' };
+  return { names: [], kind: 'lookup' };
+}
+
+/** One call per named machine, in order; the first failure ends the verb. */
+async function eachMachine(names: string[], usage: string, verb: string, call: (name: string) => Promise<unknown>): Promise<number> {
+  if (names.length === 0) throw new CliError(usage, EXIT.usage);
+  for (const name of names) {
+    try {
+      await call(name);
+    } catch (e) {
+      fail(e, `Could not ${verb} machine ${name}`);
+    }
+  }
+  return EXIT.ok;
+}
+
 export async function machineVerb(verb: string, args: string[], o: MachineVerbOptions): Promise<number> {
+  const { names, kind } = machineNameArgs(verb, args);
+  refuseBadMachineNames(names, kind);
   const c = await connect(o);
   try {
     const m = c.proxy(IoSystemdMachine);
@@ -115,30 +150,14 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         }
         return EXIT.ok;
       }
-      case 'terminate': {
-        if (args.length === 0) throw new CliError('Usage: berthctl terminate NAME…', EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Terminate({ name });
-          } catch (e) {
-            fail(e, `Could not terminate machine ${name}`);
-          }
-        }
-        return EXIT.ok;
-      }
+      case 'terminate':
+        return await eachMachine(args, 'Usage: berthctl terminate NAME…', 'terminate', (name) => m.Terminate({ name }));
       case 'kill': {
         if (args.length === 0) throw new CliError('Usage: berthctl kill NAME… [--kill-whom=leader|all] [--signal=SIG]', EXIT.usage);
         const signal = parseSignal(o.signal ?? 'SIGTERM');
         const whom = o.killWhom ?? 'all';
         if (whom !== 'leader' && whom !== 'all') throw new CliError(`Invalid --kill-whom '${whom}'.`, EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Kill({ name, whom, signal });
-          } catch (e) {
-            fail(e, `Could not kill machine ${name}`);
-          }
-        }
-        return EXIT.ok;
+        return await eachMachine(args, '', 'kill', (name) => m.Kill({ name, whom, signal }));
       }
       case 'register': {
         const [name] = args;
@@ -159,17 +178,8 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         }
         return EXIT.ok;
       }
-      case 'unregister': {
-        if (args.length === 0) throw new CliError('Usage: berthctl unregister NAME…', EXIT.usage);
-        for (const name of args) {
-          try {
-            await m.Unregister({ name });
-          } catch (e) {
-            fail(e, `Could not unregister machine ${name}`);
-          }
-        }
-        return EXIT.ok;
-      }
+      case 'unregister':
+        return await eachMachine(args, 'Usage: berthctl unregister NAME…', 'unregister', (name) => m.Unregister({ name }));
       case 'users': {
         let ranges: IdRange[];
         try {
@@ -232,18 +242,8 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
   }
 }
 
-const SIGNALS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,
-  PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
-  URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
-};
-
 export function parseSignal(s: string): number {
-  if (/^\d+$/.test(s)) return Number(s);
-  const name = s.toUpperCase().replace(/^SIG/, '');
-  const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-  if (rt) return 34 + Number(rt[1] ?? 0);
-  const n = SIGNALS[name];
+  const n = signalNumber(s);
   if (n === undefined) throw new CliError(`Unknown signal '${s}'.`, EXIT.usage);
   return n;
 }

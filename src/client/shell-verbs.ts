@@ -10,7 +10,7 @@ import { closeFd, closeFds, connectPath, receiveWithFds } from '../varlink/peer.
 import { parseAddress } from '../varlink/address.js';
 import { setWindowSize } from '../domain/libc.js';
 import { CliError } from './varlink-verbs.js';
-import { EXIT } from './machine-verbs.js';
+import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
 
 export const SHELL_VERBS = new Set(['shell', 'login']);
 
@@ -56,11 +56,13 @@ export function parseShellTarget(verb: string, args: string[], uid?: string): { 
   if (!target) throw new CliError(`Usage: berthctl ${verb === 'login' ? 'login NAME' : 'shell [USER@]NAME [PATH [ARGUMENTS…]]'}`, EXIT.usage);
   if (verb === 'login') {
     if (args.length > 1) throw new CliError('Usage: berthctl login NAME', EXIT.usage);
+    refuseBadMachineNames([target], 'lookup');
     return { name: target };
   }
   const at = target.indexOf('@');
   const user = at >= 0 ? target.slice(0, at) : uid;
   const name = at >= 0 ? target.slice(at + 1) || '.host' : target;
+  refuseBadMachineNames([name], 'lookup');
   if (path !== undefined && !path.startsWith('/')) throw new CliError(`Program path must be absolute: ${path}`, EXIT.usage);
   return { name, ...(user ? { user } : {}), ...(path ? { path, args: [path, ...rest] } : {}) };
 }

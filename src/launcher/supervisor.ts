@@ -12,7 +12,8 @@ import { Teardown } from './teardown.js';
 import { launchContainer, type Launched, type Log } from './container/launch.js';
 import type { ContainerOptions } from './container/options.js';
 import type { NotifyMessage } from './notify.js';
-import { machineSocketPath, registerMachine, unregisterMachine } from './registry-client.js';
+import { registerMachine, unregisterMachine } from './registry-client.js';
+import { machineSocketPath } from '../domain/runtime-paths.js';
 
 export type MachineState = 'allocating' | 'starting' | 'running' | 'stopping' | 'exited';
 

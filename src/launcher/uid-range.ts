@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomInt } from 'node:crypto';
+import { berthRuntimeDir } from '../domain/runtime-paths.js';
 import { hexKey, siphash24 } from './siphash.js';
 import { tryLock } from '../domain/libc.js';
 
@@ -129,7 +130,7 @@ export interface UidLease {
 }
 
 function leaseDir(runtimeDir: string): string {
-  return path.join(runtimeDir, 'berth', 'uid-leases');
+  return berthRuntimeDir(runtimeDir, 'uid-leases');
 }
 
 /** Ranges leased by other live launchers; stale lease files (lock free) are removed. */

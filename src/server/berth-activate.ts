@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Activator } from '../varlink/socket-activator.js';
-import { machineSocketPaths, userdbSocketPath } from './daemon.js';
+import { DEFAULT_RUNTIME_DIR, DEFAULT_USERDB_SERVICE, machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
 import { BERTHD_NODE_OPTIONS } from './node-options.js';
 
 const { values, positionals } = parseArgs({
@@ -30,8 +30,8 @@ if (values.help) {
   process.stdout.write('Usage: berth-activate [--runtime-dir DIR] [--userdb-service NAME] [--idle-exit SECONDS] [-- BERTHD-ARGS…]\n');
   process.exit(0);
 }
-const runtime = values['runtime-dir'] ?? '/run';
-const service = values['userdb-service'] ?? 'io.systemd.Machine';
+const runtime = values['runtime-dir'] ?? DEFAULT_RUNTIME_DIR;
+const service = values['userdb-service'] ?? DEFAULT_USERDB_SERVICE;
 // The bundle starts faster (see scripts/bundle.mjs); the compiled module serves when it is absent.
 const bundle = fileURLToPath(new URL('../../bin/berthd.mjs', import.meta.url));
 const berthd = existsSync(bundle) ? bundle : join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');

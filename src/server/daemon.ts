@@ -20,11 +20,7 @@ import { ParseOffload } from '../varlink/offload.js';
 import { serveSystemdService } from '../varlink/systemd-service.js';
 import { activatedSockets } from '../varlink/listen-fds.js';
 import { IoSystemd } from '../varlink/builtin/generated/io.systemd.js';
-import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
-import { IoSystemdMachineImage } from '../generated/io.systemd.MachineImage.js';
-import { IoSystemdUserDatabase } from '../generated/io.systemd.UserDatabase.js';
-import { IoBerthMachine } from '../generated/io.berth.Machine.js';
-import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
+import { IoBerthLauncher, IoBerthMachine, IoSystemdMachine, IoSystemdMachineImage, IoSystemdUserDatabase } from './interfaces.js';
 import { Registry } from './registry/registry.js';
 import { UserDb } from './userdb/userdb.js';
 import { Policy } from './policy.js';
@@ -37,7 +33,8 @@ import { userdbApi } from './userdb-api.js';
 import { berthApi } from './berth-api.js';
 import { launcherApi } from './launcher-api.js';
 import { MachineLauncher } from './launch/launcher.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../domain/version.js';
+import { machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
 
 export const VENDOR = 'berth';
 export const URL = 'https://github.com/berth-project/berth';
@@ -68,17 +65,6 @@ function offloadOptions(logger: Logger): { parseWorker?: ParseOffload; offloadAb
   const above = setting === undefined || setting === '' ? undefined : Number(setting);
   if (above !== undefined && !(Number.isSafeInteger(above) && above >= 0)) throw new Error(`BERTH_OFFLOAD_ABOVE must be a byte count or 'off', not '${setting}'`);
   return { parseWorker: new ParseOffload(module, logger.child({ component: 'parse-worker' })), ...(above === undefined ? {} : { offloadAbove: above }) };
-}
-
-export function machineSocketPaths(runtimeDir: string): string[] {
-  return [
-    join(runtimeDir, 'systemd/machine/io.systemd.Machine'),
-    join(runtimeDir, 'systemd/machine/io.systemd.MachineImage'),
-  ];
-}
-
-export function userdbSocketPath(runtimeDir: string, service: string): string {
-  return join(runtimeDir, 'systemd/userdb', service);
 }
 
 export class Daemon {

@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { Daemon } from './daemon.js';
 import type { DaemonOptions } from './context.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../domain/version.js';
+import { berthRuntimeDir, DEFAULT_RUNTIME_DIR, DEFAULT_USERDB_SERVICE } from '../domain/runtime-paths.js';
 
 const USAGE = `Usage: berthd [OPTIONS]
 
@@ -59,16 +60,16 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
     return { exit: 2, output: `berthd: invalid --log-level '${level}'\n` };
   }
-  const service = v['userdb-service'] ?? 'io.systemd.Machine';
+  const service = v['userdb-service'] ?? DEFAULT_USERDB_SERVICE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(service)) return { exit: 2, output: `berthd: invalid --userdb-service '${service}'\n` };
   return {
-    runtimeDir: v['runtime-dir'] ?? '/run',
+    runtimeDir: v['runtime-dir'] ?? DEFAULT_RUNTIME_DIR,
     idleExitSeconds: idle,
     logLevel: level,
     userdbService: service,
     allowUserRegister: v['allow-user-register'] ?? false,
     imageDirectories: v['image-dir'] ?? ['/var/lib/machines', '/var/lib/container', '/usr/local/lib/machines', '/usr/lib/machines'],
-    configDirectories: v['config-dir'] ?? ['/etc/berth/machines', `${v['runtime-dir'] ?? '/run'}/berth/machines`],
+    configDirectories: v['config-dir'] ?? ['/etc/berth/machines', berthRuntimeDir(v['runtime-dir'] ?? DEFAULT_RUNTIME_DIR, 'machines')],
   };
 }
 

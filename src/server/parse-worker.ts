@@ -3,10 +3,6 @@
  * sockets are parsed and validated here, off the event loop, against every interface berthd serves.
  */
 import { serveParseWorker } from '../varlink/parse-worker.js';
-import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
-import { IoSystemdMachineImage } from '../generated/io.systemd.MachineImage.js';
-import { IoSystemdUserDatabase } from '../generated/io.systemd.UserDatabase.js';
-import { IoBerthMachine } from '../generated/io.berth.Machine.js';
-import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
+import { SERVED_INTERFACES } from './interfaces.js';
 
-serveParseWorker([IoSystemdMachine, IoSystemdMachineImage, IoSystemdUserDatabase, IoBerthMachine, IoBerthLauncher]);
+serveParseWorker([...SERVED_INTERFACES]);

@@ -23,7 +23,9 @@ import { containerMachineId, hostOsReleaseText, linkJournal, prepareHostDir, syn
 import { Console } from './console.js';
 import { stageArgv } from './stage1.js';
 import { DEVICE_NODES, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout } from './fstab.js';
-import { ContainerOptionError, validMachineName, type ContainerOptions } from './options.js';
+import { ContainerOptionError, type ContainerOptions } from './options.js';
+import { isValidMachineName, machineNameRefusal } from '../../domain/machine-name.js';
+import { berthRuntimeDir } from '../../domain/runtime-paths.js';
 
 export interface Launched {
   child: Process;
@@ -43,7 +45,7 @@ export type Log = (msg: string) => void;
 const INIT_CANDIDATES = ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'];
 
 export function machinesDir(runtimeDir: string): string {
-  return path.join(runtimeDir, 'berth', 'machines');
+  return berthRuntimeDir(runtimeDir, 'machines');
 }
 
 function existsInTree(root: string, p: string): boolean {
@@ -52,7 +54,7 @@ function existsInTree(root: string, p: string): boolean {
 
 /** Checks that need nothing created; each failure names what is wrong. Returns the tree's real path. */
 export function checkOptions(o: ContainerOptions): string {
-  if (!validMachineName(o.name)) throw new ContainerOptionError(`invalid machine name '${o.name}': use 1–64 characters of A–Z a–z 0–9 - _ . (a valid hostname)`);
+  if (!isValidMachineName(o.name)) throw new ContainerOptionError(machineNameRefusal(o.name));
   let st: fs.Stats;
   try { st = fs.statSync(o.directory); } catch { throw new ContainerOptionError(`directory ${o.directory} does not exist`); }
   if (!st.isDirectory()) throw new ContainerOptionError(`${o.directory} is not a directory`);
@@ -107,7 +109,7 @@ function lockName(o: ContainerOptions, t: Teardown): void {
  */
 function lockTree(root: string, name: string, runtimeDir: string, t: Teardown): void {
   const st = fs.statSync(root);
-  const dir = path.join(runtimeDir, 'berth', 'tree-locks');
+  const dir = berthRuntimeDir(runtimeDir, 'tree-locks');
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const p = path.join(dir, `${st.dev}-${st.ino}`);
   const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
@@ -220,7 +222,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   const runRoot = path.join(runDir, 'root');
   fs.mkdirSync(runRoot, { mode: 0o755 });
   const layout: TreeLayout = { runRoot, tree: root, hostDir: hostDir.dir, owner, console: con.slavePath, ownNetwork: o.networkVeth,
-    cgroup2: scope.hierarchies.some((h) => h.kind === 'unified') };
+    cgroup2: scope.hierarchies.some((h) => h.version === 2) };
   const fstab0 = path.join(runDir, 'fstab0');
   const fstab0Dev = path.join(runDir, 'fstab0-dev');
   const fstab1 = path.join(runDir, 'fstab1');

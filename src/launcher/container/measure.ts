@@ -4,7 +4,9 @@
  */
 import { PassThrough } from 'node:stream';
 import { Supervisor } from '../supervisor.js';
-import { newUuid, SIGRTMIN_PLUS_3, type ContainerOptions } from './options.js';
+import type { ContainerOptions } from './options.js';
+import { newUuid } from '../../domain/id128.js';
+import { SIGRTMIN_PLUS_3 } from '../../domain/signals.js';
 import { parsePrivateUsers } from '../uid-range.js';
 
 export interface ContainerTimings { readyMs: number[]; stopMs: number[]; exitCodes: number[] }

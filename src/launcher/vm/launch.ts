@@ -18,7 +18,8 @@ import { QmpClient, withTimeout } from './qmp.js';
 import {
   buildQemuArgv, cidFromName, directBootCmdline, NOTIFY_PORT_NAME, type DirectBoot, type FirmwareBoot, type QemuPlan, type VirtiofsShare,
 } from './qemu.js';
-import { machineSocketPath, registerMachine, type Registration } from '../registry-client.js';
+import { registerMachine, type Registration } from '../registry-client.js';
+import { berthRuntimeDir, machineSocketPath } from '../../domain/runtime-paths.js';
 import { VmScope } from './scope.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
 
@@ -85,7 +86,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
   const registrySocket = machineSocketPath(o.runtimeDir);
 
   // run directory: doubles as the "already running" lock
-  const runDir = join(o.runtimeDir, 'berth/vm', name);
+  const runDir = join(berthRuntimeDir(o.runtimeDir, 'vm'), name);
   const pidFile = join(runDir, 'pid');
   if (existsSync(runDir)) {
     let pid = 0;
@@ -97,7 +98,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     if (pid > 0 && processExists(pid)) throw new VmLaunchError(`machine ${name} is already running (launcher pid ${pid})`);
     rmSync(runDir, { recursive: true, force: true });
   }
-  mkdirSync(join(o.runtimeDir, 'berth/vm'), { recursive: true, mode: 0o755 });
+  mkdirSync(berthRuntimeDir(o.runtimeDir, 'vm'), { recursive: true, mode: 0o755 });
   try {
     mkdirSync(runDir, { mode: 0o700 });
   } catch (e) {

@@ -2,18 +2,19 @@
 // Pure: no file system access except reading --load-credential files, which happens in resolveCredentials().
 
 import { readFileSync } from 'node:fs';
-import { isAbsolute, join, basename } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { cunescapeBytes } from '../../domain/c-escape.js';
+import { parseMachineUuid } from '../../domain/id128.js';
+import { defaultMachineName, defaultNameRefusal, isValidMachineName, machineNameRefusal } from '../../domain/machine-name.js';
+import { parseBind as parseBindSpec, parseBoolean as booleanWord, type BindMount } from '../../domain/option-values.js';
+import { DEFAULT_RUNTIME_DIR } from '../../domain/runtime-paths.js';
 
 export type Tristate = 'yes' | 'no' | 'auto';
 export type ConsoleMode = 'interactive' | 'read-only' | 'native' | 'gui';
 export const SSH_KEY_TYPES = ['ed25519', 'rsa', 'ecdsa', 'ecdsa-sk', 'ed25519-sk'] as const;
 export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
 
-export interface BindMount {
-  source: string;
-  target: string;
-  readOnly: boolean;
-}
+export type { BindMount };
 
 export interface CredentialSource {
   id: string;
@@ -90,7 +91,7 @@ export function defaultOptions(): VmOptions {
     notifyReady: true,
     register: 'auto',
     quiet: false,
-    runtimeDir: '/run',
+    runtimeDir: DEFAULT_RUNTIME_DIR,
     help: false,
     kernelCmdline: [],
   };
@@ -103,13 +104,9 @@ interface Spec {
   handle: Handler;
 }
 
-const BOOL_TRUE = new Set(['1', 'yes', 'y', 'true', 't', 'on']);
-const BOOL_FALSE = new Set(['0', 'no', 'n', 'false', 'f', 'off']);
-
 export function parseBoolean(value: string, name: string): boolean {
-  const v = value.toLowerCase();
-  if (BOOL_TRUE.has(v)) return true;
-  if (BOOL_FALSE.has(v)) return false;
+  const b = booleanWord(value);
+  if (b !== undefined) return b;
   throw new VmUsageError(`${name}: expected a boolean (yes/no), got "${value}"`);
 }
 
@@ -136,21 +133,13 @@ function parseUnsigned(value: string, name: string, min: number, max: number): n
   return n;
 }
 
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-
 /** Normalises a UUID given with or without dashes to the dashed lowercase form. */
 export function parseUuid(value: string, name = '--uuid'): string {
-  if (!UUID_RE.test(value)) throw new VmUsageError(`${name}: not a valid UUID: "${value}"`);
-  const h = value.replace(/-/g, '').toLowerCase();
-  if (/^0+$/.test(h)) throw new VmUsageError(`${name}: the null UUID cannot identify a machine`);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-/** Machine names follow machined's rule: a valid host name, at most 64 characters. */
-export function isValidMachineName(name: string): boolean {
-  if (name.length < 1 || name.length > 64) return false;
-  if (name === '.' || name === '..') return false;
-  return /^[A-Za-z0-9_-](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/.test(name) && !name.includes('..');
+  try {
+    return parseMachineUuid(value);
+  } catch (e) {
+    throw new VmUsageError(`${name}: ${(e as Error).message}`);
+  }
 }
 
 /** Credential ids: a file name, which is what they become inside the guest. */
@@ -158,32 +147,13 @@ export function isValidCredentialId(id: string): boolean {
   return id.length > 0 && id.length <= 255 && id !== '.' && id !== '..' && /^[A-Za-z0-9_.@+-]+$/.test(id);
 }
 
-/** C-style escapes in --set-credential values: \n \t \r \\ \" \' \xNN \0. */
+/** C-style escapes in --set-credential values, read strictly as vmspawn does. */
 export function unescapeC(s: string, name: string): Buffer {
-  const out: number[] = [];
-  const bytes = Buffer.from(s, 'utf8');
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i]!;
-    if (c !== 0x5c) {
-      out.push(c);
-      continue;
-    }
-    const n = bytes[++i];
-    if (n === undefined) throw new VmUsageError(`${name}: trailing backslash in "${s}"`);
-    const ch = String.fromCharCode(n);
-    const simple: Record<string, number> = { n: 10, t: 9, r: 13, a: 7, b: 8, f: 12, v: 11, '\\': 92, '"': 34, "'": 39, '0': 0, s: 32 };
-    if (ch === 'x') {
-      const hex = bytes.subarray(i + 1, i + 3).toString('latin1');
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new VmUsageError(`${name}: bad \\x escape in "${s}"`);
-      out.push(parseInt(hex, 16));
-      i += 2;
-    } else if (ch in simple) {
-      out.push(simple[ch]!);
-    } else {
-      throw new VmUsageError(`${name}: unknown escape \\${ch} in "${s}"`);
-    }
+  try {
+    return cunescapeBytes(s);
+  } catch (e) {
+    throw new VmUsageError(`${name}: ${(e as Error).message}`);
   }
-  return Buffer.from(out);
 }
 
 function splitCredential(value: string, name: string): [string, string] {
@@ -195,24 +165,14 @@ function splitCredential(value: string, name: string): [string, string] {
 }
 
 function parseBind(value: string, name: string, readOnly: boolean): BindMount {
-  // SRC[:DST]; like nspawn, "\:" escapes a colon inside a path.
-  const parts: string[] = [];
-  let cur = '';
-  for (let i = 0; i < value.length; i++) {
-    if (value[i] === '\\' && value[i + 1] === ':') {
-      cur += ':';
-      i++;
-    } else if (value[i] === ':') {
-      parts.push(cur);
-      cur = '';
-    } else cur += value[i];
+  let b;
+  try {
+    b = parseBindSpec(value, readOnly);
+  } catch (e) {
+    throw new VmUsageError((e as Error).message);
   }
-  parts.push(cur);
-  if (parts.length > 2) throw new VmUsageError(`${name}: expected SOURCE[:TARGET], got "${value}" (mount options are not supported)`);
-  const [source, target = parts[0]!] = parts as [string, string?];
-  if (!source || !isAbsolute(source)) throw new VmUsageError(`${name}: source must be an absolute path: "${value}"`);
-  if (!isAbsolute(target)) throw new VmUsageError(`${name}: target must be an absolute path: "${value}"`);
-  return { source, target, readOnly };
+  if (b.options) throw new VmUsageError(`${name}: expected SOURCE[:TARGET], got "${value}" (mount options are not supported)`);
+  return { source: b.source, target: b.target, readOnly };
 }
 
 function parseExtraDrive(value: string): { path: string; format: 'raw' | 'qcow2' } {
@@ -312,7 +272,7 @@ const specs: Record<string, Spec> = {
   machine: {
     arg: 'required',
     handle: (o, v, n) => {
-      if (!isValidMachineName(v!)) throw new VmUsageError(`${n}: invalid machine name "${v}"`);
+      if (!isValidMachineName(v!)) throw new VmUsageError(machineNameRefusal(v!));
       o.machine = v;
     },
   },
@@ -405,9 +365,8 @@ function validate(o: VmOptions): void {
     throw new VmUsageError('--directory needs --linux: berth does not look for boot loader entries inside the directory');
   if (!o.machine) {
     const from = o.image ?? o.directory ?? o.linux!;
-    const base = basename(from.replace(/\/+$/, '')).replace(/\.(raw|img|qcow2|efi)$/i, '');
-    const name = base.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+|[.-]+$/g, '').slice(0, 64);
-    if (!isValidMachineName(name)) throw new VmUsageError(`cannot derive a machine name from "${from}": give -M NAME`);
+    const name = defaultMachineName(from, /\.(raw|img|qcow2|efi)$/i);
+    if (name === undefined) throw new VmUsageError(defaultNameRefusal(from));
     o.machine = name;
   }
 }

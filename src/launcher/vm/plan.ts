@@ -6,6 +6,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { execa } from 'execa';
 import { findExecutable, findJournalRemote, findQemu, findVirtiofsd, hasDisplay, HostLacksError, vsockAvailable } from './host.js';
 import { probeKvm } from './kvm-probe.js';
+import { berthRuntimeDir } from '../../domain/runtime-paths.js';
 import { VmUsageError, type VmOptions } from './options.js';
 
 export interface PlanSettings {
@@ -36,7 +37,7 @@ export async function planHost(o: VmOptions, s: PlanSettings = {}): Promise<Host
   let accel: 'kvm' | 'tcg' = 'tcg';
   let accelDetail = 'KVM not requested (--kvm=no)';
   if (o.kvm !== 'no') {
-    const r = await probeKvm(qemu, join(o.runtimeDir, 'berth/vm/kvm-probe.json'), s.kvmProbeDeadlineMs ?? 3000);
+    const r = await probeKvm(qemu, join(berthRuntimeDir(o.runtimeDir, 'vm'), 'kvm-probe.json'), s.kvmProbeDeadlineMs ?? 3000);
     if (r.works) {
       accel = 'kvm';
       accelDetail = `KVM works here (${r.detail}${r.cached ? ', cached' : ''})`;

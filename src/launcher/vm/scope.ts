@@ -3,15 +3,14 @@
 // exec, so a registry given allocateUnit=false finds a unit for the leader, and nothing they leave behind
 // escapes the final kill.
 
-import { findHierarchies, Scope, scopeName, type Hierarchy } from '../cgroup.js';
-
-export { scopeName };
+import { Scope } from '../cgroup.js';
+import { detectCgroupLayout, type CgroupHierarchy } from '../../domain/cgroup-paths.js';
 
 export class VmScope {
   private constructor(private readonly scope: Scope | undefined) {}
 
   /** Creates the scope; without any cgroup hierarchy (unprivileged, exotic hosts) the VM runs unscoped. */
-  static create(machine: string, hierarchies: Hierarchy[] = findHierarchies()): VmScope {
+  static create(machine: string, hierarchies: readonly CgroupHierarchy[] = detectCgroupLayout().hierarchies): VmScope {
     if (hierarchies.length === 0) return new VmScope(undefined);
     const s = Scope.locate(machine, hierarchies);
     // an empty scope left by a launcher that was killed outright is stale: take it over

@@ -15,6 +15,8 @@
  * and passed after the options. Unknown keys are errors, so a typo never goes unnoticed.
  */
 import { readFileSync } from 'node:fs';
+import { isValidMachineName, machineNameRefusal } from '../../domain/machine-name.js';
+import { parseBoolean } from '../../domain/option-values.js';
 
 export interface MachineConfig {
   name: string;
@@ -86,6 +88,8 @@ export function splitWords(text: string): string[] {
 }
 
 export function parseConfig(name: string, path: string, text: string): MachineConfig {
+  // The file's name is the machine's: refused here as berthd, berth-spawn and berthctl refuse it.
+  if (!isValidMachineName(name)) throw new ConfigError(path, machineNameRefusal(name));
   let section = '';
   const entries: { key: string; value: string; line: number }[] = [];
   text.split('\n').forEach((raw, i) => {
@@ -121,8 +125,9 @@ export function parseConfig(name: string, path: string, text: string): MachineCo
     const option = kebab(e.key);
     if (!allowed.has(option)) throw new ConfigError(path, `unknown setting '${e.key}' for a ${cls}`, e.line);
     if (FLAGS.has(option)) {
-      if (!/^(yes|no|true|false|1|0)$/.test(e.value)) throw new ConfigError(path, `${e.key} takes yes or no`, e.line);
-      if (/^(yes|true|1)$/.test(e.value)) argv.push(`--${option}`);
+      const on = parseBoolean(e.value);
+      if (on === undefined) throw new ConfigError(path, `${e.key} takes yes or no`, e.line);
+      if (on) argv.push(`--${option}`);
       continue;
     }
     argv.push(`--${option}=${e.value}`);

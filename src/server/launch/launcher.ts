@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import type { Registry, RegistryEvent } from '../registry/registry.js';
 import { readStartTime } from '../../domain/process.js';
 import { ConfigError, loadConfig, type MachineConfig } from './config.js';
+import { isValidMachineName, machineNameRefusal } from '../../domain/machine-name.js';
+import { berthRuntimeDir } from '../../domain/runtime-paths.js';
 
 export type LaunchState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -75,13 +77,13 @@ export class MachineLauncher {
     private readonly registry: Registry,
     private readonly options: LauncherOptions,
   ) {
-    this.dir = join(options.runtimeDir, 'berth/launched');
+    this.dir = berthRuntimeDir(options.runtimeDir, 'launched');
     this.command = options.spawnCommand ?? [process.execPath, BERTH_SPAWN];
   }
 
   /** The configuration file of a machine: the first NAME.berth found in the configuration directories. */
   config(name: string): MachineConfig {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) throw new LaunchError('NoSuchConfiguration', `invalid machine name '${name}'`);
+    if (!isValidMachineName(name)) throw new LaunchError('NoSuchConfiguration', machineNameRefusal(name));
     for (const d of this.options.configDirectories) {
       const path = join(d, `${name}.berth`);
       if (existsSync(path)) return loadConfig(name, path);

@@ -5,7 +5,8 @@
 import { Errno, fail, ok, type KillWhom, type Result } from './machine.js';
 import { uidMaySignal } from '../../domain/process.js';
 import { signalLeader } from './leader.js';
-import { killScope, type CgroupLayout } from './scope.js';
+import type { CgroupLayout } from '../../domain/cgroup-paths.js';
+import { killScope } from './scope.js';
 import type { Entry } from './machine-index.js';
 
 export interface TerminateOptions {

@@ -6,6 +6,9 @@
 // caller sent their keys, and the first bad one is reported.
 
 import { jsonInteger } from './c-integers.js';
+import { parseId128 } from '../../domain/id128.js';
+import { isValidLookupName, isValidMachineName } from '../../domain/machine-name.js';
+import { SIGNAL_MAX } from '../../domain/signals.js';
 
 /** Classes a client may register. `host` only exists for the synthetic `.host` entry. */
 export type MachineClass = 'container' | 'vm';
@@ -116,62 +119,10 @@ export interface ProcessProbe {
   bootId?(): string | undefined;
 }
 
-const HOST_NAME_MAX = 64;
 const PATH_MAX = 4096;
 const NAME_MAX = 255;
 const INT32_MAX = 0x7fffffff;
 const UINT32_MAX = 0xffffffff;
-/** Highest signal number accepted by Kill (_NSIG - 1 on Linux). */
-export const SIGNAL_MAX = 64;
-
-function isLdhChar(c: string): boolean {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/**
- * Hostname syntax as machined applies it to machine names: 1..64 characters of letters, digits, `-` and `.`;
- * no label may begin or end with `-`; no leading, trailing or doubled `.`. `.host` only when `allowDotHost`.
- */
-export function isValidHostname(s: string, allowDotHost = false): boolean {
-  if (typeof s !== 'string' || s.length === 0) return false;
-  if (s === '.host') return allowDotHost;
-  if (s.length > HOST_NAME_MAX) return false;
-  let atLabelStart = true; // just after the beginning or a dot
-  let afterHyphen = false;
-  for (const c of s) {
-    if (c === '.') {
-      if (atLabelStart || afterHyphen) return false;
-      atLabelStart = true;
-      afterHyphen = false;
-    } else if (c === '-') {
-      if (atLabelStart) return false;
-      afterHyphen = true;
-    } else if (isLdhChar(c)) {
-      atLabelStart = false;
-      afterHyphen = false;
-    } else {
-      return false;
-    }
-  }
-  return !atLabelStart && !afterHyphen;
-}
-
-/** A name a client may register. */
-export const isValidMachineName = (s: string): boolean => isValidHostname(s, false);
-
-/**
- * Parse a 128-bit ID given as 32 hex digits or in UUID form. Returns the 32 lowercase hex digits, `''` for the
- * all-zero ID (which means "no ID"), or undefined when the text is not an ID.
- */
-export function parseId128(s: unknown): string | undefined {
-  if (typeof s !== 'string') return undefined;
-  let hex: string;
-  if (/^[0-9a-fA-F]{32}$/.test(s)) hex = s;
-  else if (/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(s)) hex = s.replace(/-/g, '');
-  else return undefined;
-  hex = hex.toLowerCase();
-  return /^0+$/.test(hex) ? '' : hex;
-}
 
 /** A path the kernel could accept: non-empty, no NUL, below PATH_MAX, no component longer than NAME_MAX. */
 export function isValidPath(p: string): boolean {
@@ -347,7 +298,7 @@ export interface LookupSpec {
 function dispatchLookupKey(spec: LookupSpec, key: string, v: unknown): boolean | 'bad-name' | undefined {
   if (key === 'name') {
     if (typeof v !== 'string') return false;
-    if (!isValidHostname(v, true)) return 'bad-name';
+    if (!isValidLookupName(v)) return 'bad-name';
     spec.name = v;
     return true;
   }

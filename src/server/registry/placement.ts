@@ -4,7 +4,10 @@
 // leader already runs in. The checks keep machined's order of errors.
 
 import { Errno, fail, ok, type RegistrationSpec, type Result } from './machine.js';
-import { createScope, createScopeWithSystemd, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
+import type { CgroupLayout } from '../../domain/cgroup-paths.js';
+import { createScope } from './scope.js';
+import { createScopeWithSystemd, systemdIsPid1 } from './systemd-scope.js';
+import { unitOfPid } from './pid-cgroup.js';
 
 export interface Placement {
   unit: string;

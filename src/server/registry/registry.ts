@@ -6,7 +6,6 @@
 // memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name".
 
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import {
   Errno,
   fail,
@@ -22,7 +21,11 @@ import {
 import { bootId, processExists, processUid } from '../../domain/process.js';
 import { closeLeader, leaderAlive, pidfdIdOf, pinLeader } from './leader.js';
 import { LeaderWatcher } from './leader-watcher.js';
-import { detectCgroupLayout, ScopeReaper, removeScope, unitOfPid, type CgroupLayout } from './scope.js';
+import { detectCgroupLayout, type CgroupLayout } from '../../domain/cgroup-paths.js';
+import { DEFAULT_RUNTIME_DIR, machineStateDir } from '../../domain/runtime-paths.js';
+import { removeScope } from './scope.js';
+import { ScopeReaper } from './scope-reaper.js';
+import { unitOfPid } from './pid-cgroup.js';
 import { StateStore } from './state.js';
 import { restoreFromState } from './restore.js';
 import { hostMachine } from './host.js';
@@ -96,8 +99,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
   constructor(opts: RegistryOptions = {}) {
     super();
-    const runtime = opts.runtimeDir ?? '/run';
-    this.store = new StateStore(opts.stateDir ?? path.join(runtime, 'systemd', 'machines'));
+    this.store = new StateStore(opts.stateDir ?? machineStateDir(opts.runtimeDir ?? DEFAULT_RUNTIME_DIR));
     this.store.ensureDir();
     this.cgroups = opts.cgroups ?? detectCgroupLayout();
     this.#log = opts.logger ?? silentLogger;

@@ -4,10 +4,15 @@
 // registered), so a recycled PID can never bring a machine back. What is not restored goes, with its
 // files, links and (when empty) the scope berth made for it.
 
-import { isValidMachineName, now, type Machine } from './machine.js';
+import { isValidMachineName } from '../../domain/machine-name.js';
+import { now, type Machine } from './machine.js';
 import { processExists } from '../../domain/process.js';
 import { closeLeader, leaderAlive, pinLeader, type Leader } from './leader.js';
-import { MACHINE_SLICE, machineScopeUnit, removeScope, systemdIsPid1, unitOfPid, type CgroupLayout } from './scope.js';
+import { machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
+import { machineScopeUnit } from '../../domain/unit-names.js';
+import { removeScope } from './scope.js';
+import { unitOfPid } from './pid-cgroup.js';
+import { systemdIsPid1 } from './systemd-scope.js';
 import { parseStateFile, type StateStore } from './state.js';
 import type { Entry, MachineIndex } from './machine-index.js';
 
@@ -50,7 +55,7 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
   const unit = rec.unit ?? current?.unit;
   const unitCgroup = current && current.unit === unit ? current.unitCgroup : undefined;
   // A scope of the shape berth allocates, outside systemd's tree: berth removes it when the machine goes.
-  const ownsScope = unit === machineScopeUnit(rec.name) && unitCgroup === `/${MACHINE_SLICE}/${unit}` && !systemdIsPid1();
+  const ownsScope = unit === machineScopeUnit(rec.name) && unitCgroup === machineScopeCgroup(rec.name) && !systemdIsPid1();
   const machine: Machine = {
     name: rec.name,
     ...(rec.id ? { id: rec.id } : {}),
@@ -94,7 +99,7 @@ export function restoreFromState(ctx: RestoreContext): { kept: string[]; dropped
   const drop = (name: string, unit: string | undefined, why: string, extra: object = {}) => {
     store.remove(name, unit);
     // A scope berth allocated for it goes too, if nothing runs in it any more.
-    if (unit === machineScopeUnit(name)) removeScope(cgroups, `/${MACHINE_SLICE}/${unit}`);
+    if (unit === machineScopeUnit(name)) removeScope(cgroups, machineScopeCgroup(name));
     dropped.push(name);
     log.info({ machine: name, ...extra, reason: why }, 'dropped machine from saved state');
   };

@@ -18,6 +18,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Machine, MachineClass } from './machine.js';
+import { cescape, cunescape } from '../../domain/c-escape.js';
+
+/** State files are read leniently: an escape that means nothing stays as written. */
+const RELAX = { relax: true };
 
 export const STATE_HEADER = '# This is private data. Do not parse.';
 
@@ -40,50 +44,6 @@ export interface StateRecord {
   sshAddress?: string;
   sshPrivateKeyPath?: string;
   subgroup?: string;
-}
-
-/** C-style escaping as machined applies it to SCOPE, SERVICE and ROOT. */
-export function cescape(s: string): string {
-  const named: Record<number, string> = { 7: 'a', 8: 'b', 9: 't', 10: 'n', 11: 'v', 12: 'f', 13: 'r', 0x22: '"', 0x27: "'", 0x5c: '\\' };
-  let out = '';
-  for (const b of Buffer.from(s, 'utf8')) {
-    const n = named[b];
-    if (n !== undefined) out += '\\' + n;
-    else if (b < 0x20 || b >= 0x7f) out += '\\' + b.toString(8).padStart(3, '0');
-    else out += String.fromCharCode(b);
-  }
-  return out;
-}
-
-/** Inverse of cescape (also accepts `\xNN`); an unknown escape keeps the escaped character. */
-export function cunescape(s: string): string {
-  const bytes: number[] = [];
-  const named: Record<string, number> = { a: 7, b: 8, t: 9, n: 10, v: 11, f: 12, r: 13, '"': 0x22, "'": 0x27, '\\': 0x5c, s: 0x20 };
-  const src = Buffer.from(s, 'utf8');
-  for (let i = 0; i < src.length; i++) {
-    const b = src[i]!;
-    if (b !== 0x5c || i + 1 >= src.length) {
-      bytes.push(b);
-      continue;
-    }
-    const c = String.fromCharCode(src[i + 1]!);
-    const oct = /^[0-3][0-7]{2}$/.exec(src.subarray(i + 1, i + 4).toString('latin1'));
-    const hex = /^x([0-9a-fA-F]{2})$/.exec(src.subarray(i + 1, i + 4).toString('latin1'));
-    if (oct) {
-      bytes.push(parseInt(oct[0], 8));
-      i += 3;
-    } else if (hex) {
-      bytes.push(parseInt(hex[1]!, 16));
-      i += 3;
-    } else if (named[c] !== undefined) {
-      bytes.push(named[c]!);
-      i += 1;
-    } else {
-      bytes.push(src[i + 1]!);
-      i += 1;
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
 }
 
 /** The state file text for a machine, in machined's key order. */
@@ -151,16 +111,16 @@ export function parseStateFile(text: string): ParseResult {
         num(key, (n) => (record.uid = n));
         break;
       case 'SCOPE':
-        if (v) record.unit = cunescape(v);
+        if (v) record.unit = cunescape(v, RELAX);
         break;
       case 'SCOPE_JOB':
         if (v) record.scopeJob = v;
         break;
       case 'SERVICE':
-        record.service = cunescape(v);
+        record.service = cunescape(v, RELAX);
         break;
       case 'ROOT':
-        record.rootDirectory = cunescape(v);
+        record.rootDirectory = cunescape(v, RELAX);
         break;
       case 'ID':
         if (/^[0-9a-f]{32}$/.test(v)) record.id = v;
@@ -196,7 +156,7 @@ export function parseStateFile(text: string): ParseResult {
         record.sshAddress = v;
         break;
       case 'SSH_PRIVATE_KEY_PATH':
-        record.sshPrivateKeyPath = cunescape(v);
+        record.sshPrivateKeyPath = cunescape(v, RELAX);
         break;
       case 'SUBGROUP':
         if (v) record.subgroup = v;

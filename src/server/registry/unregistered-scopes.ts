@@ -5,7 +5,7 @@
 
 import { closeLeader, type Leader } from './leader.js';
 import type { LeaderWatcher } from './leader-watcher.js';
-import type { ScopeReaper } from './scope.js';
+import type { ScopeReaper } from './scope-reaper.js';
 
 export class UnregisteredScopes {
   #byKey = new Map<string, { leader: Leader; unitCgroup: string }>();

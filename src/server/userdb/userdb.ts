@@ -14,6 +14,7 @@ import { type IdMapLine, type IdMapSource, isIdMapError } from './idmap.js';
 import { CONTAINER_ID_MIN, UID_INVALID, UID_INVALID16, isValidUid, isValidUserGroupNameRelaxed, isValidUserGroupNameStrict, parseUid } from './names.js';
 import { type ContainerGroupRecord, type ContainerUserRecord, groupNameFor, groupRecord, userNameFor, userRecord } from './records.js';
 import { RangeIndex } from './range-index.js';
+import { DEFAULT_USERDB_SERVICE } from '../../domain/runtime-paths.js';
 
 export const UserDbErrors = {
   NoRecordFound: 'io.systemd.UserDatabase.NoRecordFound',
@@ -152,7 +153,7 @@ export class UserDb {
   version = 0;
 
   constructor(options: UserDbOptions = {}) {
-    this.service = options.service ?? 'io.systemd.Machine';
+    this.service = options.service ?? DEFAULT_USERDB_SERVICE;
   }
 
   /**

@@ -11,7 +11,8 @@ import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Supervisor } from '../../../src/launcher/supervisor.js';
-import { newUuid, SIGRTMIN_PLUS_3 } from '../../../src/launcher/container/options.js';
+import { newUuid } from '../../../src/domain/id128.js';
+import { SIGRTMIN_PLUS_3 } from '../../../src/domain/signals.js';
 import { cannotRun } from './fixture.js';
 import { leftovers } from './leftovers.js';
 

@@ -13,7 +13,7 @@ import { VarlinkError as VarlinkCallError } from '../../../src/varlink/errors.js
 import { varlinkCall } from '../../helpers/call-once.js';
 import { launchVm } from '../../../src/launcher/vm/launch.js';
 import { parseVmOptions } from '../../../src/launcher/vm/options.js';
-import { scopeName } from '../../../src/launcher/vm/scope.js';
+import { machineScopeUnit as scopeName } from '../../../src/domain/unit-names.js';
 import { findGuest, GUEST_INIT, writeCpio } from './guest.js';
 
 const guest = findGuest();

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { scopeName } from '../../../src/launcher/vm/scope.js';
+import { machineScopeUnit as scopeName } from '../../../src/domain/unit-names.js';
 import { Scope } from '../../../src/launcher/cgroup.js';
 import { findGuest, GUEST_INIT, pidAlive, waitFor, writeCpio } from './guest.js';
 

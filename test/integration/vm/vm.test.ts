@@ -14,7 +14,7 @@ import { runProbeGuest, probeKvm, KVM_PROBE_EXIT } from '../../../src/launcher/v
 import { findExecutable, findQemu, findVirtiofsd } from '../../../src/launcher/vm/host.js';
 import { listFirmwareFiles } from '../../../src/launcher/vm/firmware.js';
 import { tapName } from '../../../src/launcher/vm/qemu.js';
-import { scopeName as scopeUnitName } from '../../../src/launcher/vm/scope.js';
+import { machineScopeUnit as scopeUnitName } from '../../../src/domain/unit-names.js';
 import { FakeRegistry, findGuest, GUEST_INIT, machineProcesses, pidAlive, waitFor, writeCpio } from './guest.js';
 
 const guest = findGuest();

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  isProcessUnitName,
-  machineScopeUnit,
-  parseProcCgroup,
-  unitFromCgroupPath,
-  unitNameEscape,
-} from '../../../src/server/registry/scope.js';
+import { isProcessUnitName, machineScopeUnit, unitNameEscape } from '../../../src/domain/unit-names.js';
+import { parseProcCgroup, unitFromCgroupPath } from '../../../src/domain/cgroup-paths.js';
 
 describe('unit name escaping', () => {
   it.each([
@@ -62,7 +57,7 @@ describe('unit of a cgroup path (as machined 257 decided on this host)', () => {
   });
 });
 
-import { transientScopeArgv } from '../../../src/server/registry/scope.js';
+import { transientScopeArgv } from '../../../src/server/registry/systemd-scope.js';
 
 describe('scope from systemd (when it is PID 1)', () => {
   it('asks for a delegated transient machine-NAME.scope in machine.slice holding the leader', () => {

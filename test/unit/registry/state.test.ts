@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Machine } from '../../../src/server/registry/machine.js';
-import { cescape, cunescape, formatStateFile, parseStateFile } from '../../../src/server/registry/state.js';
+import { formatStateFile, parseStateFile } from '../../../src/server/registry/state.js';
+import { cescape, cunescape } from '../../../src/domain/c-escape.js';
 
 const machine: Machine = {
   name: 'rg-a',

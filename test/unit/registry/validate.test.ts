@@ -1,10 +1,10 @@
 // Register/lookup/Kill parameter checks. Every expectation below was observed on the real systemd-machined 257
 // (varlinkctl call … io.systemd.Machine.Register) on Debian 12, 2026-11-23.
 import { describe, expect, it } from 'vitest';
+import { isValidHostname } from '../../../src/domain/machine-name.js';
+import { parseId128 } from '../../../src/domain/id128.js';
 import {
-  isValidHostname,
   parseKillWhom,
-  parseId128,
   validateKill,
   validateLookup,
   validateRegistration,

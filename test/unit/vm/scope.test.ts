@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { scopeName, VmScope } from '../../../src/launcher/vm/scope.js';
+import { VmScope } from '../../../src/launcher/vm/scope.js';
+import { machineScopeUnit as scopeName } from '../../../src/domain/unit-names.js';
 
 describe('VM scope', () => {
   it('is named like a systemd machine scope', () => {

@@ -1,0 +1,39 @@
+// Which cgroup, and so which unit, a process is in: /proc/PID/cgroup read against the host's cgroup layout.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseProcCgroup, unitFromCgroupPath, type CgroupLayout } from '../../domain/cgroup-paths.js';
+
+/** A process's cgroup paths as /proc/PID/cgroup gives them, or undefined if it is gone. */
+function procCgroup(pid: number): { v2?: string; systemd?: string } | undefined {
+  try {
+    return parseProcCgroup(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cgroup path (relative to the primary hierarchy) of a process, or undefined if it is gone. */
+export function pidCgroupPath(pid: number, layout: CgroupLayout): string | undefined {
+  if (!layout.primary) return undefined;
+  const parsed = procCgroup(pid);
+  return layout.primary.version === 2 ? parsed?.v2 : parsed?.systemd;
+}
+
+/** The directories of a process's cgroups, one in each hierarchy it shows up in. */
+export function pidCgroupDirs(pid: number, layout: CgroupLayout): string[] {
+  const parsed = procCgroup(pid);
+  if (!parsed) return [];
+  const out: string[] = [];
+  for (const h of layout.hierarchies) {
+    const rel = h.version === 2 ? parsed.v2 : parsed.systemd;
+    if (rel !== undefined) out.push(path.join(h.root, rel));
+  }
+  return out;
+}
+
+/** The unit of a process, or undefined when it is gone or not in a unit-shaped cgroup. */
+export function unitOfPid(pid: number, layout: CgroupLayout): { unit: string; unitCgroup: string } | undefined {
+  const p = pidCgroupPath(pid, layout);
+  return p === undefined ? undefined : unitFromCgroupPath(p);
+}
