@@ -14,7 +14,8 @@ import {
   type WatchResult,
 } from '../generated/io.berth.Machine.js';
 import type { BerthContext } from './context.js';
-import { validateRegistration, type Machine } from './registry/machine.js';
+import type { Machine } from './registry/machine.js';
+import { validateRegistration } from './machine-params.js';
 import { liveProcessProbe } from './registry/registry.js';
 import type { IdRange } from './userdb/userdb.js';
 import type { JournalEntry } from './watch.js';

@@ -24,17 +24,9 @@ import {
   type ListResult,
 } from '../generated/io.systemd.Machine.js';
 import type { BerthContext } from './context.js';
-import {
-  isAbsolutePath,
-  isValidPath,
-  parseKillWhom,
-  validateKill,
-  validateLookup,
-  validateRegistration,
-  type Machine,
-  type RegistryError,
-  type Result,
-} from './registry/machine.js';
+import type { Machine, RegistryError, Result } from './registry/machine.js';
+import { isAbsolutePath, isValidPath } from './registry/field-rules.js';
+import { parseKillWhom, validateKill, validateLookup, validateRegistration } from './machine-params.js';
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
 import { bootId } from '../domain/process.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';

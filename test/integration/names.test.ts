@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { validateLookup, validateRegistration } from '../../src/server/registry/machine.js';
+import { validateLookup, validateRegistration } from '../../src/server/machine-params.js';
 import { liveProcessProbe, type Registry } from '../../src/server/registry/registry.js';
 import { ConfigError, parseConfig } from '../../src/server/launch/config.js';
 import { LaunchError, MachineLauncher } from '../../src/server/launch/launcher.js';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { liveProcessProbe, Registry, type CallerContext, type RegistryEvent } from '../../../src/server/registry/registry.js';
-import { validateRegistration } from '../../../src/server/registry/machine.js';
+import { validateRegistration } from '../../../src/server/machine-params.js';
 import { detectCgroupLayout } from '../../../src/domain/cgroup-paths.js';
 import { machineScopeUnit, MACHINE_SLICE } from '../../../src/domain/unit-names.js';
 import { readStartTime } from '../../../src/domain/process.js';

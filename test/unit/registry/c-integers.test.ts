@@ -2,8 +2,8 @@
 // name. Every vector was answered by the real systemd-machined 257 (Kill's signal, Register's vSockCid,
 // List's pid); test/interop/differential/ repeats them against a running 257.
 import { describe, expect, it } from 'vitest';
-import { jsonInteger } from '../../../src/server/registry/c-integers.js';
-import { validateKill, validateLookup } from '../../../src/server/registry/machine.js';
+import { jsonInteger } from '../../../src/server/c-integers.js';
+import { validateKill, validateLookup } from '../../../src/server/machine-params.js';
 
 describe('jsonInteger', () => {
   it('reads signed integers in C notation, as Kill.signal', () => {

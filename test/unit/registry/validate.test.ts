@@ -3,13 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { isValidHostname } from '../../../src/domain/machine-name.js';
 import { parseId128 } from '../../../src/domain/id128.js';
-import {
-  parseKillWhom,
-  validateKill,
-  validateLookup,
-  validateRegistration,
-  type ProcessProbe,
-} from '../../../src/server/registry/machine.js';
+import { parseKillWhom, validateKill, validateLookup, validateRegistration } from '../../../src/server/machine-params.js';
+import type { ProcessProbe } from '../../../src/server/registry/machine.js';
 
 const LIVE = 4242;
 const probe: ProcessProbe = {
