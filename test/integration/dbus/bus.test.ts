@@ -4,7 +4,7 @@
  * clients dbus-send, gdbus and busctl (Debian's 252 and upstream 257) against our exported object.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,7 +90,8 @@ describe('calls between two of our connections', () => {
     expect(ro.type).toBe(DBusErrors.PropertyReadOnly);
   });
 
-  it('descriptors both ways', async () => {
+  it('descriptors both ways, none leaked', async () => {
+    const before = readdirSync('/proc/self/fd').length;
     const fd = (await import('node:fs')).openSync(state.file, 'r');
     const st = statSync(state.file, { bigint: true });
     // The descriptor we send belongs to the connection once sent.
@@ -102,6 +103,11 @@ describe('calls between two of our connections', () => {
     closeSync(got);
     const fd2 = (await import('node:fs')).openSync(state.file, 'r');
     expect((await call('Keep', 'h', [fd2])).body).toEqual([true]);
+    // A signal's descriptors are closed after its listeners ran; a dropped reply's right away.
+    const fd3 = (await import('node:fs')).openSync(state.file, 'r');
+    service.signal(PATH, IFACE, 'Pinged', 'h', [fd3], client.uniqueName);
+    await call('Echo', 's', ['sync']);
+    expect(readdirSync('/proc/self/fd').length).toBe(before);
   });
 
   it('the handler asks the bus who called', async () => {
