@@ -150,25 +150,15 @@ function check(value: string, valid: (s: string) => boolean, what: string): stri
   return value;
 }
 
+/** The header fields each message type must carry. */
+const REQUIRED: Record<MessageType, (keyof Message)[]> = {
+  [MessageType.MethodCall]: ['path', 'member'],
+  [MessageType.Signal]: ['path', 'interface', 'member'],
+  [MessageType.Error]: ['errorName', 'replySerial'],
+  [MessageType.MethodReturn]: ['replySerial'],
+};
+
 function requireFields(m: Message): void {
-  const missing = (what: string) => new DBusProtocolError(`message of type ${m.type} lacks ${what}`);
   if (m.path !== undefined && !isObjectPath(m.path)) throw new DBusProtocolError('invalid path in header');
-  switch (m.type) {
-    case MessageType.MethodCall:
-      if (!m.path) throw missing('PATH');
-      if (!m.member) throw missing('MEMBER');
-      break;
-    case MessageType.Signal:
-      if (!m.path) throw missing('PATH');
-      if (!m.interface) throw missing('INTERFACE');
-      if (!m.member) throw missing('MEMBER');
-      break;
-    case MessageType.Error:
-      if (!m.errorName) throw missing('ERROR_NAME');
-      if (!m.replySerial) throw missing('REPLY_SERIAL');
-      break;
-    case MessageType.MethodReturn:
-      if (!m.replySerial) throw missing('REPLY_SERIAL');
-      break;
-  }
+  for (const f of REQUIRED[m.type]) if (!m[f]) throw new DBusProtocolError(`message of type ${m.type} lacks its ${f} field`);
 }

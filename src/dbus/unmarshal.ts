@@ -45,28 +45,25 @@ export class Reader {
     return this.buf[this.pos++];
   }
 
-  u16(): number {
-    this.align(2);
-    this.need(2);
-    const v = this.littleEndian ? this.buf.readUInt16LE(this.pos) : this.buf.readUInt16BE(this.pos);
-    this.pos += 2;
+  /** An aligned fixed-size integer of `n` bytes in the message's byte order. */
+  private fixed<T>(n: number, le: (at: number) => T, be: (at: number) => T): T {
+    this.align(n);
+    this.need(n);
+    const v = this.littleEndian ? le(this.pos) : be(this.pos);
+    this.pos += n;
     return v;
+  }
+
+  u16(): number {
+    return this.fixed(2, (at) => this.buf.readUInt16LE(at), (at) => this.buf.readUInt16BE(at));
   }
 
   u32(): number {
-    this.align(4);
-    this.need(4);
-    const v = this.littleEndian ? this.buf.readUInt32LE(this.pos) : this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
+    return this.fixed(4, (at) => this.buf.readUInt32LE(at), (at) => this.buf.readUInt32BE(at));
   }
 
   u64(): bigint {
-    this.align(8);
-    this.need(8);
-    const v = this.littleEndian ? this.buf.readBigUInt64LE(this.pos) : this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.fixed(8, (at) => this.buf.readBigUInt64LE(at), (at) => this.buf.readBigUInt64BE(at));
   }
 
   /** A string after a length of 1 (signature) or 4 bytes, checked for UTF-8 and its NUL terminator. */
