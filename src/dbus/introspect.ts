@@ -1,14 +1,15 @@
 /**
- * org.freedesktop.DBus.Introspectable's XML, generated from the registered interfaces: each method
- * with its arguments, each signal, each property with its access and its EmitsChangedSignal
- * annotation when not the default, the standard interfaces, and the child nodes.
+ * org.freedesktop.DBus.Introspectable's XML, generated from the registered interfaces in the layout
+ * sd-bus writes (the standard interfaces first; per interface its properties with access and any
+ * EmitsChangedSignal other than the default, then methods with their arguments, then signals;
+ * then the child nodes), so that a client sees the same document from berth as from machined.
  */
 import type { InterfaceSpec } from './interface.js';
 import { parseSignature, formatType } from './signature.js';
 
 const DOCTYPE =
   '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n' +
-  '"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n';
+  '"https://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">\n';
 
 /** The standard interfaces every object has, as introspection XML. */
 const STANDARD = ` <interface name="org.freedesktop.DBus.Peer">
@@ -66,25 +67,25 @@ function args(sig: string, names: string[] | undefined, direction: string | null
     .join('');
 }
 
+/** sd-bus writes every member of an exported interface as an open and a close tag, even when empty. */
 function element(tag: string, name: string, body: string): string {
-  return body ? `  <${tag} name="${esc(name)}">\n${body}  </${tag}>\n` : `  <${tag} name="${esc(name)}"/>\n`;
+  return `  <${tag} name="${esc(name)}">\n${body}  </${tag}>\n`;
 }
 
 export function interfaceXml(i: InterfaceSpec): string {
   let out = ` <interface name="${esc(i.name)}">\n` + annotations(i.annotations, '  ');
+  for (const [name, p] of Object.entries(i.properties ?? {})) {
+    const access = p.set ? 'readwrite' : 'read';
+    const emits = p.emitsChange && p.emitsChange !== 'true' ? { 'org.freedesktop.DBus.Property.EmitsChangedSignal': p.emitsChange } : undefined;
+    const body = annotations(emits, '   ') + annotations(p.annotations, '   ');
+    out += `  <property name="${esc(name)}" type="${esc(p.type)}" access="${access}">\n${body}  </property>\n`;
+  }
   for (const [name, m] of Object.entries(i.methods ?? {})) {
     const body = args(m.in ?? '', m.inNames, 'in') + args(m.out ?? '', m.outNames, 'out') + annotations(m.annotations, '   ');
     out += element('method', name, body);
   }
   for (const [name, s] of Object.entries(i.signals ?? {})) {
     out += element('signal', name, args(s.signature ?? '', s.names, null) + annotations(s.annotations, '   '));
-  }
-  for (const [name, p] of Object.entries(i.properties ?? {})) {
-    const access = p.set ? 'readwrite' : 'read';
-    const emits = p.emitsChange && p.emitsChange !== 'true' ? { 'org.freedesktop.DBus.Property.EmitsChangedSignal': p.emitsChange } : undefined;
-    const body = annotations(emits, '   ') + annotations(p.annotations, '   ');
-    const open = `  <property name="${esc(name)}" type="${esc(p.type)}" access="${access}"`;
-    out += body ? `${open}>\n${body}  </property>\n` : `${open}/>\n`;
   }
   return out + ' </interface>\n';
 }

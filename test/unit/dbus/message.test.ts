@@ -16,6 +16,20 @@ describe('messages', () => {
     expect(data.toString('hex')).toBe(reply.replace(/\s+/g, ''));
   });
 
+  // libdbus's Hello as dbus-send 1.14 wrote it (captured from its socket): fields PATH, DESTINATION, INTERFACE, MEMBER.
+  const libdbusHello =
+    '6c01000100000000010000006e00000001016f00150000002f6f72672f667265656465736b746f702f4442757300000006017300140000006f72672e667265656465736b746f702e444275730000000002017300140000006f72672e667265656465736b746f702e4442757300000000030173000500000048656c6c6f000000';
+  it('decodes the Hello that dbus-send sends, and encodes the same message to the same length', () => {
+    const m = decodeMessage(bytes(libdbusHello));
+    expect(m).toEqual(createMessage({
+      type: MessageType.MethodCall, serial: 1, path: '/org/freedesktop/DBus', destination: 'org.freedesktop.DBus',
+      interface: 'org.freedesktop.DBus', member: 'Hello',
+    }));
+    const ours = encodeMessage(m).data;
+    expect(ours.length).toBe(bytes(libdbusHello).length);
+    expect(decodeMessage(ours)).toEqual(m);
+  });
+
   it('reads big-endian messages', () => {
     const m = decodeMessage(bytes('42020001 00000000 00000002 00000008 05017500 00000001'));
     expect(m).toMatchObject({ type: MessageType.MethodReturn, serial: 2, replySerial: 1, body: [] });
