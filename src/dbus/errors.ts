@@ -1,7 +1,8 @@
 /**
  * The error types of the D-Bus module: `DBusError` is an error reply (a name and a message, as it
  * travels on the bus); `DBusProtocolError` is malformed wire data or a broken peer, never sent as a
- * reply; `DBusErrors` lists the standard error names as the reference bus library spells them.
+ * reply; `DBusErrors` lists the standard error names as the reference bus library spells them, and
+ * `StandardErrors` builds the routing errors with sd-bus's wording.
  */
 
 /** Standard error names (org.freedesktop.DBus.Error.*). */
@@ -53,6 +54,14 @@ export class DBusError extends Error {
     return this.type;
   }
 }
+
+/** The errors the object server answers for calls it cannot route, worded as sd-bus words them. */
+export const StandardErrors = {
+  unknownObject: (path: string) => new DBusError(DBusErrors.UnknownObject, `Unknown object '${path}'.`),
+  unknownMethod: (member: string, iface: string) => new DBusError(DBusErrors.UnknownMethod, `Unknown method ${member} or interface ${iface}.`),
+  invalidArgs: (got: string, iface: string, member: string, want: string) =>
+    new DBusError(DBusErrors.InvalidArgs, `Invalid arguments '${got}' to call ${iface}.${member}(), expecting '${want}'.`),
+};
 
 /** Wire data that breaks the specification, or a peer that broke the protocol. */
 export class DBusProtocolError extends Error {

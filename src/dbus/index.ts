@@ -1,5 +1,5 @@
 /** The public surface of the D-Bus module (it knows nothing of machines; see each file for its job). */
-export { DBusError, DBusErrors, DBusProtocolError } from './errors.js';
+export { DBusError, DBusErrors, DBusProtocolError, StandardErrors } from './errors.js';
 export { Variant, variant } from './variant.js';
 export { parseSignature, isValidSignature, type DBusType } from './signature.js';
 export { isBusName, isErrorName, isInterfaceName, isMemberName, isObjectPath } from './names.js';
@@ -14,7 +14,8 @@ export {
   addMatch, connectBus, getConnectionCredentials, getNameOwner, NameFlags, releaseName, ReleaseNameReply, removeMatch,
   requestName, RequestNameReply, type BusOptions, type Credentials,
 } from './bus.js';
-export { ObjectServer, invalidArgs, type ObjectServerOptions, type SubtreeSpec } from './object-server.js';
+export { ObjectServer, type ObjectServerOptions, type SubtreeSpec } from './object-server.js';
 export type { CallContext, EmitsChange, InterfaceSpec, MethodHandler, MethodSpec, PropertySpec, SignalSpec } from './interface.js';
 export { escapeLabel, unescapeLabel, pathForLabel, labelFromPath } from './label.js';
 export { closeFd, dupFd, SystemCallError } from './libc.js';
+export { errnoError } from './errno.js';

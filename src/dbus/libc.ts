@@ -43,6 +43,7 @@ interface Libc {
   fcntl: (fd: number, cmd: number, arg: number) => number;
   sendmsg: (fd: number, msg: object, flags: number) => number | bigint;
   recvmsg: (fd: number, msg: object, flags: number) => number | bigint;
+  strerror: (errno: number) => string;
   errno: () => number;
 }
 
@@ -68,6 +69,7 @@ function load(): Libc {
     fcntl: lib.func('int fcntl(int, int, int)'),
     sendmsg: lib.func('intptr_t sendmsg(int, const berth_dbus_msghdr *, int)'),
     recvmsg: lib.func('intptr_t recvmsg(int, _Inout_ berth_dbus_msghdr *, int)'),
+    strerror: lib.func('const char *strerror(int)'),
     errno: () => koffi.errno(),
   };
   return libc;
@@ -100,6 +102,11 @@ export function connectUnix(addr: Buffer): number {
     throw new SystemCallError('connect', e);
   }
   return fd;
+}
+
+/** The C library's text for an errno value ("No such file or directory"). */
+export function strerror(errno: number): string {
+  return load().strerror(errno);
 }
 
 export function closeFd(fd: number): void {

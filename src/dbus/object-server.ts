@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Connection } from './connection.js';
-import { DBusError, DBusErrors } from './errors.js';
+import { DBusError, DBusErrors, StandardErrors } from './errors.js';
 import { getConnectionCredentials, type Credentials } from './bus.js';
 import type { Message } from './message.js';
 import { closeFd } from './libc.js';
@@ -191,28 +191,31 @@ export class ObjectServer {
     return new DBusError(DBusErrors.Failed, e instanceof Error ? e.message : String(e));
   }
 
+  /** Finds what answers the call, in the order and with the errors sd-bus uses. */
   private async route(m: Message, ctx: CallContext): Promise<{ signature: string; body: unknown[] }> {
     const { path, member } = ctx;
     const iface = m.interface;
+    // Peer is answered on any path, whatever the body.
     if (iface === PEER) {
-      if (member === 'Ping') return expect(m, '', () => ({ signature: '', body: [] }));
-      if (member === 'GetMachineId') return expect(m, '', () => ({ signature: 's', body: [readMachineId()] }));
-      throw unknownMethod(m);
+      if (member === 'Ping') return { signature: '', body: [] };
+      if (member === 'GetMachineId') return { signature: 's', body: [readMachineId()] };
+      throw new DBusError(DBusErrors.UnknownMethod, `Unknown method '${member}' on interface '${PEER}'.`);
     }
+    // sd-bus dispatches no call that lacks an interface.
+    if (!iface) throw unknownObject(path);
     const interfaces = await this.find(path, ctx);
-    if (iface === INTROSPECTABLE || (!iface && member === 'Introspect' && !interfaces?.some((i) => i.methods?.Introspect))) {
+    if (iface === INTROSPECTABLE) {
       if (member !== 'Introspect') throw unknownMethod(m);
       const children = await this.children(path, ctx);
       if (!interfaces && children.length === 0) throw unknownObject(path);
-      return expect(m, '', () => ({ signature: 's', body: [introspectXml(interfaces, children)] }));
+      if (m.signature !== '') throw new DBusError(DBusErrors.InvalidArgs, 'Expected no parameters');
+      return { signature: 's', body: [introspectXml(interfaces, children)] };
     }
     if (!interfaces) throw unknownObject(path);
     if (iface === PROPERTIES) return handleProperties(m, interfaces, ctx);
-    let spec = iface ? interfaces.find((i) => i.name === iface) : interfaces.find((i) => i.methods?.[member]);
-    if (iface && !spec) throw new DBusError(DBusErrors.UnknownInterface, `Unknown interface '${iface}'.`);
+    const spec = interfaces.find((i) => i.name === iface);
     const method = spec?.methods?.[member];
     if (!spec || !method) throw unknownMethod(m);
-    ctx.interface = spec.name;
     const want = method.in ?? '';
     if (m.signature !== want) throw invalidArgs(m, spec.name, want);
     const result = await method.handler(m.body, ctx);
@@ -220,19 +223,14 @@ export class ObjectServer {
   }
 }
 
-function expect(m: Message, signature: string, f: () => { signature: string; body: unknown[] }) {
-  if (m.signature !== signature) throw invalidArgs(m, m.interface ?? '', signature);
-  return f();
-}
-
-export function invalidArgs(m: Message, iface: string, want: string): DBusError {
-  return new DBusError(DBusErrors.InvalidArgs, `Invalid arguments '${m.signature}' to call ${iface}.${m.member}(), expecting '${want}'.`);
+function invalidArgs(m: Message, iface: string, want: string): DBusError {
+  return StandardErrors.invalidArgs(m.signature, iface, m.member!, want);
 }
 
 function unknownMethod(m: Message): DBusError {
-  return new DBusError(DBusErrors.UnknownMethod, `Unknown method ${m.member} or interface ${m.interface ?? ''}.`);
+  return StandardErrors.unknownMethod(m.member!, m.interface ?? '');
 }
 
 function unknownObject(path: string): DBusError {
-  return new DBusError(DBusErrors.UnknownObject, `Unknown object '${path}'.`);
+  return StandardErrors.unknownObject(path);
 }

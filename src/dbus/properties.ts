@@ -3,20 +3,23 @@
  * gives (UnknownInterface, UnknownProperty, PropertyReadOnly, InvalidArgs for a value of the wrong
  * type), and the body of PropertiesChanged by each property's EmitsChangedSignal behaviour.
  */
-import { DBusError, DBusErrors } from './errors.js';
+import { DBusError, DBusErrors, StandardErrors } from './errors.js';
 import type { CallContext, InterfaceSpec, PropertySpec } from './interface.js';
 import type { Message } from './message.js';
 import { Variant } from './variant.js';
 
 export const PROPERTIES = 'org.freedesktop.DBus.Properties';
 
-const SIGNATURES: Record<string, string> = { Get: 'ss', GetAll: 's', Set: 'ssv' };
+/** What each method reads first; sd-bus accepts a body that starts with it (and ignores the rest). */
+const PARAMETERS: Record<string, [string, string]> = {
+  Get: ['ss', 'Expected interface and member parameters'],
+  GetAll: ['s', 'Expected interface parameter'],
+  Set: ['ss', 'Expected interface and member parameters'],
+};
 
 function lookup(interfaces: readonly InterfaceSpec[], iface: string, name: string): PropertySpec {
-  const spec = interfaces.find((i) => i.name === iface);
-  if (!spec) throw new DBusError(DBusErrors.UnknownInterface, `Unknown interface '${iface}'.`);
-  const p = spec.properties?.[name];
-  if (!p) throw new DBusError(DBusErrors.UnknownProperty, `Unknown property '${name}'.`);
+  const p = interfaces.find((i) => i.name === iface)?.properties?.[name];
+  if (!p) throw new DBusError(DBusErrors.UnknownProperty, `Unknown interface ${iface} or property ${name}.`);
   return p;
 }
 
@@ -27,12 +30,10 @@ async function allOf(spec: InterfaceSpec, ctx: CallContext): Promise<Map<string,
 }
 
 export async function handleProperties(m: Message, interfaces: readonly InterfaceSpec[], ctx: CallContext): Promise<{ signature: string; body: unknown[] }> {
-  const want = SIGNATURES[m.member!];
-  if (want === undefined) throw new DBusError(DBusErrors.UnknownMethod, `Unknown method ${m.member} or interface ${PROPERTIES}.`);
-  if (m.signature !== want) {
-    throw new DBusError(DBusErrors.InvalidArgs, `Invalid arguments '${m.signature}' to call ${PROPERTIES}.${m.member}(), expecting '${want}'.`);
-  }
-  const [iface, name, value] = m.body as [string, string, Variant];
+  const params = PARAMETERS[m.member!];
+  if (!params) throw StandardErrors.unknownMethod(m.member!, PROPERTIES);
+  if (!m.signature.startsWith(params[0])) throw new DBusError(DBusErrors.InvalidArgs, params[1]);
+  const [iface, name, value] = m.body as [string, string, unknown];
   switch (m.member) {
     case 'Get': {
       const p = lookup(interfaces, iface, name);
@@ -49,15 +50,15 @@ export async function handleProperties(m: Message, interfaces: readonly Interfac
     default: {
       const p = lookup(interfaces, iface, name);
       if (!p.set) throw new DBusError(DBusErrors.PropertyReadOnly, `Property '${name}' is not writable.`);
-      if (value.signature !== p.type) {
-        throw new DBusError(DBusErrors.InvalidArgs, `Invalid type '${value.signature}' for property '${name}', expecting '${p.type}'.`);
+      if (!(value instanceof Variant) || value.signature !== p.type) {
+        const got = value instanceof Variant ? value.signature : m.signature.slice(2);
+        throw new DBusError(DBusErrors.InvalidArgs, `Invalid type '${got}' for property '${name}', expecting '${p.type}'.`);
       }
       await p.set(value.value, ctx);
       return { signature: '', body: [] };
     }
   }
 }
-
 /** [interface, changed, invalidated] for PropertiesChanged, or null when none of the names signal. */
 export async function propertiesChangedBody(iface: InterfaceSpec, names: string[], ctx: CallContext): Promise<unknown[] | null> {
   const changed = new Map<string, Variant>();

@@ -71,8 +71,6 @@ describe('calls between two of our connections', () => {
   it('round trips', async () => {
     expect((await call('Echo', 's', ['grüß'])).body).toEqual(['grüß']);
     expect((await call('Add', 'ii', [2, -5])).body).toEqual([-3]);
-    // Without an interface the member is looked up across the object's interfaces.
-    expect((await call('Echo', 's', ['x'], { interface: undefined })).body).toEqual(['x']);
   });
 
   it('errors are typed', async () => {
@@ -81,11 +79,28 @@ describe('calls between two of our connections', () => {
     expect((await err(call('Crash'))).type).toBe(DBusErrors.Failed);
     expect((await err(call('Echo', 'i', [1]))).type).toBe(DBusErrors.InvalidArgs);
     expect((await err(call('Nope'))).type).toBe(DBusErrors.UnknownMethod);
-    expect((await err(call('Echo', 's', ['x'], { interface: 'org.berth.Missing' }))).type).toBe(DBusErrors.UnknownInterface);
+    // As sd-bus: an interface the object lacks is an unknown method, a call without an interface an unknown object.
+    expect(await err(call('Echo', 's', ['x'], { interface: 'org.berth.Missing' }))).toMatchObject({ type: DBusErrors.UnknownMethod, message: 'Unknown method Echo or interface org.berth.Missing.' });
+    expect(await err(call('Echo', 's', ['x'], { interface: undefined }))).toMatchObject({ type: DBusErrors.UnknownObject, message: `Unknown object '${PATH}'.` });
+    expect((await err(call('Errno'))).type).toBe('System.Error.EHOSTUNREACH');
+    expect(await err(call('ErrnoNamed', 's', ['ENOENT']))).toMatchObject({ type: DBusErrors.FileNotFound, message: 'No such file or directory' });
     expect((await err(call('Echo', 's', ['x'], { path: '/org/berth/none' }))).type).toBe(DBusErrors.UnknownObject);
     expect((await err(call('Later', 'u', [2000], { timeoutMs: 50 }))).type).toBe(DBusErrors.NoReply);
     const unknownProp = await err(client.call({ destination: NAME, path: PATH, interface: 'org.freedesktop.DBus.Properties', member: 'Get', signature: 'ss', body: [IFACE, 'Nope'] }));
-    expect(unknownProp.type).toBe(DBusErrors.UnknownProperty);
+    expect(unknownProp).toMatchObject({ type: DBusErrors.UnknownProperty, message: `Unknown interface ${IFACE} or property Nope.` });
+    const props = (member: string, signature: string, body: unknown[]) =>
+      err(client.call({ destination: NAME, path: PATH, interface: 'org.freedesktop.DBus.Properties', member, signature, body }));
+    expect(await props('Get', 's', [IFACE])).toMatchObject({ type: DBusErrors.InvalidArgs, message: 'Expected interface and member parameters' });
+    expect(await props('GetAll', 'i', [1])).toMatchObject({ type: DBusErrors.InvalidArgs, message: 'Expected interface parameter' });
+    expect(await props('GetAll', 's', ['org.x.Y'])).toMatchObject({ type: DBusErrors.UnknownInterface, message: "Unknown interface 'org.x.Y'." });
+    expect(await props('Set', 'ssv', [IFACE, 'Count', new Variant('s', 'x')])).toMatchObject({ type: DBusErrors.InvalidArgs });
+    expect(await props('Nope', '', [])).toMatchObject({ type: DBusErrors.UnknownMethod, message: 'Unknown method Nope or interface org.freedesktop.DBus.Properties.' });
+    const intro = (body: unknown[], path = PATH) =>
+      err(client.call({ destination: NAME, path, interface: 'org.freedesktop.DBus.Introspectable', member: 'Introspect', signature: body.length ? 's' : '', body }));
+    expect(await intro(['x'])).toMatchObject({ type: DBusErrors.InvalidArgs, message: 'Expected no parameters' });
+    expect(await intro([], '/nope/deeper')).toMatchObject({ type: DBusErrors.UnknownObject, message: "Unknown object '/nope/deeper'." });
+    const peer = await err(client.call({ destination: NAME, path: '/nope', interface: 'org.freedesktop.DBus.Peer', member: 'Nope' }));
+    expect(peer).toMatchObject({ type: DBusErrors.UnknownMethod, message: "Unknown method 'Nope' on interface 'org.freedesktop.DBus.Peer'." });
     const ro = await err(client.call({ destination: NAME, path: PATH, interface: 'org.freedesktop.DBus.Properties', member: 'Set', signature: 'ssv', body: [IFACE, 'Name', new Variant('s', 'y')] }));
     expect(ro.type).toBe(DBusErrors.PropertyReadOnly);
   });
@@ -164,7 +179,7 @@ describe('real clients', () => {
     const fail = (...args: string[]) => run('dbus-send', [`--bus=${bus.address}`, '--print-reply', `--dest=${NAME}`, PATH, ...args]).then(() => 'succeeded', (e) => String(e.stderr));
     expect(await fail(`${IFACE}.Echo`, 'int32:1')).toMatch(/^Error org\.freedesktop\.DBus\.Error\.InvalidArgs: Invalid arguments 'i' to call org\.berth\.Test1\.Echo\(\), expecting 's'\./);
     expect(await fail(`${IFACE}.Nope`)).toMatch(/^Error org\.freedesktop\.DBus\.Error\.UnknownMethod/);
-    expect(await fail(`org.berth.Missing.Echo`, 'string:x')).toMatch(/^Error org\.freedesktop\.DBus\.Error\.UnknownInterface/);
+    expect(await fail(`org.berth.Missing.Echo`, 'string:x')).toMatch(/^Error org\.freedesktop\.DBus\.Error\.UnknownMethod: Unknown method Echo or interface org\.berth\.Missing\./);
   });
 
   it('gdbus', async (t) => {
@@ -201,7 +216,7 @@ describe('real clients', () => {
     it('bad calls', async () => {
       expect(await failing('call', NAME, PATH, IFACE, 'Echo', 'i', '1')).toMatch(/Invalid arguments 'i' to call org\.berth\.Test1\.Echo\(\), expecting 's'/);
       expect(await failing('call', NAME, PATH, IFACE, 'Nope')).toMatch(/Unknown method Nope or interface org\.berth\.Test1/);
-      expect(await failing('get-property', NAME, PATH, IFACE, 'Nope')).toMatch(/Unknown property/);
+      expect(await failing('get-property', NAME, PATH, IFACE, 'Nope')).toMatch(/Unknown interface org\.berth\.Test1 or property Nope\./);
       expect(await failing('call', NAME, '/org/berth/none', IFACE, 'Echo', 's', 'x')).toMatch(/Unknown object/);
     });
 

@@ -1,6 +1,6 @@
 /** The object the D-Bus integration tests export: a few methods, properties, a signal and a subtree. */
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { DBusError, ObjectServer, type Connection, type InterfaceSpec } from '../../../src/dbus/index.js';
+import { DBusError, errnoError, ObjectServer, type Connection, type InterfaceSpec } from '../../../src/dbus/index.js';
 
 export const NAME = 'org.berth.Test';
 export const PATH = '/org/berth/test';
@@ -13,6 +13,8 @@ export function exportTestObject(conn: Connection, state: { count: number; items
       Echo: { in: 's', out: 's', inNames: ['text'], outNames: ['text'], handler: ([s]) => [s] },
       Add: { in: 'ii', out: 'i', handler: ([a, b]) => [a + b] },
       Fail: { handler: () => { throw new DBusError('org.berth.Test1.Nope', 'it failed on purpose'); } },
+      Errno: { handler: () => { throw errnoError(113); } },
+      ErrnoNamed: { in: 's', handler: ([name]) => { throw errnoError(name); } },
       Crash: { handler: () => { throw new Error('unexpected'); } },
       Stat: {
         in: 'h', out: 'tt',
