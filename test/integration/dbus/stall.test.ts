@@ -136,6 +136,16 @@ describe('a bus that stops reading', () => {
     expect(lag).toBeLessThan(50);
   });
 
+  it('a bus that goes away: close event, pending calls fail with Disconnected', async () => {
+    const conn = await connectBus({ address: `unix:path=${join(dir.path, 'stall')}` });
+    const closed = new Promise((r) => conn.once('close', r));
+    const pending = conn.call({ destination: 'x.y', path: '/', member: 'M' }).catch((e) => e);
+    sockets.at(-1)!.destroy();
+    await closed;
+    expect(((await pending) as DBusError).type).toBe(DBusErrors.Disconnected);
+    expect(() => conn.signal('/a', 'a.b', 'C')).toThrow(DBusError);
+  });
+
   it('no bus at all: NoServer at once', async () => {
     await expect(connectBus({ address: `unix:path=${join(dir.path, 'none')}` })).rejects.toMatchObject({ type: DBusErrors.NoServer });
   });
