@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:os';
 import { DBusError, DBusErrors } from './errors.js';
-import { strerror } from './libc.js';
+import { errnoName, strerror } from './libc.js';
 
 const STANDARD: Record<string, string> = {
   ENOMEM: DBusErrors.NoMemory,
@@ -28,13 +28,9 @@ const STANDARD: Record<string, string> = {
   EBADMSG: DBusErrors.InconsistentMessage,
 };
 
-// Where two names share a number, the C library's errno name table has EOPNOTSUPP (not ENOTSUP).
-const byNumber = new Map<number, string>([[95, 'EOPNOTSUPP']]);
-for (const [name, n] of Object.entries(constants.errno)) if (!byNumber.has(n)) byNumber.set(n, name);
-
 /** The D-Bus error for an errno (a number like 2, or a name like 'ENOENT'); `message` overrides libc's text. */
 export function errnoError(errno: number | string, message?: string): DBusError {
-  const name = typeof errno === 'number' ? byNumber.get(errno) : errno;
+  const name = typeof errno === 'number' ? errnoName(errno) : errno;
   const number = typeof errno === 'number' ? errno : (constants.errno as Record<string, number>)[errno];
   if (!name || number === undefined) return new DBusError(DBusErrors.Failed, message ?? `errno ${errno}`);
   return new DBusError(STANDARD[name] ?? `System.Error.${name}`, message ?? strerror(number));

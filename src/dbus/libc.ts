@@ -75,8 +75,14 @@ function load(): Libc {
   return libc;
 }
 
-const errnoNames = new Map<number, string>();
+// Where two names share a number, the C library's errno name table has EOPNOTSUPP (not ENOTSUP).
+const errnoNames = new Map<number, string>([[95, 'EOPNOTSUPP']]);
 for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
+/** The symbolic name of an errno value ('ENOENT'), or undefined for an unknown number. */
+export function errnoName(errno: number): string | undefined {
+  return errnoNames.get(errno);
+}
 
 export class SystemCallError extends Error {
   readonly code: string;
