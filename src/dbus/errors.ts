@@ -36,22 +36,23 @@ export const DBusErrors = {
   InteractiveAuthorizationRequired: 'org.freedesktop.DBus.Error.InteractiveAuthorizationRequired',
 } as const;
 
-/** An error reply: what a handler throws to answer a call with an error, and what a failed call rejects with. */
+/**
+ * An error reply: what a handler throws to answer a call with an error, and what a failed call
+ * rejects with. `name` (and its alias `type`) is the D-Bus error name, e.g.
+ * `org.freedesktop.DBus.Error.InvalidArgs`, so that a printed error shows it.
+ */
 export class DBusError extends Error {
+  override name: string;
+
   constructor(
     /** The error name, e.g. `org.freedesktop.DBus.Error.InvalidArgs`. */
     readonly type: string,
     message = '',
-    /** The error reply's full body when it had more than one string (rare). */
+    /** The error reply's whole body (usually just the message). */
     readonly body: unknown[] = [message],
   ) {
     super(message);
-    this.name = 'DBusError';
-  }
-
-  /** The D-Bus error name (same as `type`; `name` stays 'DBusError' for Node's error printing). */
-  get errorName(): string {
-    return this.type;
+    this.name = type;
   }
 }
 
