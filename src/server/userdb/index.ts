@@ -1,3 +1,4 @@
+// The user database of user-namespaced machines, as one import for its users (the tests): records, id maps, name rules, the range index.
 export { UserDb, UserDbErrors } from './userdb.js';
 export type { UserDbResult, UserDbErrorName, UserDbMachine, UserDbOptions, IdKind, IdRange, IdOwner, RangeOverlap } from './userdb.js';
 export { parseIdMap, formatIdMap, readIdMaps, isIdMapError, IdMapParseError } from './idmap.js';
