@@ -75,6 +75,8 @@ export interface Libc {
   syscall2: (nr: number, a: number, b: number) => number | bigint;
   syscall4: (nr: number, a: number, b: number, c: number, d: number) => number | bigint;
   syscallOpenat2: (nr: number, dirfd: number, path: string, how: Buffer, size: number) => number | bigint;
+  setxattr: (path: string, name: string, value: Buffer, size: number, flags: number) => number;
+  getxattr: (path: string, name: string, value: Buffer, size: number) => number;
   types: { msghdr: unknown; iovec: unknown };
 }
 
@@ -126,6 +128,8 @@ export function libc(): Libc {
     syscall2: lib.func('long syscall(long, long, long)'),
     syscall4: lib.func('long syscall(long, long, long, long, long)'),
     syscallOpenat2: lib.func('long syscall(long, int, const char *, const void *, unsigned long)'),
+    setxattr: lib.func('int setxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    getxattr: lib.func('intptr_t getxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
     types: { msghdr, iovec },
   };
   return bound;
@@ -201,4 +205,17 @@ export function clockUs(clock: number): number {
   const ts = Buffer.alloc(16);
   libc().clock_gettime(clock, ts);
   return Number(ts.readBigInt64LE(0)) * 1e6 + Math.floor(Number(ts.readBigInt64LE(8)) / 1000);
+}
+
+/** Set an extended attribute of a file; false (errno set) when the file system refuses. */
+export function setXattr(path: string, name: string, value: string): boolean {
+  const b = Buffer.from(value, 'utf8');
+  return libc().setxattr(path, name, b, b.length, 0) === 0;
+}
+
+/** An extended attribute of a file (up to 4 KiB of it), or undefined when it has none. */
+export function getXattr(path: string, name: string): string | undefined {
+  const b = Buffer.alloc(4096);
+  const n = Number(libc().getxattr(path, name, b, b.length));
+  return n >= 0 ? b.subarray(0, n).toString('utf8') : undefined;
 }

@@ -67,6 +67,9 @@ function offloadOptions(logger: Logger): { parseWorker?: ParseOffload; offloadAb
   return { parseWorker: new ParseOffload(module, logger.child({ component: 'parse-worker' })), ...(above === undefined ? {} : { offloadAbove: above }) };
 }
 
+/** How long after start berthd looks for scopes it made for machines it no longer holds. */
+const LEFTOVER_SWEEP_DELAY_MS = 2000;
+
 export class Daemon {
   readonly context: BerthContext;
   readonly machineServer: VarlinkServer;
@@ -112,6 +115,9 @@ export class Daemon {
     const { registry } = this.context;
     const restored = registry.restore();
     this.logger.info({ kept: restored.kept.length, dropped: restored.dropped.length }, 'registry restored');
+    // Leftover scopes are looked for once the first callers had their answers: reading berthd's mark on
+    // them loads libc, which a socket-activated start should not wait for.
+    setTimeout(() => registry.sweepLeftoverScopes(), LEFTOVER_SWEEP_DELAY_MS).unref();
     followRegistry(this.context);
     for (const m of registry.machines()) indexMachine(this.context, m);
 

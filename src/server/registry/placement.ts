@@ -18,6 +18,8 @@ export interface Placement {
 
 export interface PlacementContext {
   cgroups: CgroupLayout;
+  /** The mark berth's own scopes get (scope.ts, berthdScopeMaker). */
+  scopeMaker: string;
   /** Is this PID already some machine's leader? */
   leaderTaken(pid: number): boolean;
   warn(obj: object, msg: string): void;
@@ -40,7 +42,7 @@ export function placeMachine(spec: RegistrationSpec, pid: number, ctx: Placement
   const bySystemd = withSystemd ? createScopeWithSystemd(ctx.cgroups, spec.name, pid, spec.class) : undefined;
   if (bySystemd) return ok({ ...bySystemd, ownsScope: false });
   if (withSystemd) ctx.warn({ machine: spec.name }, 'systemd did not create the scope; creating the cgroup directly');
-  const s = createScope(ctx.cgroups, spec.name, pid);
+  const s = createScope(ctx.cgroups, spec.name, pid, ctx.scopeMaker);
   if (typeof s === 'number') return fail({ errno: -s });
   return ok({ ...s, ownsScope: true });
 }

@@ -23,7 +23,7 @@ import { closeLeader, leaderAlive, pidfdIdOf, pinLeader } from './leader.js';
 import { LeaderWatcher } from './leader-watcher.js';
 import { detectCgroupLayout, type CgroupLayout } from '../../domain/cgroup-paths.js';
 import { DEFAULT_RUNTIME_DIR, machineStateDir } from '../../domain/runtime-paths.js';
-import { removeScope } from './scope.js';
+import { berthdScopeMaker, removeScope } from './scope.js';
 import { ScopeReaper } from './scope-reaper.js';
 import { unitOfPid } from './pid-cgroup.js';
 import { StateStore } from './state.js';
@@ -32,7 +32,7 @@ import { hostMachine } from './host.js';
 import { MachineIndex, type Entry } from './machine-index.js';
 import { placeMachine } from './placement.js';
 import { killMachine, terminateMachine } from './machine-control.js';
-import { UnregisteredScopes } from './unregistered-scopes.js';
+import { findMarkedScopes, LeftoverScopes } from './leftover-scopes.js';
 
 /** The subset of a pino logger the registry uses. */
 export interface RegistryLogger {
@@ -89,7 +89,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #log: RegistryLogger;
   #index = new MachineIndex();
   #watcher = new LeaderWatcher();
-  #unregisteredScopes: UnregisteredScopes;
+  #leftovers: LeftoverScopes;
   #seq = 0;
   #host: boolean;
   #hostMachine?: Machine;
@@ -106,7 +106,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#host = opts.host ?? true;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 90_000;
     this.#reaper = new ScopeReaper(this.cgroups);
-    this.#unregisteredScopes = new UnregisteredScopes(this.#watcher, this.#reaper);
+    this.#leftovers = new LeftoverScopes(this.#watcher, this.#reaper, this.cgroups, this.#log);
     this.#watcher.on('exit', (name) => this.#onLeaderExit(name));
   }
 
@@ -185,6 +185,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
     const placed = placeMachine(spec, pinned.pid, {
       cgroups: this.cgroups,
+      scopeMaker: berthdScopeMaker(this.store.dir),
       leaderTaken: (pid) => this.#index.hasLeader(pid),
       warn: (obj, msg) => this.#log.warn(obj, msg),
     });
@@ -309,6 +310,17 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     });
   }
 
+  /**
+   * Remove the scopes berthd made (they carry its mark) that no registered machine uses: empty ones at
+   * once, the others once their processes have ended. Returns their cgroup paths. Run after restore().
+   */
+  sweepLeftoverScopes(): string[] {
+    if (this.#closed) return [];
+    const found = findMarkedScopes(this.cgroups, berthdScopeMaker(this.store.dir), (unit) => this.#index.hasUnit(unit));
+    for (const unitCgroup of found) this.#leftovers.adopt(unitCgroup);
+    return found;
+  }
+
   /** Stop watching leaders; state files stay so a later start can restore. */
   close(): void {
     if (this.#closed) return;
@@ -318,7 +330,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       if (e.stopTimer) clearTimeout(e.stopTimer);
       closeLeader(e.leader);
     }
-    this.#unregisteredScopes.close();
+    this.#leftovers.close();
     this.#index.clear();
   }
 
@@ -328,7 +340,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   #onLeaderExit(name: string): void {
-    if (this.#unregisteredScopes.leaderExited(name)) return;
+    if (this.#leftovers.leaderExited(name)) return;
     const e = this.#index.byName(name);
     if (!e) return;
     this.#log.info({ machine: name, leader: e.leader.pid }, 'leader exited; machine removed');
@@ -345,7 +357,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (m.ownsScope && m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader)) {
       // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
       // its leader and remove the scope when it has ended (systemd would collect the empty scope).
-      this.#unregisteredScopes.track(m.name, e.leader, m.unitCgroup);
+      this.#leftovers.track(m.name, e.leader, m.unitCgroup);
     } else {
       closeLeader(e.leader);
       if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);

@@ -7,15 +7,24 @@ import path from 'node:path';
 import { cgroupTreePids, machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
 import { MACHINE_SLICE, machineScopeUnit } from '../../domain/unit-names.js';
 import { uidMaySignal } from '../../domain/process.js';
+import { markScope } from '../../domain/scope-mark.js';
 
 /**
- * Create `machine.slice/machine-NAME.scope` in every hierarchy and move `pid` into it. On failure, directories
- * created here are removed again. Returns the unit and its cgroup path, or a negative errno.
+ * What berthd writes into the mark of the scopes it creates (domain/scope-mark.ts): itself and its state
+ * directory, so that a berthd only ever sweeps the scopes of its own registry, not those of another
+ * berthd with another runtime directory on the same host.
+ */
+export const berthdScopeMaker = (stateDir: string): string => `berthd ${path.resolve(stateDir)}`;
+
+/**
+ * Create `machine.slice/machine-NAME.scope` in every hierarchy, marked as made by `maker`, and move `pid`
+ * into it. On failure, directories created here are removed again. Returns the unit and its cgroup path, or a negative errno.
  */
 export function createScope(
   layout: CgroupLayout,
   name: string,
   pid: number,
+  maker: string,
 ): { unit: string; unitCgroup: string } | number {
   if (!layout.primary) return -6; // ENXIO: no cgroup hierarchy to put it in
   const unit = machineScopeUnit(name);
@@ -29,6 +38,8 @@ export function createScope(
       try {
         fs.mkdirSync(dir);
         created.push(dir);
+        // Marked before anything moves in, so a leftover of this attempt is recognisably berthd's.
+        markScope(dir, maker);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         // An existing scope with other processes belongs to someone else. One holding only this
@@ -54,7 +65,7 @@ export function createScope(
   }
 }
 
-function cgroupProcs(dir: string): number[] {
+export function cgroupProcs(dir: string): number[] {
   try {
     return fs
       .readFileSync(path.join(dir, 'cgroup.procs'), 'latin1')
