@@ -14,7 +14,7 @@ import { run, type Process } from '../process.js';
 import { Scope } from '../cgroup.js';
 import { allocateUidRange, treeBase, type UidLease } from '../uid-range.js';
 import { shiftTree } from '../ownership.js';
-import { NotifyReceiver } from '../notify.js';
+import { NotifySocket } from '../notify.js';
 import { setupVeth, removeVeth, type Veth } from '../network.js';
 import { tryLock } from '../../domain/libc.js';
 import { Teardown, waitFor } from '../teardown.js';
@@ -30,7 +30,7 @@ import { berthRuntimeDir } from '../../domain/runtime-paths.js';
 export interface Launched {
   child: Process;
   leader: number;
-  notify: NotifyReceiver;
+  notify: NotifySocket;
   scope: Scope;
   lease?: UidLease;
   veth?: Veth;
@@ -200,7 +200,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   }
 
   const hostDir = prepareHostDir(runDir, o.uuid, owner, o.credentials);
-  const notify = new NotifyReceiver(hostDir.notifyPath);
+  const notify = new NotifySocket(hostDir.notifyPath);
   t.add('close the notify socket', () => notify.close());
   fs.chownSync(hostDir.notifyPath, owner.uid, owner.gid);
 

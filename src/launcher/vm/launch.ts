@@ -12,7 +12,7 @@ import { findFirmware, loadFirmwareDescriptor } from './firmware.js';
 import { findExecutable, qemuArch } from './host.js';
 import { checkInputs, planHost } from './plan.js';
 import { RunningVm, runUndo, VmLaunchError, describeExit, type Undo, type VmExit } from './running.js';
-import { NotifyReceiver } from './notify.js';
+import { GuestNotifyListener } from './guest-notify.js';
 import { resolveCredentials, type VmOptions } from './options.js';
 import { QmpClient, withTimeout } from './qmp.js';
 import {
@@ -142,7 +142,7 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
     }
 
     // readiness: virtio-serial always; over vsock too where it exists (socat as the AF_VSOCK listener)
-    const notify = new NotifyReceiver(join(runDir, 'notify.sock'));
+    const notify = new GuestNotifyListener(join(runDir, 'notify.sock'));
     await notify.listen();
     undo.push(() => notify.close());
     if (vsockCid !== undefined && o.notifyReady) {

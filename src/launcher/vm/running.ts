@@ -2,7 +2,7 @@
 // follows (unregister, then every undo step the launch recorded, newest first).
 
 import type { ResultPromise } from 'execa';
-import type { NotifyReceiver } from './notify.js';
+import type { GuestNotifyListener } from './guest-notify.js';
 import { withTimeout, type QmpClient } from './qmp.js';
 import { unregisterMachine, type Registration } from '../registry-client.js';
 import type { VmScope } from './scope.js';
@@ -35,7 +35,7 @@ export class RunningVm {
     readonly process: ResultPromise,
     readonly pid: number,
     readonly qmp: QmpClient,
-    readonly notify: NotifyReceiver,
+    readonly notify: GuestNotifyListener,
     readonly scope: VmScope,
     readonly registration: Registration,
     readonly exited: Promise<VmExit>,

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Daemon } from '../../../src/server/daemon.js';
-import { machineSocketPath } from '../../../src/launcher/registry-client.js';
+import { machineSocketPath } from '../../../src/domain/runtime-paths.js';
 import { VarlinkError as VarlinkCallError } from '../../../src/varlink/errors.js';
 import { varlinkCall } from '../../helpers/call-once.js';
 import { launchVm } from '../../../src/launcher/vm/launch.js';
