@@ -13,7 +13,8 @@ import { findExecutable, qemuArch } from './host.js';
 import { checkInputs, planHost } from './plan.js';
 import { RunningVm, runUndo, VmLaunchError, describeExit, type Undo, type VmExit } from './running.js';
 import { GuestNotifyListener } from './guest-notify.js';
-import { resolveCredentials, type VmOptions } from './options.js';
+import { resolveCredentials } from './credentials.js';
+import type { VmOptions } from './options.js';
 import { QmpClient, withTimeout } from './qmp.js';
 import {
   buildQemuArgv, cidFromName, directBootCmdline, NOTIFY_PORT_NAME, type DirectBoot, type FirmwareBoot, type QemuPlan, type VirtiofsShare,
