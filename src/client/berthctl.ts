@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
-import { launchVerb, LAUNCH_VERBS } from './launch-verbs.js';
+import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH_VERBS } from './configured-machine-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';

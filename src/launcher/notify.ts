@@ -1,5 +1,5 @@
 /**
- * The sd_notify receiver: an AF_UNIX datagram socket with SO_PASSCRED, read on a worker thread (koffi
+ * The container's notify socket ($NOTIFY_SOCKET, sd_notify's receiving end): an AF_UNIX datagram socket with SO_PASSCRED, read on a worker thread (koffi
  * async recvmsg), so that each message arrives with the sender's PID as the kernel reports it. Like
  * nspawn, the supervisor may accept messages only from the container's PID 1.
  */
@@ -32,13 +32,13 @@ export function parseNotify(text: string): Map<string, string> {
   return m;
 }
 
-export declare interface NotifyReceiver {
+export declare interface NotifySocket {
   on(event: 'message', l: (m: NotifyMessage) => void): this;
   on(event: 'error', l: (e: Error) => void): this;
   on(event: 'newListener', l: (event: string) => void): this;
 }
 
-export class NotifyReceiver extends EventEmitter {
+export class NotifySocket extends EventEmitter {
   private fd: number;
   private closed = false;
   private readonly backlog: NotifyMessage[] = [];

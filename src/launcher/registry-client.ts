@@ -9,10 +9,6 @@ import { IoSystemdMachine, NoSuchMachine, type IoSystemdMachineMethods, type Reg
 /** How long a call to the registry may take. */
 const REGISTRY_TIMEOUT_MS = 5000;
 
-export function machineSocketPath(runtimeDir: string): string {
-  return `${runtimeDir.replace(/\/+$/, '')}/systemd/machine/io.systemd.Machine`;
-}
-
 /** What the launcher registers: Register's parameters, with the ones it always sends required. */
 export type Registration = Omit<RegisterParameters, 'allocateUnit' | 'class' | 'leader'> & {
   /** 32 hex digits */

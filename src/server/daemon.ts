@@ -32,7 +32,7 @@ import { imageApi } from './image-api.js';
 import { userdbApi } from './userdb-api.js';
 import { berthApi } from './berth-api.js';
 import { launcherApi } from './launcher-api.js';
-import { MachineLauncher } from './launch/launcher.js';
+import { LaunchService } from './launch/launch-service.js';
 import { VERSION } from '../domain/version.js';
 import { machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
 
@@ -98,7 +98,7 @@ export class Daemon {
     this.machineServer.implement(IoSystemdMachine, machineApi(this.context));
     this.machineServer.implement(IoSystemdMachineImage, imageApi(this.context));
     this.machineServer.implement(IoBerthMachine, berthApi(this.context));
-    const launcher = new MachineLauncher(registry, { runtimeDir: options.runtimeDir, configDirectories: options.configDirectories });
+    const launcher = new LaunchService(registry, { runtimeDir: options.runtimeDir, configDirectories: options.configDirectories });
     this.machineServer.implement(IoBerthLauncher, launcherApi(this.context, launcher));
 
     this.userdbServer = new VarlinkServer({ ...info, product: 'berthd (userdb)' });

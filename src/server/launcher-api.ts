@@ -1,6 +1,8 @@
 /**
- * io.berth.Launcher bound to the launch service: Start (with progress under `more`), Stop,
- * Poweroff, Reboot, ListConfigured. Starting and stopping are for privileged callers.
+ * The Varlink binding of io.berth.Launcher (one file per interface, named after it, as machine-api.ts is
+ * io.systemd.Machine's): translates Start (with progress under `more`), Stop, Poweroff, Reboot and
+ * ListConfigured into calls of berthd's launch service (launch/launch-service.ts), and its errors back.
+ * Starting and stopping are for privileged callers.
  */
 import { Replies, type Call, type Handlers } from '../varlink/call.js';
 import { InvalidParameterError, PermissionDeniedError } from '../varlink/errors.js';
@@ -16,7 +18,7 @@ import {
 } from '../generated/io.berth.Launcher.js';
 import type { BerthContext } from './context.js';
 import { ConfigError } from './launch/config.js';
-import { LaunchError, type MachineLauncher } from './launch/launcher.js';
+import { LaunchError, type LaunchService } from './launch/launch-service.js';
 
 function wire(err: unknown, name: string): never {
   if (err instanceof ConfigError) throw new BadConfiguration({ path: err.path, reason: err.reason, ...(err.line ? { line: err.line } : {}) });
@@ -43,7 +45,7 @@ function seconds(v: number | null | undefined, name: string, fallback: number): 
   return v * 1000;
 }
 
-export function launcherApi(ctx: BerthContext, launcher: MachineLauncher): Handlers<IoBerthLauncherMethods> {
+export function launcherApi(ctx: BerthContext, launcher: LaunchService): Handlers<IoBerthLauncherMethods> {
   const privileged = (call: Call) => {
     if (!ctx.policy.isPrivileged(call.peer)) throw new PermissionDeniedError();
   };

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { validateLookup, validateRegistration } from '../../src/server/machine-params.js';
 import { liveProcessProbe, type Registry } from '../../src/server/registry/registry.js';
 import { ConfigError, parseConfig } from '../../src/server/launch/config.js';
-import { LaunchError, MachineLauncher } from '../../src/server/launch/launcher.js';
+import { LaunchError, LaunchService as MachineLauncher } from '../../src/server/launch/launch-service.js';
 import { machineNameRefusal } from '../../src/domain/machine-name.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');

@@ -14,9 +14,8 @@ import { run, type Process } from '../process.js';
 import { Scope } from '../cgroup.js';
 import { allocateUidRange, treeBase, type UidLease } from '../uid-range.js';
 import { shiftTree } from '../ownership.js';
-import { NotifyReceiver } from '../notify.js';
+import { NotifySocket } from '../notify.js';
 import { setupVeth, removeVeth, type Veth } from '../network.js';
-import { tryLock } from '../../domain/libc.js';
 import { Teardown, waitFor } from '../teardown.js';
 import { buildEnvironment, parseOsRelease } from './environment.js';
 import { containerMachineId, hostOsReleaseText, linkJournal, prepareHostDir, syncLocaltime, type Owner } from './host-dir.js';
@@ -24,13 +23,13 @@ import { Console } from './console.js';
 import { stageArgv } from './stage1.js';
 import { DEVICE_NODES, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout } from './fstab.js';
 import { ContainerOptionError, type ContainerOptions } from './options.js';
-import { isValidMachineName, machineNameRefusal } from '../../domain/machine-name.js';
-import { berthRuntimeDir } from '../../domain/runtime-paths.js';
+import { checkOptions, initArgv } from './tree-checks.js';
+import { lockName, lockTree, machinesDir } from './locks.js';
 
 export interface Launched {
   child: Process;
   leader: number;
-  notify: NotifyReceiver;
+  notify: NotifySocket;
   scope: Scope;
   lease?: UidLease;
   veth?: Veth;
@@ -41,88 +40,6 @@ export interface Launched {
 }
 
 export type Log = (msg: string) => void;
-
-const INIT_CANDIDATES = ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'];
-
-export function machinesDir(runtimeDir: string): string {
-  return berthRuntimeDir(runtimeDir, 'machines');
-}
-
-function existsInTree(root: string, p: string): boolean {
-  try { fs.lstatSync(path.join(root, p)); return true; } catch { return false; }
-}
-
-/** Checks that need nothing created; each failure names what is wrong. Returns the tree's real path. */
-export function checkOptions(o: ContainerOptions): string {
-  if (!isValidMachineName(o.name)) throw new ContainerOptionError(machineNameRefusal(o.name));
-  let st: fs.Stats;
-  try { st = fs.statSync(o.directory); } catch { throw new ContainerOptionError(`directory ${o.directory} does not exist`); }
-  if (!st.isDirectory()) throw new ContainerOptionError(`${o.directory} is not a directory`);
-  const root = fs.realpathSync(o.directory);
-  if (root === '/') throw new ContainerOptionError('refusing to use the host\'s root directory as a container');
-  if (o.boot && !INIT_CANDIDATES.some((p) => existsInTree(root, p))) {
-    throw new ContainerOptionError(`--boot: no init in ${root} (looked for ${INIT_CANDIDATES.join(', ')})`);
-  }
-  for (const b of o.binds) {
-    if (!fs.existsSync(b.source)) throw new ContainerOptionError(`bind source ${b.source} does not exist`);
-    if (!b.target.startsWith('/') || b.target.split('/').includes('..')) throw new ContainerOptionError(`bind target ${b.target} must be an absolute path without '..'`);
-  }
-  // Stage 0 creates mount points as the host's root: none of them may lead out of the tree through a symlink.
-  for (const target of ['/proc', '/sys', '/dev', '/run', '/tmp', ...o.binds.map((b) => b.target)]) {
-    const bad = symlinkOnPath(root, target);
-    if (bad) throw new ContainerOptionError(`${bad} in ${root} is a symlink; refusing to mount on ${target} through it`);
-  }
-  return root;
-}
-
-/** The first existing component of `target` (inside `root`) that is a symlink, if any. */
-function symlinkOnPath(root: string, target: string): string | undefined {
-  let cur = root;
-  for (const part of target.split('/').filter(Boolean)) {
-    cur = path.join(cur, part);
-    let st: fs.Stats;
-    try { st = fs.lstatSync(cur); } catch { return undefined; } // missing: created later, below a checked parent
-    if (st.isSymbolicLink()) return `/${path.relative(root, cur)}`;
-  }
-  return undefined;
-}
-
-function initArgv(root: string, o: ContainerOptions): string[] {
-  if (o.boot) return [INIT_CANDIDATES.find((p) => existsInTree(root, p))!, ...o.command];
-  return o.command.length ? o.command : ['/bin/sh'];
-}
-
-/** Hold the machine name for this process's life (flock); throws if another launcher holds it. */
-function lockName(o: ContainerOptions, t: Teardown): void {
-  const dir = machinesDir(o.runtimeDir);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const p = path.join(dir, `${o.name}.lock`);
-  const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-  if (!tryLock(fd)) { fs.closeSync(fd); throw new ContainerOptionError(`machine '${o.name}' is already running`); }
-  t.add('release the name lock', () => { fs.rmSync(p, { force: true }); fs.closeSync(fd); });
-}
-
-/**
- * One machine per tree at a time (nspawn locks its images too): a second launch on the same directory
- * would shift its ownership under the first. The lock is keyed by device and inode, so any path to the
- * tree finds it.
- */
-function lockTree(root: string, name: string, runtimeDir: string, t: Teardown): void {
-  const st = fs.statSync(root);
-  const dir = berthRuntimeDir(runtimeDir, 'tree-locks');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const p = path.join(dir, `${st.dev}-${st.ino}`);
-  const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-  if (!tryLock(fd)) {
-    let holder = '';
-    try { holder = fs.readFileSync(fd, 'utf8').trim(); } catch { /* unreadable */ }
-    fs.closeSync(fd);
-    throw new ContainerOptionError(`directory ${root} is in use by ${holder ? `machine '${holder}'` : 'another machine'}`);
-  }
-  fs.ftruncateSync(fd, 0);
-  fs.writeSync(fd, name, 0);
-  t.add('release the tree lock', () => { fs.rmSync(p, { force: true }); fs.closeSync(fd); });
-}
 
 /** The container's root (an unprivileged host UID) must be able to walk to its run directory. */
 function assertSearchable(dir: string): void {
@@ -200,7 +117,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   }
 
   const hostDir = prepareHostDir(runDir, o.uuid, owner, o.credentials);
-  const notify = new NotifyReceiver(hostDir.notifyPath);
+  const notify = new NotifySocket(hostDir.notifyPath);
   t.add('close the notify socket', () => notify.close());
   fs.chownSync(hostDir.notifyPath, owner.uid, owner.gid);
 

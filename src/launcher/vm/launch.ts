@@ -1,27 +1,32 @@
-// Starting a VM: check what the options need against what the host has, prepare the run directory (SMBIOS
-// files, sockets, initrd), start helpers and qemu inside the machine's scope, connect QMP, register, and hand
-// back a RunningVm. Any failure on the way undoes every step already taken.
+// Starting a VM, step by step: check what the options need against what the host has, take the run directory,
+// collect the guest's SMBIOS strings (credentials, firmware command line, SSH key, notify and journal sockets),
+// listen for the guest's readiness and for QMP, create the scope, start the helpers and then qemu in it,
+// connect QMP, register, and hand back a RunningVm. Every step registers its undo on one Teardown, so a failure
+// on the way undoes every step already taken; once running, the RunningVm runs the same teardown at the end.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execa, type ResultPromise } from 'execa';
-import { processExists } from '../../domain/process.js';
-import { findFirmware, loadFirmwareDescriptor } from './firmware.js';
+import { Teardown } from '../teardown.js';
+import { resolveCredentials } from './credentials.js';
+import { findFirmware, loadFirmwareDescriptor, type FirmwareDescriptor } from './firmware.js';
+import { GuestNotifyListener } from './guest-notify.js';
+import { forwardJournal, ScopeProcesses, startTpm, startVirtiofs, type BindTag } from './helpers.js';
 import { findExecutable, qemuArch } from './host.js';
-import { checkInputs, planHost } from './plan.js';
-import { RunningVm, runUndo, VmLaunchError, describeExit, type Undo, type VmExit } from './running.js';
-import { NotifyReceiver } from './notify.js';
-import { resolveCredentials, type VmOptions } from './options.js';
+import type { VmOptions } from './options.js';
+import { checkInputs, planHost, type HostPlan } from './plan.js';
 import { QmpClient, withTimeout } from './qmp.js';
 import {
   buildQemuArgv, cidFromName, directBootCmdline, NOTIFY_PORT_NAME, type DirectBoot, type FirmwareBoot, type QemuPlan, type VirtiofsShare,
 } from './qemu.js';
-import { registerMachine, type Registration } from '../registry-client.js';
-import { berthRuntimeDir, machineSocketPath } from '../../domain/runtime-paths.js';
+import { claimRunDir, ephemeralSshKey, firmwareBoot, mergeInitrds } from './run-dir.js';
+import { RunningVm, VmLaunchError, describeExit, type VmExit } from './running.js';
 import { VmScope } from './scope.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
+import { registerMachine, type Registration } from '../registry-client.js';
+import { machineSocketPath } from '../../domain/runtime-paths.js';
 
 export interface LaunchIo {
   /** informational messages (suppressed by -q) */
@@ -42,14 +47,244 @@ export interface LaunchSettings {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Concatenates initrds, each padded to 4 bytes, as the kernel accepts several cpio archives back to back. */
-export function mergeInitrds(paths: readonly string[], out: string): void {
-  writeFileSync(out, '', { mode: 0o600 });
-  for (const p of paths) {
-    const d = readFileSync(p);
-    appendFileSync(out, d);
-    const pad = (4 - (d.length % 4)) % 4;
-    if (pad) appendFileSync(out, Buffer.alloc(pad));
+/** What the steps of one launch share. */
+interface Launch {
+  readonly o: VmOptions;
+  readonly io: LaunchIo;
+  readonly s: LaunchSettings;
+  readonly env: NodeJS.ProcessEnv;
+  readonly name: string;
+  readonly host: HostPlan;
+  readonly runDir: string;
+  readonly t: Teardown;
+  /** SMBIOS type 11 strings for the guest, in the order qemu passes them */
+  readonly smbios: string[];
+}
+
+/** Launches the VM and returns once qemu runs and QMP is connected (and the machine is registered, if asked). */
+export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {}): Promise<RunningVm> {
+  const name = o.machine!;
+  const env = s.env ?? process.env;
+  const host = await checkHost(o, io, s);
+  const fwDesc = o.linux ? undefined : o.firmware ? loadFirmwareDescriptor(o.firmware) : findFirmware(qemuArch(), o.secureBoot, undefined);
+  const credentials = resolveCredentials(o.credentials, env);
+  const uuid = o.uuid ?? randomUUID();
+  const registrySocket = machineSocketPath(o.runtimeDir);
+
+  const t = new Teardown();
+  try {
+    const runDir = claimRunDir(o.runtimeDir, name, t);
+    const l: Launch = { o, io, s, env, name, host, runDir, t, smbios: [...credentials.map(credentialString), ...o.smbios11] };
+    const firmware = fwDesc ? prepareFirmware(l, fwDesc) : undefined;
+    const vsockCid = host.vsock ? (o.vsockCid ?? cidFromName(name)) : undefined;
+    const sshPrivateKeyPath = await passSshKey(l, vsockCid);
+    const notify = await listenForReadiness(l, vsockCid);
+    const { connection: qmpConnection } = await listenQmp(l);
+    const scope = createScope(l);
+    const procs = new ScopeProcesses(scope, t, io.qemuStderr, env);
+    const { virtiofs, bindTags, tpmSocket } = await startHelpers(l, procs, vsockCid);
+    const boot = o.linux ? directBoot(l, bindTags) : firmware!;
+    const qemu = startQemu(l, procs, {
+      name, uuid, boot, virtiofs, tpmSocket, vsockCid, notifySocket: notify.path, qmpSocket: join(runDir, 'qmp.sock'),
+    });
+    const qmp = await connectQmp(l, qmpConnection, qemu);
+
+    const registration: Registration = {
+      name,
+      id: uuid.replace(/-/g, ''),
+      class: 'vm',
+      service: s.service ?? 'berth-spawn',
+      leader: qemu.pid,
+      rootDirectory: o.directory ? resolvePath(o.directory) : undefined,
+      vSockCid: vsockCid,
+      sshAddress: vsockCid !== undefined && sshPrivateKeyPath ? `vsock/${vsockCid}` : undefined,
+      sshPrivateKeyPath,
+    };
+    const vm = new RunningVm(name, uuid, runDir, qemu.process, qemu.pid, qmp, notify, scope, registration, qemu.exited, t, registrySocket);
+    await register(l, vm, registrySocket);
+    return vm;
+  } catch (e) {
+    await t.run(true);
+    throw e;
+  }
+}
+
+/** Every path the options name exists, and the host has what they need; says what `auto` chose. */
+async function checkHost(o: VmOptions, io: LaunchIo, s: LaunchSettings): Promise<HostPlan> {
+  checkInputs(o);
+  const host = await planHost(o, s);
+  if (o.kvm !== 'no') io.info(host.accelDetail);
+  for (const n of host.notes) io.info(n);
+  return host;
+}
+
+/** UEFI boot: the firmware with its own NVRAM copy; the extra kernel command line goes to the guest over SMBIOS. */
+function prepareFirmware(l: Launch, desc: FirmwareDescriptor): FirmwareBoot {
+  const boot = firmwareBoot(desc, l.runDir);
+  l.smbios.push(...kernelCmdlineExtraStrings(l.o.kernelCmdline.join(' ')));
+  return boot;
+}
+
+/** With vsock and ssh-keygen: a key for this run, its public half authorized in the guest. */
+async function passSshKey(l: Launch, vsockCid: number | undefined): Promise<string | undefined> {
+  if (vsockCid === undefined || !l.host.sshKeygen) return undefined;
+  const key = await ephemeralSshKey(l.host.sshKeygen, l.runDir, l.name, l.o.sshKeyType);
+  l.smbios.push(credentialString({ id: 'ssh.ephemeral-authorized_keys-all', value: Buffer.from(key.publicKey + '\n') }));
+  return key.privateKeyPath;
+}
+
+/** Readiness: virtio-serial always; over vsock too where it exists (socat as the AF_VSOCK listener). */
+async function listenForReadiness(l: Launch, vsockCid: number | undefined): Promise<GuestNotifyListener> {
+  const notify = new GuestNotifyListener(join(l.runDir, 'notify.sock'));
+  await notify.listen();
+  l.t.add('close the notify socket', () => notify.close());
+  if (vsockCid !== undefined && l.o.notifyReady) {
+    const socat = findExecutable('socat', l.env);
+    if (socat) {
+      const port = 0x10000 + (vsockCid % 0xefff);
+      const listener = execa(socat, ['-u', `VSOCK-LISTEN:${port},fork,reuseaddr`, 'STDOUT'], { reject: false, stdin: 'ignore', buffer: false });
+      listener.stdout?.on('data', (d: Buffer) => notify.feed(d.toString('utf8')));
+      l.t.add('stop the vsock notify listener', () => void listener.kill('SIGKILL'));
+      l.smbios.push(credentialString({ id: 'vmm.notify_socket', value: Buffer.from(`vsock-stream:2:${port}`) }));
+    }
+  }
+  return notify;
+}
+
+/** The QMP socket qemu connects to as it starts; `connection` is that first connection. */
+async function listenQmp(l: Launch): Promise<{ connection: Promise<Socket> }> {
+  const server = await listenUnix(join(l.runDir, 'qmp.sock'));
+  l.t.add('close the QMP socket', () => void server.close());
+  return { connection: new Promise((resolve) => server.once('connection', resolve)) };
+}
+
+/** The scope qemu and its helpers all live in. */
+function createScope(l: Launch): VmScope {
+  let scope: VmScope;
+  try {
+    scope = VmScope.create(l.name);
+  } catch (e) {
+    throw new VmLaunchError(`cannot create the scope of machine ${l.name}: ${(e as Error).message}`);
+  }
+  l.t.add('remove the scope', () => scope.destroy());
+  return scope;
+}
+
+/** virtiofsd, swtpm and journal forwarding, in that order; resolves once qemu can find their sockets. */
+async function startHelpers(l: Launch, procs: ScopeProcesses, vsockCid: number | undefined): Promise<{ virtiofs: VirtiofsShare[]; bindTags: BindTag[]; tpmSocket?: string }> {
+  const { virtiofs, bindTags } = startVirtiofs(l.o, l.host, l.runDir, procs);
+  const tpmSocket = await startTpm(l.host, l.runDir, procs);
+  forwardJournal(l.o, l.host, vsockCid, procs, l.smbios);
+  await procs.waitForSockets([...virtiofs.map((v) => v.socket), ...(tpmSocket ? [tpmSocket] : [])], 5000);
+  return { virtiofs, bindTags, tpmSocket };
+}
+
+/** --linux: the kernel, one initrd (several are merged into the run directory), and the command line berth builds. */
+function directBoot(l: Launch, bindTags: BindTag[]): DirectBoot {
+  const o = l.o;
+  let initrd: string | undefined;
+  if (o.initrds.length === 1) initrd = resolvePath(o.initrds[0]!);
+  else if (o.initrds.length > 1) {
+    initrd = join(l.runDir, 'initrd');
+    mergeInitrds(o.initrds, initrd);
+  }
+  return {
+    kind: 'direct',
+    kernel: resolvePath(o.linux!),
+    initrd,
+    cmdline: directBootCmdline({ console: o.console, rootVirtiofs: Boolean(o.directory), binds: bindTags, extra: o.kernelCmdline }),
+  };
+}
+
+interface StartedQemu {
+  process: ResultPromise;
+  pid: number;
+  exited: Promise<VmExit>;
+  /** the last lines qemu wrote to stderr (its reason, when it refuses to start) */
+  stderrTail(): string;
+}
+
+type QemuSockets = Pick<QemuPlan, 'name' | 'uuid' | 'boot' | 'virtiofs' | 'tpmSocket' | 'vsockCid' | 'notifySocket' | 'qmpSocket'>;
+
+/** Writes the SMBIOS files, builds qemu's argv (kept in the run directory as qemu.argv) and starts qemu in the scope. */
+function startQemu(l: Launch, procs: ScopeProcesses, parts: QemuSockets): StartedQemu {
+  const o = l.o;
+  const plan: QemuPlan = {
+    ...parts,
+    accel: l.host.accel,
+    cpus: o.cpus,
+    ramBytes: o.ramBytes,
+    image: o.image ? { path: resolvePath(o.image), format: /\.qcow2$/i.test(o.image) ? 'qcow2' : 'raw' } : undefined,
+    extraDrives: o.extraDrives.map((d) => ({ ...d, path: resolvePath(d.path) })),
+    smbiosFiles: writeSmbiosFiles(join(l.runDir, 'smbios'), l.smbios),
+    console: o.console,
+    network: o.networkTap ? 'tap' : o.networkUserMode ? 'user' : 'none',
+  };
+  const argv = procs.wrap([l.host.qemu, ...buildQemuArgv(plan)]);
+  writeFileSync(join(l.runDir, 'qemu.argv'), JSON.stringify(argv));
+
+  const interactive = o.console === 'interactive' || o.console === 'native';
+  const qemuProc = execa(argv[0]!, argv.slice(1), {
+    reject: false,
+    buffer: false,
+    stdin: interactive ? 'inherit' : 'ignore',
+    stdout: interactive ? 'inherit' : 'pipe',
+    stderr: 'pipe',
+    env: { ...l.env, LANG: 'C.UTF-8' },
+    cleanup: true,
+  });
+  const pid = qemuProc.pid;
+  if (!pid) throw new VmLaunchError(`cannot start ${l.host.qemu}`);
+  l.t.add('kill qemu', () => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  let stderrTail = '';
+  qemuProc.stderr?.on('data', (d: Buffer) => {
+    stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
+    l.io.qemuStderr(d);
+  });
+  qemuProc.stdout?.on('data', (d: Buffer) => l.io.console(d));
+  const exited: Promise<VmExit> = qemuProc.then((r) => ({ exitCode: r.exitCode, signal: r.signal ?? undefined }));
+  return { process: qemuProc, pid, exited, stderrTail: () => stderrTail };
+}
+
+/** QMP: qemu connects while it starts; a qemu that refuses its arguments exits instead, and its reason is reported. */
+async function connectQmp(l: Launch, connection: Promise<Socket>, qemu: StartedQemu): Promise<QmpClient> {
+  const early = qemu.exited.then((e) => {
+    const why = qemu.stderrTail().trim().split('\n').filter(Boolean).pop();
+    throw new VmLaunchError(`qemu exited during startup (${describeExit(e)})${why ? `: ${why}` : ''}`);
+  });
+  early.catch(() => {});
+  let qmp: QmpClient;
+  try {
+    const socket = await Promise.race([withTimeout(connection, l.s.qmpConnectTimeoutMs ?? 10_000, 'qemu QMP connection'), early]);
+    qmp = await Promise.race([QmpClient.connect(socket), early]);
+  } catch (e) {
+    if (e instanceof VmLaunchError) throw e;
+    // QMP went away: usually qemu exiting on bad arguments; report its reason if it exits soon
+    await withTimeout(early, 2000, 'qemu exit').catch((x: Error) => {
+      throw x instanceof VmLaunchError ? x : new VmLaunchError(`qemu did not complete the QMP handshake: ${(e as Error).message}`);
+    });
+    throw e;
+  }
+  l.t.add('close QMP', () => qmp.close());
+  return qmp;
+}
+
+/** Registers the machine unless --register=no; a refusal stops the VM it would have named. */
+async function register(l: Launch, vm: RunningVm, registrySocket: string): Promise<void> {
+  if (l.o.register === 'no') return;
+  try {
+    if (await registerMachine(registrySocket, vm.registration, l.o.register)) vm.markRegistered();
+    else l.io.info(`no machine registry at ${registrySocket}, not registering`);
+  } catch (e) {
+    vm.kill();
+    await vm.stop(0, 0);
+    throw new VmLaunchError(`cannot register machine ${l.name} at ${registrySocket}: ${(e as Error).message}`);
   }
 }
 
@@ -65,292 +300,6 @@ function listenUnix(path: string): Promise<Server> {
   });
 }
 
-function firstConnection(s: Server): Promise<Socket> {
-  return new Promise((resolve) => s.once('connection', resolve));
-}
-
-/** Launches the VM and returns once qemu runs and QMP is connected (and the machine is registered, if asked). */
-export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {}): Promise<RunningVm> {
-  const name = o.machine!;
-  const env = s.env ?? process.env;
-  checkInputs(o);
-  const host = await planHost(o, s);
-  if (o.kvm !== 'no') io.info(host.accelDetail);
-  for (const n of host.notes) io.info(n);
-
-  let firmware: FirmwareBoot | undefined;
-  const arch = qemuArch();
-  const fwDesc = o.linux ? undefined : o.firmware ? loadFirmwareDescriptor(o.firmware) : findFirmware(arch, o.secureBoot, undefined);
-  const credentials = resolveCredentials(o.credentials, env);
-  const uuid = o.uuid ?? randomUUID();
-  const registrySocket = machineSocketPath(o.runtimeDir);
-
-  // run directory: doubles as the "already running" lock
-  const runDir = join(berthRuntimeDir(o.runtimeDir, 'vm'), name);
-  const pidFile = join(runDir, 'pid');
-  if (existsSync(runDir)) {
-    let pid = 0;
-    try {
-      pid = Number(readFileSync(pidFile, 'utf8'));
-    } catch {
-      // no pid file
-    }
-    if (pid > 0 && processExists(pid)) throw new VmLaunchError(`machine ${name} is already running (launcher pid ${pid})`);
-    rmSync(runDir, { recursive: true, force: true });
-  }
-  mkdirSync(berthRuntimeDir(o.runtimeDir, 'vm'), { recursive: true, mode: 0o755 });
-  try {
-    mkdirSync(runDir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new VmLaunchError(`machine ${name} is being started by another launcher`);
-    throw e;
-  }
-  const undo: Undo[] = [() => rmSync(runDir, { recursive: true, force: true })];
-  writeFileSync(pidFile, String(process.pid));
-
-  try {
-    // SMBIOS type 11 strings
-    const strings: string[] = [];
-    for (const c of credentials) strings.push(credentialString({ id: c.id, value: c.value }));
-    strings.push(...o.smbios11);
-
-    if (fwDesc) {
-      let varsPath: string | undefined;
-      if (fwDesc.nvramTemplate) {
-        varsPath = join(runDir, 'efi-vars.fd');
-        copyFileSync(fwDesc.nvramTemplate.filename, varsPath);
-      }
-      firmware = {
-        kind: 'firmware',
-        codePath: fwDesc.executable.filename,
-        codeFormat: fwDesc.executable.format,
-        varsPath,
-        varsFormat: fwDesc.nvramTemplate?.format,
-        secureBoot: fwDesc.features.includes('secure-boot'),
-        requiresSmm: fwDesc.features.includes('requires-smm'),
-      };
-      strings.push(...kernelCmdlineExtraStrings(o.kernelCmdline.join(' ')));
-    }
-
-    const vsockCid = host.vsock ? (o.vsockCid ?? cidFromName(name)) : undefined;
-    let sshPrivateKeyPath: string | undefined;
-    if (vsockCid !== undefined && host.sshKeygen) {
-      sshPrivateKeyPath = join(runDir, `${name}-${o.sshKeyType}`);
-      await execa(host.sshKeygen, ['-q', '-t', o.sshKeyType, '-N', '', '-C', `berth-vm-${name}`, '-f', sshPrivateKeyPath], { stdin: 'ignore' });
-      const pub = readFileSync(`${sshPrivateKeyPath}.pub`, 'utf8').trim();
-      strings.push(credentialString({ id: 'ssh.ephemeral-authorized_keys-all', value: Buffer.from(pub + '\n') }));
-    }
-
-    // readiness: virtio-serial always; over vsock too where it exists (socat as the AF_VSOCK listener)
-    const notify = new NotifyReceiver(join(runDir, 'notify.sock'));
-    await notify.listen();
-    undo.push(() => notify.close());
-    if (vsockCid !== undefined && o.notifyReady) {
-      const socat = findExecutable('socat', env);
-      if (socat) {
-        const port = 0x10000 + (vsockCid % 0xefff);
-        const l = execa(socat, ['-u', `VSOCK-LISTEN:${port},fork,reuseaddr`, 'STDOUT'], { reject: false, stdin: 'ignore', buffer: false });
-        l.stdout?.on('data', (d: Buffer) => notify.feed(d.toString('utf8')));
-        undo.push(() => void l.kill('SIGKILL'));
-        strings.push(credentialString({ id: 'vmm.notify_socket', value: Buffer.from(`vsock-stream:2:${port}`) }));
-      }
-    }
-
-    const qmpServer = await listenUnix(join(runDir, 'qmp.sock'));
-    undo.push(() => void qmpServer.close());
-    const qmpConn = firstConnection(qmpServer);
-
-    // scope: qemu and its helpers all live in it
-    let scope: VmScope;
-    try {
-      scope = VmScope.create(name);
-    } catch (e) {
-      throw new VmLaunchError(`cannot create the scope of machine ${name}: ${(e as Error).message}`);
-    }
-    undo.push(() => scope.destroy());
-
-    // qemu and helpers die with the launcher even when it is killed outright (PR_SET_PDEATHSIG via setpriv)
-    const setpriv = findExecutable('setpriv', env);
-    const dieWithUs = (argv: string[]): string[] => (setpriv ? [setpriv, '--pdeathsig', 'SIGTERM', '--', ...argv] : argv);
-
-    const helpers: ResultPromise[] = [];
-    const spawnHelper = (argv: string[]): ResultPromise => {
-      const w = scope.wrap(dieWithUs(argv));
-      const p = execa(w[0]!, w.slice(1), { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false });
-      p.stderr?.on('data', (d: Buffer) => io.qemuStderr(d));
-      helpers.push(p);
-      undo.push(() => void p.kill('SIGKILL'));
-      return p;
-    };
-
-    // virtiofs shares
-    const virtiofs: VirtiofsShare[] = [];
-    const bindTags: { tag: string; target: string; readOnly: boolean }[] = [];
-    const shares: { source: string; tag: string; readOnly: boolean }[] = [];
-    if (o.directory) shares.push({ source: resolvePath(o.directory), tag: 'root', readOnly: false });
-    o.binds.forEach((b, i) => {
-      shares.push({ source: b.source, tag: `mnt${i}`, readOnly: b.readOnly });
-      bindTags.push({ tag: `mnt${i}`, target: b.target, readOnly: b.readOnly });
-    });
-    for (const sh of shares) {
-      const sock = join(runDir, `fs-${sh.tag}.sock`);
-      const args = [`--socket-path=${sock}`, '-o', `source=${sh.source}`, '-o', 'cache=auto'];
-      if (o.privateUsers) {
-        const { shift, range } = o.privateUsers;
-        args.push(`--translate-uid=map:0:${shift}:${range}`, `--translate-gid=map:0:${shift}:${range}`);
-      }
-      spawnHelper([host.virtiofsd!, ...args]);
-      virtiofs.push({ tag: sh.tag, socket: sock });
-    }
-
-    // software TPM
-    let tpmSocket: string | undefined;
-    if (host.swtpm) {
-      const state = join(runDir, 'tpm');
-      mkdirSync(state, { mode: 0o700 });
-      if (host.swtpm.setup) await execa(host.swtpm.setup, ['--tpm-state', state, '--tpm2', '--pcr-banks', 'sha256', '--not-overwrite'], { stdin: 'ignore' });
-      tpmSocket = join(runDir, 'tpm.sock');
-      spawnHelper([host.swtpm.swtpm, 'socket', '--tpm2', '--tpmstate', `dir=${state}`, '--ctrl', `type=unixio,path=${tpmSocket}`]);
-    }
-
-    // journal forwarding over vsock
-    if (host.journalRemote && vsockCid !== undefined) {
-      const port = 0x20000 + (vsockCid % 0xefff);
-      spawnHelper([host.journalRemote, `--output=${resolvePath(o.forwardJournal!)}`, `--listen-raw=vsock:2:${port}`]);
-      strings.push(credentialString({ id: 'journal.forward_to_socket', value: Buffer.from(`vsock-stream:2:${port}`) }));
-    }
-
-    // helpers create their sockets asynchronously; qemu must find them
-    await Promise.all(
-      [...virtiofs.map((v) => v.socket), ...(tpmSocket ? [tpmSocket] : [])].map((p) => waitForPath(p, helpers, 5000)),
-    );
-
-    let boot: DirectBoot | FirmwareBoot;
-    if (o.linux) {
-      let initrd: string | undefined;
-      if (o.initrds.length === 1) initrd = resolvePath(o.initrds[0]!);
-      else if (o.initrds.length > 1) {
-        initrd = join(runDir, 'initrd');
-        mergeInitrds(o.initrds, initrd);
-      }
-      boot = {
-        kind: 'direct',
-        kernel: resolvePath(o.linux),
-        initrd,
-        cmdline: directBootCmdline({ console: o.console, rootVirtiofs: Boolean(o.directory), binds: bindTags, extra: o.kernelCmdline }),
-      };
-    } else boot = firmware!;
-
-    const smbiosFiles = writeSmbiosFiles(join(runDir, 'smbios'), strings);
-    const plan: QemuPlan = {
-      name,
-      uuid,
-      accel: host.accel,
-      cpus: o.cpus,
-      ramBytes: o.ramBytes,
-      boot,
-      image: o.image ? { path: resolvePath(o.image), format: /\.qcow2$/i.test(o.image) ? 'qcow2' : 'raw' } : undefined,
-      extraDrives: o.extraDrives.map((d) => ({ ...d, path: resolvePath(d.path) })),
-      smbiosFiles,
-      qmpSocket: join(runDir, 'qmp.sock'),
-      notifySocket: notify.path,
-      console: o.console,
-      network: o.networkTap ? 'tap' : o.networkUserMode ? 'user' : 'none',
-      virtiofs,
-      tpmSocket,
-      vsockCid,
-    };
-    const argv = scope.wrap(dieWithUs([host.qemu, ...buildQemuArgv(plan)]));
-    writeFileSync(join(runDir, 'qemu.argv'), JSON.stringify(argv));
-
-    const interactive = o.console === 'interactive' || o.console === 'native';
-    const qemuProc = execa(argv[0]!, argv.slice(1), {
-      reject: false,
-      buffer: false,
-      stdin: interactive ? 'inherit' : 'ignore',
-      stdout: interactive ? 'inherit' : 'pipe',
-      stderr: 'pipe',
-      env: { ...env, LANG: 'C.UTF-8' },
-      cleanup: true,
-    });
-    const pid = qemuProc.pid;
-    if (!pid) throw new VmLaunchError(`cannot start ${host.qemu}`);
-    undo.push(() => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    });
-    let stderrTail = '';
-    qemuProc.stderr?.on('data', (d: Buffer) => {
-      stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
-      io.qemuStderr(d);
-    });
-    qemuProc.stdout?.on('data', (d: Buffer) => io.console(d));
-    const exited: Promise<VmExit> = qemuProc.then((r) => ({ exitCode: r.exitCode, signal: r.signal ?? undefined }));
-
-    // QMP: qemu connects while it starts; a qemu that refuses its arguments exits instead
-    const early = exited.then((e) => {
-      const why = stderrTail.trim().split('\n').filter(Boolean).pop();
-      throw new VmLaunchError(`qemu exited during startup (${describeExit(e)})${why ? `: ${why}` : ''}`);
-    });
-    early.catch(() => {});
-    let qmp: QmpClient;
-    try {
-      const qmpSock = await Promise.race([withTimeout(qmpConn, s.qmpConnectTimeoutMs ?? 10_000, 'qemu QMP connection'), early]);
-      qmp = await Promise.race([QmpClient.connect(qmpSock), early]);
-    } catch (e) {
-      if (e instanceof VmLaunchError) throw e;
-      // QMP went away: usually qemu exiting on bad arguments; report its reason if it exits soon
-      await withTimeout(early, 2000, 'qemu exit').catch((x: Error) => {
-        throw x instanceof VmLaunchError ? x : new VmLaunchError(`qemu did not complete the QMP handshake: ${(e as Error).message}`);
-      });
-      throw e;
-    }
-    undo.push(() => qmp.close());
-
-    const registration: Registration = {
-      name,
-      id: uuid.replace(/-/g, ''),
-      class: 'vm',
-      service: s.service ?? 'berth-spawn',
-      leader: pid,
-      rootDirectory: o.directory ? resolvePath(o.directory) : undefined,
-      vSockCid: vsockCid,
-      sshAddress: vsockCid !== undefined && sshPrivateKeyPath ? `vsock/${vsockCid}` : undefined,
-      sshPrivateKeyPath,
-    };
-    const vm = new RunningVm(name, uuid, runDir, qemuProc, pid, qmp, notify, scope, registration, exited, undo, registrySocket);
-
-    if (o.register !== 'no') {
-      try {
-        if (await registerMachine(registrySocket, registration, o.register)) vm.markRegistered();
-        else io.info(`no machine registry at ${registrySocket}, not registering`);
-      } catch (e) {
-        vm.kill();
-        await vm.stop(0, 0);
-        throw new VmLaunchError(`cannot register machine ${name} at ${registrySocket}: ${(e as Error).message}`);
-      }
-    }
-    return vm;
-  } catch (e) {
-    await runUndo(undo);
-    throw e;
-  }
-}
-
-/** Waits for a helper's socket to appear; fails early if a helper exits. */
-async function waitForPath(path: string, helpers: ResultPromise[], timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let dead = false;
-  for (const h of helpers) void h.then(() => (dead = true));
-  while (!existsSync(path)) {
-    if (dead) throw new VmLaunchError(`a helper exited before creating ${path}`);
-    if (Date.now() > end) throw new VmLaunchError(`${path} did not appear within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export { NOTIFY_PORT_NAME, RunningVm, VmLaunchError, describeExit, type VmExit };
+export { mergeInitrds } from './run-dir.js';
 export type { HostPlan } from './plan.js';

@@ -1,10 +1,12 @@
-// `berth-spawn --vm …`: parse, launch, wait for the guest to be ready, supervise until it ends, clean up.
-// berth-spawn hands over here with all its arguments when --vm is given.
+// `berth-spawn --vm` once its command line is parsed: launch, wait for the guest to be ready, supervise until it
+// ends, clean up, and say how it ended as an exit status. The client (src/client/berth-spawn.ts) parses the
+// arguments and loads this module only for VMs.
 
 import { HostLacksError } from './host.js';
-import { listFirmwareFiles } from './firmware.js';
 import { describeExit, launchVm, VmLaunchError, type LaunchSettings, type RunningVm } from './launch.js';
-import { parseVmOptions, VM_HELP, VmUsageError } from './options.js';
+import { VmUsageError, type VmOptions } from './options.js';
+
+export { listFirmwareFiles } from './firmware.js';
 
 export interface VmMainIo {
   stdout: NodeJS.WritableStream;
@@ -29,26 +31,9 @@ async function notifySupervisor(message: string): Promise<void> {
   }
 }
 
-export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.stdout, stderr: process.stderr, signals: true }): Promise<number> {
+/** Runs the VM the options describe to its end; returns berth-spawn's exit status. */
+export async function runVm(opts: VmOptions, io: VmMainIo): Promise<number> {
   const err = (msg: string): void => void io.stderr.write(`${PROG}: ${msg}\n`);
-  let opts;
-  try {
-    opts = parseVmOptions(argv);
-  } catch (e) {
-    if (e instanceof VmUsageError) {
-      err(e.message);
-      return 1;
-    }
-    throw e;
-  }
-  if (opts.help) {
-    io.stdout.write(VM_HELP);
-    return 0;
-  }
-  if (opts.firmwareList) {
-    for (const f of listFirmwareFiles()) io.stdout.write(`${f}\n`);
-    return 0;
-  }
   const quiet = opts.quiet;
   const info = (msg: string): void => {
     if (!quiet) err(msg);

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchVm } from './launch.js';
-import { parseVmOptions } from './options.js';
+import { defaultVmOptions } from './options.js';
 
 export interface VmReadySample {
   /** qemu started → READY=1 from the guest */
@@ -18,15 +18,18 @@ export interface VmReadySample {
   accel: string;
 }
 
-export async function measureVmReady(p: { kernel: string; initrd: string; runs: number; ram?: string; extraArgs?: string[] }): Promise<VmReadySample[]> {
+export async function measureVmReady(p: { kernel: string; initrd: string; runs: number; ramBytes?: number; kernelCmdline?: string[] }): Promise<VmReadySample[]> {
   const runtime = mkdtempSync(join(tmpdir(), 'berth-vm-bench-'));
   const out: VmReadySample[] = [];
   try {
     for (let i = 0; i < p.runs; i++) {
-      const opts = parseVmOptions([
-        `--runtime-dir=${runtime}`, '-M', `bench-${process.pid}-${i}`, `--ram=${p.ram ?? '256M'}`, '--console=read-only', '--register=no', '--tpm=no',
-        `--linux=${p.kernel}`, `--initrd=${p.initrd}`, ...(p.extraArgs ?? []), 'berth.hold=1', 'quiet',
-      ]);
+      // what `--runtime-dir=RT -M bench-PID-I --ram=256M --console=read-only --register=no --tpm=no --linux=K --initrd=I
+      // berth.hold=1 quiet` gives
+      const opts = {
+        ...defaultVmOptions(), runtimeDir: runtime, machine: `bench-${process.pid}-${i}`, ramBytes: p.ramBytes ?? 256 * 1024 ** 2,
+        console: 'read-only' as const, register: 'no' as const, tpm: 'no' as const, linux: p.kernel, initrds: [p.initrd],
+        kernelCmdline: [...(p.kernelCmdline ?? []), 'berth.hold=1', 'quiet'],
+      };
       let accel = '';
       const t0 = performance.now();
       const vm = await launchVm(opts, { info: (m) => void (/KVM|TCG/.test(m) && (accel = m)), console: () => {}, qemuStderr: () => {} });

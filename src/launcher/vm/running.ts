@@ -1,11 +1,12 @@
 // A VM once qemu runs: readiness, the clean stop (QMP powerdown, then quit, then kill), and the cleanup that
-// follows (unregister, then every undo step the launch recorded, newest first).
+// follows (unregister, then the launch's teardown: every undo step it recorded, newest first).
 
 import type { ResultPromise } from 'execa';
-import type { NotifyReceiver } from './notify.js';
+import type { GuestNotifyListener } from './guest-notify.js';
 import { withTimeout, type QmpClient } from './qmp.js';
 import { unregisterMachine, type Registration } from '../registry-client.js';
 import type { VmScope } from './scope.js';
+import type { Teardown } from '../teardown.js';
 
 export interface VmExit {
   exitCode?: number;
@@ -18,8 +19,6 @@ export interface VmExit {
 export class VmLaunchError extends Error {
   override name = 'VmLaunchError';
 }
-
-export type Undo = () => void | Promise<void>;
 
 export class RunningVm {
   readonly startedAt = performance.now();
@@ -35,11 +34,11 @@ export class RunningVm {
     readonly process: ResultPromise,
     readonly pid: number,
     readonly qmp: QmpClient,
-    readonly notify: NotifyReceiver,
+    readonly notify: GuestNotifyListener,
     readonly scope: VmScope,
     readonly registration: Registration,
     readonly exited: Promise<VmExit>,
-    private readonly undo: Undo[],
+    private readonly teardown: Teardown,
     private readonly registrySocket: string,
   ) {}
 
@@ -125,7 +124,7 @@ export class RunningVm {
         await unregisterMachine(this.registrySocket, this.name).catch(() => {});
         this.registered = false;
       }
-      await runUndo(this.undo);
+      await this.teardown.run(false);
       return { ...e, guestExitStatus: this.notify.state.exitStatus, stoppedBy: this.stoppedBy };
     })();
     return this.finishing;
@@ -134,15 +133,4 @@ export class RunningVm {
 
 export function describeExit(e: VmExit): string {
   return e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode}`;
-}
-
-export async function runUndo(undo: Undo[]): Promise<void> {
-  while (undo.length) {
-    const f = undo.pop()!;
-    try {
-      await f();
-    } catch {
-      // best effort: the remaining steps still run
-    }
-  }
 }

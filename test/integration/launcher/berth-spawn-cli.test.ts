@@ -66,7 +66,7 @@ describe.skipIf(!!why)('berth-spawn', () => {
 /bin/sh -c '/usr/bin/ct-helper notify READY=1; true' &
 wait
 while :; do sleep 1 & wait $!; done`);
-    const { NotifyReceiver } = await import('../../../src/launcher/notify.js');
+    const { NotifySocket: NotifyReceiver } = await import('../../../src/launcher/notify.js');
     const sock = path.join(scratch.rt, 'outer-notify');
     const outer = new NotifyReceiver(sock);
     const got = new Promise<string>((r) => outer.on('message', (m) => { if (m.fields.get('READY') === '1') r(m.raw); }));

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Daemon } from '../../../src/server/daemon.js';
-import { machineSocketPath } from '../../../src/launcher/registry-client.js';
+import { machineSocketPath } from '../../../src/domain/runtime-paths.js';
 import { VarlinkError as VarlinkCallError } from '../../../src/varlink/errors.js';
 import { varlinkCall } from '../../helpers/call-once.js';
 import { launchVm } from '../../../src/launcher/vm/launch.js';
-import { parseVmOptions } from '../../../src/launcher/vm/options.js';
+import { parseVmOptions } from '../../../src/client/spawn-vm-args.js';
 import { machineScopeUnit as scopeName } from '../../../src/domain/unit-names.js';
 import { findGuest, GUEST_INIT, writeCpio } from './guest.js';
 

@@ -52,7 +52,7 @@ function start(name: string, env: Record<string, string> = {}): { p: ResultPromi
 describe.skipIf(why !== undefined)('berth-spawn --vm (compiled CLI)', () => {
   it('tells its own NOTIFY_SOCKET; SIGTERM powers the VM off over QMP; exits 0 with nothing left behind', async () => {
     const name = 'cli-term';
-    const { NotifyReceiver } = await import('../../../src/launcher/notify.js');
+    const { NotifySocket: NotifyReceiver } = await import('../../../src/launcher/notify.js');
     const sock = join(rt, 'outer-notify');
     const outer = new NotifyReceiver(sock);
     const messages: string[] = [];

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseBind, parseSignal, parseSpawnArgs, UsageError } from '../../../src/client/berth-spawn.js';
+import { parseBind, parseSignal, parseSpawnArgs, UsageError } from '../../../src/client/spawn-container-args.js';
 import { splitColons } from '../../../src/domain/option-values.js';
 
 describe('berth-spawn arguments', () => {

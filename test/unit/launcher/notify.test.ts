@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NotifyReceiver, sdNotify, type NotifyMessage } from '../../../src/launcher/notify.js';
+import { NotifySocket as NotifyReceiver, sdNotify, type NotifyMessage } from '../../../src/launcher/notify.js';
 
 describe('NotifyReceiver', () => {
   const dirs: string[] = [];

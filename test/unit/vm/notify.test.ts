@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NotifyReceiver, parseNotifyLines } from '../../../src/launcher/vm/notify.js';
+import { GuestNotifyListener as NotifyReceiver, parseNotifyLines } from '../../../src/launcher/vm/guest-notify.js';
 
 describe('notify lines', () => {
   it('splits assignments and ignores noise', () => {

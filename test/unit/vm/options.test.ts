@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSize, parseUuid, parseVmOptions, resolveCredentials, unescapeC, VmUsageError } from '../../../src/launcher/vm/options.js';
+import { parseSize, parseUuid, unescapeC } from '../../../src/client/spawn-vm-values.js';
+import { parseVmOptions } from '../../../src/client/spawn-vm-args.js';
+import { resolveCredentials } from '../../../src/launcher/vm/credentials.js';
+import { VmUsageError } from '../../../src/launcher/vm/options.js';
 
 const K = ['--linux=/boot/vmlinux'];
 

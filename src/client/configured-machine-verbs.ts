@@ -1,6 +1,6 @@
 /**
- * `berthctl start|stop|poweroff|reboot NAME…` and `berthctl configured`: machines started from
- * their NAME.berth configuration by berthd's launch service.
+ * berthctl's verbs for configured machines, `start|stop|poweroff|reboot NAME…` and `configured`: calls of
+ * io.berth.Launcher, which asks berthd's launch service to run or stop a machine from its NAME.berth file.
  */
 import { VarlinkClient } from '../varlink/client.js';
 import { VarlinkError } from '../varlink/errors.js';
@@ -9,9 +9,9 @@ import { formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
 import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
 
-export const LAUNCH_VERBS = new Set(['start', 'stop', 'poweroff', 'reboot', 'configured']);
+export const CONFIGURED_MACHINE_VERBS = new Set(['start', 'stop', 'poweroff', 'reboot', 'configured']);
 
-export interface LaunchVerbOptions {
+export interface ConfiguredMachineVerbOptions {
   address: string;
   json?: JsonMode;
   legend: boolean;
@@ -28,7 +28,7 @@ function explain(e: unknown, what: string): never {
   throw new CliError(`${what}: ${e.error}${detail}`, code);
 }
 
-export async function launchVerb(verb: string, names: string[], o: LaunchVerbOptions): Promise<number> {
+export async function configuredMachineVerb(verb: string, names: string[], o: ConfiguredMachineVerbOptions): Promise<number> {
   if (verb !== 'configured' && names.length === 0) throw new CliError(`Usage: berthctl ${verb} NAME…`, EXIT.usage);
   if (verb !== 'configured') refuseBadMachineNames(names, 'new');
   let c: VarlinkClient;

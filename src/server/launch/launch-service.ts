@@ -1,6 +1,6 @@
 /**
- * The launch service: starts configured machines under their own supervisor process
- * (berth-spawn, detached into its own session), and stops, powers off or reboots them.
+ * berthd's launch service: starts the machines configured in NAME.berth files under their own supervisor
+ * process (berth-spawn, detached into its own session), and stops, powers off or reboots them.
  *
  * A supervisor is independent of berthd: it keeps its machine running when berthd exits when
  * idle or restarts, and registers the machine with berthd itself. berthd remembers each
@@ -37,7 +37,7 @@ export class LaunchError extends Error {
   }
 }
 
-export interface LauncherOptions {
+export interface LaunchServiceOptions {
   runtimeDir: string;
   configDirectories: string[];
   /** Program and leading arguments that run berth-spawn. */
@@ -69,13 +69,13 @@ function waitUntil(test: () => boolean, ms: number): Promise<boolean> {
   });
 }
 
-export class MachineLauncher {
+export class LaunchService {
   private readonly dir: string;
   private readonly command: string[];
 
   constructor(
     private readonly registry: Registry,
-    private readonly options: LauncherOptions,
+    private readonly options: LaunchServiceOptions,
   ) {
     this.dir = berthRuntimeDir(options.runtimeDir, 'launched');
     this.command = options.spawnCommand ?? [process.execPath, BERTH_SPAWN];
@@ -94,7 +94,7 @@ export class MachineLauncher {
   /** Every configuration, with what berth knows about its machine. */
   list(): { config?: MachineConfig; name: string; path: string; error?: ConfigError; state?: LaunchState; supervisor?: number }[] {
     const seen = new Set<string>();
-    const out: ReturnType<MachineLauncher['list']> = [];
+    const out: ReturnType<LaunchService['list']> = [];
     for (const d of this.options.configDirectories) {
       let files: string[] = [];
       try {

@@ -1,6 +1,6 @@
-// Readiness from the guest without vsock: qemu connects the guest's virtio-serial port to a unix socket the
-// launcher listens on, and the guest writes sd_notify-style assignments (READY=1, STATUS=…, EXIT_STATUS=…),
-// one per line. The same parser serves messages arriving over vsock where that exists.
+// A VM guest's notifications (READY=1, STATUS=…, EXIT_STATUS=…), one assignment per line, sd_notify-style:
+// qemu connects the guest's virtio-serial port to the unix stream socket this listener serves, and where
+// vsock exists the same lines also arrive over it (fed in through feed()).
 
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -25,7 +25,7 @@ export function parseNotifyLines(text: string): [string, string][] {
   return out;
 }
 
-export class NotifyReceiver extends EventEmitter<{ ready: []; status: [string]; field: [string, string]; connected: [] }> {
+export class GuestNotifyListener extends EventEmitter<{ ready: []; status: [string]; field: [string, string]; connected: [] }> {
   readonly state: NotifyState = { ready: false, fields: {} };
   private server?: Server;
   private readonly conns = new Set<Socket>();
