@@ -5,10 +5,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { credentialNameRefusal, isValidCredentialName } from '../domain/credential-name.js';
 import { parsePrivateUsers, type PrivateUsers } from '../launcher/uid-range.js';
 import { parseSetenv } from '../launcher/container/environment.js';
 import {
-  validCredentialId, type BindMount, type ContainerOptions, type Credential, type LinkJournal,
+  type BindMount, type ContainerOptions, type Credential, type LinkJournal,
 } from '../launcher/container/options.js';
 import { cunescapeBytes } from '../domain/c-escape.js';
 import { newUuid, parseMachineUuid } from '../domain/id128.js';
@@ -119,7 +120,7 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   let help = false;
 
   const addCredential = (id: string, data: Buffer): void => {
-    if (!validCredentialId(id)) throw new UsageError(`invalid credential name '${id}'`);
+    if (!isValidCredentialName(id)) throw new UsageError(credentialNameRefusal(id));
     if (credentials.some((c) => c.id === id)) throw new UsageError(`credential '${id}' given twice`);
     credentials.push({ id, data });
   };

@@ -2,6 +2,7 @@
 // sizes, bounded numbers, UUIDs, credential ids and C-escaped credential values, --bind and --extra-drive.
 // Each refusal is a VmUsageError that names the option.
 
+import { credentialNameRefusal, isValidCredentialName } from '../domain/credential-name.js';
 import { cunescapeBytes } from '../domain/c-escape.js';
 import { parseMachineUuid } from '../domain/id128.js';
 import { parseBind as parseBindSpec, parseBoolean as booleanWord, type BindMount } from '../domain/option-values.js';
@@ -45,10 +46,6 @@ export function parseUuid(value: string, name = '--uuid'): string {
   }
 }
 
-/** Credential ids: a file name, which is what they become inside the guest. */
-export function isValidCredentialId(id: string): boolean {
-  return id.length > 0 && id.length <= 255 && id !== '.' && id !== '..' && /^[A-Za-z0-9_.@+-]+$/.test(id);
-}
 
 /** C-style escapes in --set-credential values, read strictly as vmspawn does. */
 export function unescapeC(s: string, name: string): Buffer {
@@ -64,7 +61,7 @@ export function splitCredential(value: string, name: string): [string, string] {
   const i = value.indexOf(':');
   if (i <= 0) throw new VmUsageError(`${name}: expected ID:${name === '--set-credential' ? 'VALUE' : 'PATH'}, got "${value}"`);
   const id = value.slice(0, i);
-  if (!isValidCredentialId(id)) throw new VmUsageError(`${name}: invalid credential id "${id}"`);
+  if (!isValidCredentialName(id)) throw new VmUsageError(`${name}: ${credentialNameRefusal(id)}`);
   return [id, value.slice(i + 1)];
 }
 

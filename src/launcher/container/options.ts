@@ -39,6 +39,3 @@ export class ContainerOptionError extends Error {
   override name = 'ContainerOptionError';
 }
 
-export function validCredentialId(id: string): boolean {
-  return id.length > 0 && id.length <= 255 && !id.includes('/') && id !== '.' && id !== '..';
-}

@@ -66,7 +66,7 @@ describe('parseVmOptions', () => {
     [['--uuid=xyz', ...K], /--uuid: not a valid UUID/],
     [['--uuid=00000000-0000-0000-0000-000000000000', ...K], /null UUID/],
     [['--set-credential=novalue', ...K], /--set-credential: expected ID:VALUE/],
-    [['--set-credential=a/b:x', ...K], /invalid credential id "a\/b"/],
+    [['--set-credential=a/b:x', ...K], /invalid credential name "a\/b"/],
     [['--set-credential=a:1', '--load-credential=a:/x', ...K], /duplicate credential "a"/],
     [['--set-credential=a:\\q', ...K], /unknown escape/],
     [['--bind=relative', ...K], /source must be an absolute path/],
