@@ -16,6 +16,7 @@ import {
   cgroupsUsable,
   connect,
   isRoot,
+  leftoverScopes,
   listAll,
   logLines,
   machineSocket,
@@ -24,6 +25,7 @@ import {
   sleeper,
   startBerthd,
   tempRuntime,
+  waitFor,
   type ScenarioOptions,
   type ScenarioResult,
 } from './common.js';
@@ -192,12 +194,26 @@ export async function runStateDamage(opts: ScenarioOptions): Promise<ScenarioRes
     }
     const info = await call(c, 'org.varlink.service.GetInfo');
     if (!('ok' in info) || b.child.exitCode !== null) failures.push('berthd did not keep serving after the restore');
+    // The machines berthd registered and then dropped for their damaged files leave scopes berthd made
+    // (they carry its mark): once their leaders end, the running berthd removes them.
+    const droppedOwn = valid.filter((m) => !byName.has(m));
+    for (const m of droppedOwn) {
+      try {
+        process.kill(leaders.get(m)!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    const scopesOf = (ms: string[]) => ms.flatMap((m) => leftoverScopes(m).filter((d) => d.endsWith(`/${machineScopeUnit(m)}`)));
+    await waitFor(() => scopesOf(droppedOwn).length === 0, 'berthd to remove the scopes of the machines it dropped', 15_000).catch(() => undefined);
+    const scopesLeft = scopesOf(droppedOwn);
+    if (scopesLeft.length) failures.push(`${scopesLeft.length} scopes of dropped machines left after their leaders ended: ${scopesLeft.slice(0, 3).join(', ')}`);
     c.close();
     await b.stop();
     notes.push(...table);
     return {
       name,
-      figures: { entries: files, cases: cases.length, kept, dropped, 'dropped-silently': silent, 'wrong-resolutions': wrong, relinked: relinked ? 'yes' : 'no' },
+      figures: { entries: files, cases: cases.length, kept, dropped, 'scopes-left': scopesLeft.length, 'dropped-silently': silent, 'wrong-resolutions': wrong, relinked: relinked ? 'yes' : 'no' },
       failures,
       notes,
     };
