@@ -5,7 +5,7 @@
  */
 import { DBusError, DBusErrors } from './errors.js';
 import type { Transport } from './transport.js';
-import { closeFd } from './libc.js';
+import { closeFd } from './unix-socket.js';
 
 export interface AuthResult {
   /** The server's GUID from its OK line. */

@@ -6,7 +6,7 @@
 import { Connection, type ConnectionOptions } from './connection.js';
 import { systemBusAddress } from './address.js';
 import { DBusError, DBusErrors } from './errors.js';
-import { closeFd } from './libc.js';
+import { closeFd } from './unix-socket.js';
 import { Variant } from './variant.js';
 
 const DRIVER = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus' };

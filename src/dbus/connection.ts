@@ -14,7 +14,7 @@ import { createMessage, encodeMessage, MessageFlags, MessageType, type Message }
 import { MessageFramer } from './framer.js';
 import { Transport, type TransportOptions } from './transport.js';
 import { authenticate } from './auth.js';
-import { closeFd } from './libc.js';
+import { closeFd } from './unix-socket.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
 

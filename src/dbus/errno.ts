@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:os';
 import { DBusError, DBusErrors } from './errors.js';
-import { errnoName, strerror } from './libc.js';
+import { errnoName, strerror } from './unix-socket.js';
 
 const STANDARD: Record<string, string> = {
   ENOMEM: DBusErrors.NoMemory,

@@ -17,5 +17,5 @@ export {
 export { ObjectServer, type ObjectServerOptions, type SubtreeSpec } from './object-server.js';
 export type { CallContext, EmitsChange, InterfaceSpec, MethodHandler, MethodSpec, PropertySpec, SignalSpec } from './interface.js';
 export { escapeLabel, unescapeLabel, pathForLabel, labelFromPath } from './label.js';
-export { closeFd, dupFd, SystemCallError } from './libc.js';
+export { closeFd, dupFd, SystemCallError } from './unix-socket.js';
 export { errnoError } from './errno.js';

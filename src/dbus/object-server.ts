@@ -15,7 +15,7 @@ import type { Connection } from './connection.js';
 import { DBusError, DBusErrors, StandardErrors } from './errors.js';
 import { getConnectionCredentials, type Credentials } from './bus.js';
 import type { Message } from './message.js';
-import { closeFd } from './libc.js';
+import { closeFd } from './unix-socket.js';
 import { isObjectPath } from './names.js';
 import type { CallContext, InterfaceSpec } from './interface.js';
 import { introspectXml } from './introspect.js';

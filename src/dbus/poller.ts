@@ -4,7 +4,7 @@
  * while they wait), and a pipe wakes it whenever the set changes. Callbacks run on the main thread.
  * A descriptor is closed only between two polls, never while the pool thread may be looking at it.
  */
-import { closeFd, drainFd, makePipe, pokeFd, pollAsync } from './libc.js';
+import { closeFd, drainFd, makePipe, pokeFd, pollAsync } from './unix-socket.js';
 
 export type ReadyCallback = (revents: number) => void;
 

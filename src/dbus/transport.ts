@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { DBusError, DBusErrors } from './errors.js';
-import { closeFd, connectUnix, POLLERR, POLLHUP, POLLIN, POLLOUT, receiveSome, sendSome, SystemCallError } from './libc.js';
+import { closeFd, connectUnix, POLLERR, POLLHUP, POLLIN, POLLOUT, receiveSome, sendSome, SystemCallError } from './unix-socket.js';
 import { poller } from './poller.js';
 import { parseBusAddress, socketAddress } from './address.js';
 

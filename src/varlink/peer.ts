@@ -16,22 +16,23 @@ export interface PeerCredentials {
   pid: number;
 }
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-const SOCK_NONBLOCK = 0o4000;
-const SOL_SOCKET = 1;
+/** Linux's numbers for the socket calls of the protocol modules (src/dbus uses them too). */
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 const SO_ACCEPTCONN = 30;
-const SCM_RIGHTS = 1;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
-const MSG_CMSG_CLOEXEC = 0x40000000;
-const POLLIN = 0x1;
-const POLLOUT = 0x4;
-const POLLERR = 0x8;
-const POLLHUP = 0x10;
-const { EAGAIN, EINTR } = osConstants.errno;
+export const SCM_RIGHTS = 1;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
+export const { EAGAIN, EINTR } = osConstants.errno;
 
 interface Libc {
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
@@ -45,10 +46,22 @@ interface Libc {
   };
   sendmsg: (fd: number, msg: object, flags: number) => number | bigint;
   recvmsg: (fd: number, msg: object, flags: number) => number | bigint;
+  pipe2: (fds: Int32Array, flags: number) => number;
+  read: (fd: number, buf: Buffer, n: number) => number | bigint;
+  write: (fd: number, buf: Buffer, n: number) => number | bigint;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
+  strerror: (errno: number) => string;
   errno: () => number;
 }
 
+/** The unix socket calls of the protocol modules (this one and src/dbus), bound on first use. */
+export type SocketLibc = Libc;
+
 let libc: Libc | undefined;
+
+export function socketLibc(): SocketLibc {
+  return load();
+}
 
 function load(): Libc {
   if (libc) return libc;
@@ -75,13 +88,24 @@ function load(): Libc {
     poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
     sendmsg: lib.func('intptr_t sendmsg(int, const berth_peer_msghdr *, int)'),
     recvmsg: lib.func('intptr_t recvmsg(int, _Inout_ berth_peer_msghdr *, int)'),
+    pipe2: lib.func('int pipe2(_Out_ int *, int)'),
+    read: lib.func('intptr_t read(int, _Out_ uint8_t *, size_t)'),
+    write: lib.func('intptr_t write(int, const uint8_t *, size_t)'),
+    fcntl: lib.func('int fcntl(int, int, int)'),
+    strerror: lib.func('const char *strerror(int)'),
     errno: () => koffi.errno(),
   };
   return libc;
 }
 
-const errnoNames = new Map<number, string>();
+// Where two names share a number, the C library's errno name table has EOPNOTSUPP (not ENOTSUP).
+const errnoNames = new Map<number, string>([[osConstants.errno.EOPNOTSUPP, 'EOPNOTSUPP']]);
 for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
+
+/** The symbolic name of an errno value ('ENOENT'), or undefined for an unknown number. */
+export function errnoName(errno: number): string | undefined {
+  return errnoNames.get(errno);
+}
 
 export class SystemCallError extends Error {
   readonly code: string;

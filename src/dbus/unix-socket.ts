@@ -1,101 +1,27 @@
 /**
- * The few libc calls the D-Bus transport needs and Node lacks, bound with koffi on first use (never
- * at import: cold start matters): an AF_UNIX socket with connect, sendmsg/recvmsg with SCM_RIGHTS,
- * poll (its `.async` form runs on the libuv thread pool), a pipe to wake that poll, dup and close.
- * This module keeps its own binding so that it stays self-contained.
+ * The few libc calls the D-Bus transport needs and Node lacks: an AF_UNIX socket with connect,
+ * sendmsg/recvmsg with SCM_RIGHTS, poll (its `.async` form runs on the libuv thread pool), a pipe to
+ * wake that poll, dup and close. The calls are bound once, on first use, by src/varlink's peer.ts (the
+ * binding of the protocol modules, which depend on no berth code); this file shapes them for the
+ * transport.
  */
-import { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
+import {
+  AF_UNIX, EAGAIN, EINTR, errnoName, MSG_CMSG_CLOEXEC, MSG_DONTWAIT, MSG_NOSIGNAL, POLLERR, POLLHUP, POLLIN, POLLOUT,
+  SCM_RIGHTS, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, socketLibc, SOL_SOCKET, SystemCallError,
+} from '../varlink/peer.js';
 
-export const POLLIN = 0x1;
-export const POLLOUT = 0x4;
-export const POLLERR = 0x8;
-export const POLLHUP = 0x10;
-export const EAGAIN = 11;
-export const EINTR = 4;
+export { EAGAIN, EINTR, POLLERR, POLLHUP, POLLIN, POLLOUT };
 
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
-const MSG_DONTWAIT = 0x40;
-const MSG_NOSIGNAL = 0x4000;
 const MSG_CTRUNC = 0x8;
-const MSG_CMSG_CLOEXEC = 0x40000000;
 const F_DUPFD_CLOEXEC = 1030;
 /** The kernel's limit of descriptors in one SCM_RIGHTS message. */
 export const MAX_FDS_PER_MESSAGE = 253;
 
-type AsyncFn<A extends unknown[]> = ((...a: A) => number) & { async: (...a: [...A, (err: unknown, res: number) => void]) => void };
+const load = socketLibc;
 
-interface Libc {
-  socket: (domain: number, type: number, protocol: number) => number;
-  connect: (fd: number, addr: Buffer, len: number) => number;
-  close: (fd: number) => number;
-  poll: AsyncFn<[Buffer, number, number]>;
-  pipe2: (fds: Int32Array, flags: number) => number;
-  read: (fd: number, buf: Buffer, n: number) => number | bigint;
-  write: (fd: number, buf: Buffer, n: number) => number | bigint;
-  fcntl: (fd: number, cmd: number, arg: number) => number;
-  sendmsg: (fd: number, msg: object, flags: number) => number | bigint;
-  recvmsg: (fd: number, msg: object, flags: number) => number | bigint;
-  strerror: (errno: number) => string;
-  errno: () => number;
-}
-
-let libc: Libc | undefined;
-
-function load(): Libc {
-  if (libc) return libc;
-  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  const lib = koffi.load('libc.so.6');
-  koffi.struct('berth_dbus_iovec', { base: 'void *', len: 'size_t' });
-  koffi.struct('berth_dbus_msghdr', {
-    name: 'void *', namelen: 'uint32_t', iov: 'berth_dbus_iovec *', iovlen: 'size_t',
-    control: 'void *', controllen: 'size_t', flags: 'int',
-  });
-  libc = {
-    socket: lib.func('int socket(int, int, int)'),
-    connect: lib.func('int connect(int, const uint8_t *, uint32_t)'),
-    close: lib.func('int close(int)'),
-    poll: lib.func('int poll(_Inout_ uint8_t *, unsigned long, int)'),
-    pipe2: lib.func('int pipe2(_Out_ int *, int)'),
-    read: lib.func('intptr_t read(int, _Out_ uint8_t *, size_t)'),
-    write: lib.func('intptr_t write(int, const uint8_t *, size_t)'),
-    fcntl: lib.func('int fcntl(int, int, int)'),
-    sendmsg: lib.func('intptr_t sendmsg(int, const berth_dbus_msghdr *, int)'),
-    recvmsg: lib.func('intptr_t recvmsg(int, _Inout_ berth_dbus_msghdr *, int)'),
-    strerror: lib.func('const char *strerror(int)'),
-    errno: () => koffi.errno(),
-  };
-  return libc;
-}
-
-// Where two names share a number, the C library's errno name table has EOPNOTSUPP (not ENOTSUP).
-const errnoNames = new Map<number, string>([[95, 'EOPNOTSUPP']]);
-for (const [name, n] of Object.entries(osConstants.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
-
-/** The symbolic name of an errno value ('ENOENT'), or undefined for an unknown number. */
-export function errnoName(errno: number): string | undefined {
-  return errnoNames.get(errno);
-}
-
-export class SystemCallError extends Error {
-  readonly code: string;
-  constructor(
-    readonly syscall: string,
-    readonly errno: number,
-  ) {
-    const code = errnoNames.get(errno) ?? `errno ${errno}`;
-    super(`${syscall} failed: ${code}`);
-    this.name = 'SystemCallError';
-    this.code = code;
-  }
-}
+export { errnoName, SystemCallError };
 
 /** A non-blocking socket connected to `addr` (a sockaddr_un); throws SystemCallError (EAGAIN: backlog full). */
 export function connectUnix(addr: Buffer): number {
