@@ -222,33 +222,37 @@ export class UserDb {
 
   /** io.systemd.UserDatabase.GetUserRecord with the call's parameters. */
   getUserRecord(params: Params): UserDbResult<ContainerUserRecord> {
-    const q = this.dispatch(params, USER_SPEC);
-    if ('invalidParameter' in q || 'error' in q) return q;
-    const uid = q.id;
-    const userName = q.names.userName;
-    if (uid !== undefined) {
-      const r = this.userByUid(uid);
-      if ('records' in r && userName !== undefined && r.records[0]!.userName !== userName) return { error: UserDbErrors.ConflictingRecordFound };
-      return r;
-    }
-    if (userName !== undefined) return this.userByName(userName);
-    return { error: UserDbErrors.EnumerationNotSupported };
+    return this.getRecord(params, USER_SPEC, (id) => this.userByUid(id), (n) => this.userByName(n), (r) => r.userName);
   }
 
   /** io.systemd.UserDatabase.GetGroupRecord with the call's parameters. */
   getGroupRecord(params: Params): UserDbResult<ContainerGroupRecord> {
-    const q = this.dispatch(params, GROUP_SPEC);
+    return this.getRecord(params, GROUP_SPEC, (id) => this.groupByGid(id), (n) => this.groupByName(n), (r) => r.groupName);
+  }
+
+  /**
+   * A lookup by id, by name or by both (then they must name the same record); neither is an
+   * enumeration, which this database does not offer.
+   */
+  private getRecord<R>(
+    params: Params,
+    spec: Spec,
+    byId: (id: number) => UserDbResult<R>,
+    byName: (name: string) => UserDbResult<R>,
+    nameOf: (record: R) => string,
+  ): UserDbResult<R> {
+    const q = this.dispatch(params, spec);
     if ('invalidParameter' in q || 'error' in q) return q;
-    const gid = q.id;
-    const groupName = q.names.groupName;
-    if (gid !== undefined) {
-      const r = this.groupByGid(gid);
-      if ('records' in r && groupName !== undefined && r.records[0]!.groupName !== groupName) return { error: UserDbErrors.ConflictingRecordFound };
+    const name = q.names[spec.names[0]!];
+    if (q.id !== undefined) {
+      const r = byId(q.id);
+      if ('records' in r && name !== undefined && nameOf(r.records[0]!) !== name) return { error: UserDbErrors.ConflictingRecordFound };
       return r;
     }
-    if (groupName !== undefined) return this.groupByName(groupName);
+    if (name !== undefined) return byName(name);
     return { error: UserDbErrors.EnumerationNotSupported };
   }
+
 
   /** io.systemd.UserDatabase.GetMemberships: machined models no memberships, so valid calls always miss. */
   getMemberships(params: Params): UserDbResult<{ userName: string; groupName: string }> {
