@@ -41,64 +41,32 @@ function pidOfPidfd(fd: number): number | undefined {
   }
 }
 
-/** The properties of RegisterMachineEx/CreateMachineEx, as machined reads them (unknown ones refused). */
+/** The properties of RegisterMachineEx/CreateMachineEx machined reads: their type and the field each fills. */
+const PROPERTIES: Record<string, [string, keyof DBusRegistration]> = {
+  Id: ['ay', 'id'],
+  Service: ['s', 'service'],
+  Class: ['s', 'class'],
+  LeaderPID: ['u', 'leader'],
+  // An `h` arrives as the descriptor itself.
+  LeaderPIDFD: ['h', 'leaderPidfd'],
+  LeaderPIDFDID: ['t', 'leaderPidfdId'],
+  RootDirectory: ['s', 'rootDirectory'],
+  NetworkInterfaces: ['ai', 'ifIndices'],
+  VSockCID: ['u', 'vSockCid'],
+  SSHAddress: ['s', 'sshAddress'],
+  SSHPrivateKeyPath: ['s', 'sshPrivateKeyPath'],
+};
+
+/** The properties of RegisterMachineEx/CreateMachineEx as a registration (an unknown one or a wrong type refused). */
 export function fromProperties(name: string, props: [string, Variant][]): DBusRegistration {
-  const r: DBusRegistration = { name };
+  const r: Record<string, unknown> = { name };
   for (const [key, v] of props) {
-    const value = v.value as any;
-    const want = (sig: string) => {
-      if (v.signature !== sig) throw invalidArgs(`Property '${key}' has unexpected type '${v.signature}', expected '${sig}'`);
-    };
-    switch (key) {
-      case 'Id':
-        want('ay');
-        r.id = value;
-        break;
-      case 'Service':
-        want('s');
-        r.service = value;
-        break;
-      case 'Class':
-        want('s');
-        r.class = value;
-        break;
-      case 'LeaderPID':
-        want('u');
-        r.leader = value;
-        break;
-      case 'LeaderPIDFD':
-        want('h');
-        r.leaderPidfd = value; // an `h` arrives as the descriptor itself
-        break;
-      case 'LeaderPIDFDID':
-        want('t');
-        r.leaderPidfdId = value;
-        break;
-      case 'RootDirectory':
-        want('s');
-        r.rootDirectory = value;
-        break;
-      case 'NetworkInterfaces':
-        want('ai');
-        r.ifIndices = value;
-        break;
-      case 'VSockCID':
-        want('u');
-        r.vSockCid = value;
-        break;
-      case 'SSHAddress':
-        want('s');
-        r.sshAddress = value;
-        break;
-      case 'SSHPrivateKeyPath':
-        want('s');
-        r.sshPrivateKeyPath = value;
-        break;
-      default:
-        throw invalidArgs(`Unknown property '${key}'`);
-    }
+    const known = PROPERTIES[key];
+    if (!known) throw invalidArgs(`Unknown property '${key}'`);
+    if (v.signature !== known[0]) throw invalidArgs(`Property '${key}' has unexpected type '${v.signature}', expected '${known[0]}'`);
+    r[known[1]] = v.value;
   }
-  return r;
+  return r as unknown as DBusRegistration;
 }
 
 /** The registration as the registry's spec; throws InvalidArgs with machined's wording on a bad field. */
