@@ -18,9 +18,13 @@ import { machineBus } from './machine-dbus.js';
 
 export type DBusMode = 'auto' | 'yes' | 'no';
 
-/** The bus address to use, or undefined when none is configured or its socket is missing. */
+/**
+ * The bus address to use: DBUS_SYSTEM_BUS_ADDRESS, else the bus that activated berthd (when it is a system
+ * bus), else the standard socket; undefined when that is a unix path that does not exist.
+ */
 export function reachableBusAddress(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const address = env.DBUS_SYSTEM_BUS_ADDRESS || DEFAULT_SYSTEM_BUS_ADDRESS;
+  const starter = env.DBUS_STARTER_BUS_TYPE === 'system' ? env.DBUS_STARTER_ADDRESS : undefined;
+  const address = env.DBUS_SYSTEM_BUS_ADDRESS || starter || DEFAULT_SYSTEM_BUS_ADDRESS;
   try {
     // A unix path that does not exist means no bus; anything else is tried.
     for (const a of parseBusAddress(address)) if (a.kind !== 'path' || existsSync(a.path)) return address;

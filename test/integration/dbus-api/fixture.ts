@@ -23,8 +23,8 @@ export interface SystemBus {
   stop(): Promise<void>;
 }
 
-/** A private bus configured like a system bus, with berth's policy file included. */
-export async function startSystemBus(): Promise<SystemBus> {
+/** A private bus configured like a system bus, with berth's policy file included; `serviceDir` for activation. */
+export async function startSystemBus({ serviceDir }: { serviceDir?: string } = {}): Promise<SystemBus> {
   const dir = mkdtempSync('/var/tmp/berth-dbus-');
   chmodSync(dir, 0o755);
   const socketPath = join(dir, 'system_bus_socket');
@@ -53,6 +53,7 @@ export async function startSystemBus(): Promise<SystemBus> {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
   <include>${POLICY}</include>
+  ${serviceDir ? `<servicedir>${serviceDir}</servicedir>` : ''}
 </busconfig>
 `,
   );
