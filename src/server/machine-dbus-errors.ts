@@ -17,8 +17,8 @@ const E = {
   NoMachineForPID: 'org.freedesktop.machine1.NoMachineForPID',
   NoPrivateNetworking: 'org.freedesktop.machine1.NoPrivateNetworking',
   NoUIDShift: 'org.freedesktop.machine1.NoUIDShift',
-  NoSuchUser: 'org.freedesktop.machine1.NoSuchUser',
-  NoSuchGroup: 'org.freedesktop.machine1.NoSuchGroup',
+  NoSuchUserMapping: 'org.freedesktop.machine1.NoSuchUserMapping',
+  NoSuchGroupMapping: 'org.freedesktop.machine1.NoSuchGroupMapping',
 } as const;
 
 /** The object path of a machine: its name label-escaped (`.host` is `_2ehost`). */
@@ -64,13 +64,13 @@ export function toDBusError(e: OperationError, subject: ErrorSubject): DBusError
     case 'io.systemd.Machine.NoUIDShift':
       return new DBusError(E.NoUIDShift, `Machine ${name} uses a complex UID/GID mapping, cannot determine shift`);
     case 'io.systemd.Machine.NoSuchUser':
-      return new DBusError(E.NoSuchUser, id === undefined ? `Machine '${name}' has no matching user mappings.` : `No matching user mapping for ${id}.`);
+      return new DBusError(E.NoSuchUserMapping, id === undefined ? `Machine '${name}' has no matching user mappings.` : `No matching user mapping for ${id}.`);
     case 'io.systemd.Machine.NoSuchGroup':
-      return new DBusError(E.NoSuchGroup, id === undefined ? `Machine '${name}' has no matching group mappings.` : `No matching group mapping for ${id}.`);
+      return new DBusError(E.NoSuchGroupMapping, id === undefined ? `Machine '${name}' has no matching group mappings.` : `No matching group mapping for ${id}.`);
     case 'io.systemd.Machine.UserInHostRange':
-      return new DBusError(E.NoSuchUser, `User ${id} belongs to host UID range`);
+      return new DBusError(E.NoSuchUserMapping, `User ${id} belongs to host UID range`);
     case 'io.systemd.Machine.GroupInHostRange':
-      return new DBusError(E.NoSuchGroup, `Group ${id} belongs to host GID range`);
+      return new DBusError(E.NoSuchGroupMapping, `Group ${id} belongs to host GID range`);
     case 'io.systemd.Machine.NotSupported':
     case 'io.systemd.Machine.NotAvailable':
       return notSupported(`Not supported for machine ${name}`);
