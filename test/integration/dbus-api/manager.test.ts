@@ -1,7 +1,7 @@
 // org.freedesktop.machine1 served by berthd on a private system-like bus (berth's own policy file), called
 // with a real client (Debian's busctl): lookups, properties, registration over D-Bus seen by Varlink and the
 // state dir and the other way round, machined's errors, the policy for a non-root caller, a real pty fd.
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,26 @@ describe.skipIf(!!why)('org.freedesktop.machine1 on a bus', () => {
     } finally {
       closeFd(fd);
     }
+  });
+
+  it('OpenMachineShell runs the program on the terminal it hands out', async () => {
+    // A machine whose leader shares our namespaces (nsenter into PID 1's may be refused in a sandbox).
+    const name = `${tag}-sh`;
+    await varlinkRegister(name);
+    const r = await conn.call({
+      destination: M[0], path: M[1], interface: M[2], member: 'OpenMachineShell', signature: 'sssasas',
+      body: [name, 'root', '/bin/sh', ['/bin/sh', '-c', 'echo berth-$((6*7))'], ['BERTH_T=1']],
+    });
+    const [fd] = r.body as [number, string];
+    // cat reads the master until the shell is gone (EIO), away from this event loop.
+    const cat = spawn('cat', [], { stdio: [fd, 'pipe', 'ignore'] });
+    closeFd(fd);
+    let out = '';
+    cat.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('berth-42'), 'the shell output', { timeoutMs: 10_000 });
+    cat.kill();
+    const bad = await conn.call({ destination: M[0], path: M[1], interface: M[2], member: 'OpenMachineShell', signature: 'sssasas', body: ['.host', '', 'sh', [], []] }).catch((e) => e);
+    expect(bad.message).toBe("Specified path 'sh' is not absolute");
   });
 
   it('TerminateMachine stops a machine and it leaves the registry', async () => {
