@@ -133,7 +133,13 @@ export class DBusService {
       this.conn = undefined;
     });
     this.conn = conn;
-    const reply = await requestName(conn, BUS_NAME, NameFlags.DoNotQueue);
+    let reply: number;
+    try {
+      reply = await requestName(conn, BUS_NAME, NameFlags.DoNotQueue);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
     if (reply !== RequestNameReply.PrimaryOwner && reply !== RequestNameReply.AlreadyOwner) {
       this.close();
       const msg = `${BUS_NAME} is owned by another connection`;
