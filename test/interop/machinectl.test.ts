@@ -3,17 +3,13 @@
 // runs where /run/systemd/system exists and talks to /run/dbus/system_bus_socket, so each run happens in a
 // private mount namespace with tmpfs over /run/systemd and /run/dbus and berthd's private bus socket
 // bound there; the host's /run is untouched.
-import { type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VarlinkClient } from '../../src/varlink/client.js';
-import { IoSystemdMachine } from '../../src/generated/io.systemd.Machine.js';
-import { exited, tearDown } from '../helpers/processes.js';
+import { exited } from '../helpers/processes.js';
 import { waitFor } from '../helpers/wait.js';
 import { run, type RunResult } from '../helpers/run.js';
 import { referenceTool, REFERENCE_SCRIPT } from '../helpers/reference.js';
-import { BERTHD, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from '../integration/dbus-api/fixture.js';
+import { BERTHD, berthdOnBus, type BerthdOnBus } from '../integration/dbus-api/fixture.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (mount namespaces, cgroups)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
 if (why) console.warn(`skipping machinectl tests: ${why}`);
@@ -37,29 +33,14 @@ async function clients(): Promise<{ label: string; argv: string[] | string }[]> 
 }
 
 describe.skipIf(!!why)('machinectl against berthd', async () => {
-  let bus: SystemBus;
-  let runtime: string;
-  let daemon: ChildProcess;
-  let varlink: VarlinkClient;
-  const leaders: ChildProcess[] = [];
+  let t: BerthdOnBus;
   const variants = why ? [] : await clients();
 
   beforeAll(async () => {
-    bus = await startSystemBus();
-    runtime = mkdtempSync('/var/tmp/berth-machinectl-');
-    daemon = await startBerthd(runtime, bus);
-    varlink = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
+    t = await berthdOnBus('machinectl');
   }, 60_000);
 
-  afterAll(async () => {
-    varlink?.close();
-    for (const l of leaders) l.kill('SIGKILL');
-    await Promise.all(leaders.map((l) => exited(l, 5000).catch(() => undefined)));
-    if (daemon) await tearDown({ daemon });
-    removeCgroups();
-    await bus?.stop();
-    if (runtime) rmSync(runtime, { recursive: true, force: true });
-  });
+  afterAll(() => t?.stop());
 
   /** machinectl in a private mount namespace whose /run/dbus/system_bus_socket is berthd's bus. */
   function machinectl(argv: string[], ...args: string[]): Promise<RunResult> {
@@ -73,17 +54,12 @@ describe.skipIf(!!why)('machinectl against berthd', async () => {
       'exec "$@"',
     ].join('\n');
     return run(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...argv, '--no-pager', ...args], {
-      env: { ...withoutBusAddress(), BUS_SOCKET: bus.socketPath },
+      env: { ...withoutBusAddress(), BUS_SOCKET: t.bus.socketPath },
       timeoutMs: 60_000,
     });
   }
 
-  async function register(name: string): Promise<ChildProcess> {
-    const l = scopeLeader(`${name}.scope`);
-    leaders.push(l);
-    await varlink.proxy(IoSystemdMachine).Register({ name, class: 'container', leader: l.pid!, service: 'berth-test', rootDirectory: '/' });
-    return l;
-  }
+  const register = (name: string) => t.register(name, { service: 'berth-test', rootDirectory: '/' });
 
   for (const v of variants) {
     it.skipIf(typeof v.argv === 'string')(`machinectl ${v.label}: list, show, show -p --value, terminate`, async () => {

@@ -6,12 +6,9 @@ import { type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VarlinkClient } from '../../../src/varlink/client.js';
-import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
 import { REFERENCE_SCRIPT, referenceTool } from '../../helpers/reference.js';
 import { run } from '../../helpers/run.js';
-import { exited, tearDown } from '../../helpers/processes.js';
-import { BERTHD, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
+import { BERTHD, berthdOnBus, type BerthdOnBus } from './fixture.js';
 
 const reference = process.getuid?.() === 0 && existsSync(BERTHD) ? await referenceTool('systemd-machined') : 'needs root and a build';
 const why = typeof reference === 'string' ? reference : '';
@@ -88,9 +85,7 @@ done <"$CALLS"
 `;
 
 describe.skipIf(!!why)('D-Bus differential: berthd and systemd-machined 257', () => {
-  let bus: SystemBus;
-  let runtime: string;
-  let daemon: ChildProcess;
+  let t: BerthdOnBus;
   let leader: ChildProcess;
   let dir: string;
 
@@ -98,21 +93,12 @@ describe.skipIf(!!why)('D-Bus differential: berthd and systemd-machined 257', ()
     dir = mkdtempSync('/var/tmp/berth-dbusdiff-');
     writeFileSync(join(dir, 'calls'), CALLS.join('\n') + '\n');
     writeFileSync(join(dir, 'loop.sh'), LOOP);
-    bus = await startSystemBus();
-    runtime = join(dir, 'run');
-    daemon = await startBerthd(runtime, bus);
-    leader = scopeLeader(`machine-${NAME}.scope`);
-    const c = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
-    await c.proxy(IoSystemdMachine).Register({ name: NAME, class: 'container', leader: leader.pid!, rootDirectory: '/', service: 'test' });
-    c.close();
+    t = await berthdOnBus('dbusdiff');
+    leader = await t.register(NAME, { rootDirectory: '/', service: 'test' }, `machine-${NAME}.scope`);
   }, 60_000);
 
   afterAll(async () => {
-    leader?.kill('SIGKILL');
-    if (leader) await exited(leader, 5000).catch(() => undefined);
-    if (daemon) await tearDown({ daemon });
-    removeCgroups();
-    await bus?.stop();
+    await t?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -137,7 +123,7 @@ bash ${REFERENCE_SCRIPT} machined stop >/dev/null 2>&1 || true
 
   async function againstBerthd(): Promise<string> {
     const r = await run(['bash', join(dir, 'loop.sh')], {
-      env: { ...process.env, LEADER: String(leader.pid), BUSCTL_ARGS: `--address=${bus.address}`, DBUS_SEND_ARGS: `--bus=${bus.address}`, CALLS: join(dir, 'calls') },
+      env: { ...process.env, LEADER: String(leader.pid), BUSCTL_ARGS: `--address=${t.bus.address}`, DBUS_SEND_ARGS: `--bus=${t.bus.address}`, CALLS: join(dir, 'calls') },
       timeoutMs: 120_000,
     });
     return r.stdout;

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { REPO } from '../../helpers/generated.js';
 import { waitFor, within } from '../../helpers/wait.js';
 import { run, type RunResult } from '../../helpers/run.js';
-import { exited } from '../../helpers/processes.js';
-import { connectBus, getNameOwner } from '../../../src/dbus/index.js';
+import { exited, tearDown } from '../../helpers/processes.js';
+import { connectBus, getNameOwner, type Connection } from '../../../src/dbus/index.js';
+import { VarlinkClient } from '../../../src/varlink/client.js';
+import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
 import { detectCgroupLayout } from '../../../src/domain/cgroup-paths.js';
 
 export const BERTHD = join(REPO, 'dist/src/server/main.js');
@@ -136,4 +138,46 @@ export function removeCgroups(): void {
       /* still busy or gone */
     }
   }
+}
+
+/** What a test suite works with: a bus, berthd on it, a Varlink client and a bus connection of its own. */
+export interface BerthdOnBus {
+  bus: SystemBus;
+  runtime: string;
+  daemon: ChildProcess;
+  varlink: VarlinkClient;
+  conn: Connection;
+  /** Processes to kill at the end (leaders). */
+  leaders: ChildProcess[];
+  /** Registers `name` over Varlink with a sleeping leader in `UNIT` (default NAME.scope). */
+  register(name: string, params?: Record<string, unknown>, unit?: string): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+export async function berthdOnBus(prefix: string): Promise<BerthdOnBus> {
+  const bus = await startSystemBus();
+  const runtime = mkdtempSync(`/var/tmp/berth-${prefix}-`);
+  const daemon = await startBerthd(runtime, bus);
+  const varlink = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
+  const conn = await connectBus({ address: bus.address });
+  const leaders: ChildProcess[] = [];
+  return {
+    bus, runtime, daemon, varlink, conn, leaders,
+    async register(name, params = {}, unit = `${name}.scope`) {
+      const l = scopeLeader(unit);
+      leaders.push(l);
+      await varlink.proxy(IoSystemdMachine).Register({ name, class: 'container', leader: l.pid!, ...params });
+      return l;
+    },
+    async stop() {
+      conn.close();
+      varlink.close();
+      for (const l of leaders) l.kill('SIGKILL');
+      await Promise.all(leaders.map((l) => exited(l, 5000).catch(() => undefined)));
+      await tearDown({ daemon });
+      removeCgroups();
+      await bus.stop();
+      rmSync(runtime, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,16 +1,11 @@
 // berthd's Manager and Machine objects declare every method (with its signatures), property (with its type)
 // and signal of machined 262's introspection, and nothing else: compared with the XML the real daemon
 // returns (reference/dbus-262/ in the shared folder beside the clone; skipped where it is absent).
-import { type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VarlinkClient } from '../../../src/varlink/client.js';
-import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
-import { connectBus, type Connection } from '../../../src/dbus/index.js';
 import { REPO } from '../../helpers/generated.js';
-import { exited, tearDown } from '../../helpers/processes.js';
-import { BERTHD, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
+import { BERTHD, berthdOnBus, type BerthdOnBus } from './fixture.js';
 
 const referenceDir = [join(REPO, '../shared/reference/dbus-262'), join(REPO, '../../shared/reference/dbus-262')].find((d) => existsSync(d));
 const why =
@@ -37,36 +32,18 @@ function members(xml: string, iface: string): string[] {
 }
 
 describe.skipIf(!!why)('introspection against machined 262', () => {
-  let bus: SystemBus;
-  let runtime: string;
-  let daemon: ChildProcess;
-  let conn: Connection;
-  let leader: ChildProcess;
+  let t: BerthdOnBus;
   const name = `in${process.pid % 100000}`;
 
   beforeAll(async () => {
-    bus = await startSystemBus();
-    runtime = mkdtempSync('/var/tmp/berth-dbusintro-');
-    daemon = await startBerthd(runtime, bus);
-    leader = scopeLeader(`${name}.scope`);
-    const c = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
-    await c.proxy(IoSystemdMachine).Register({ name, class: 'container', leader: leader.pid! });
-    c.close();
-    conn = await connectBus({ address: bus.address });
+    t = await berthdOnBus('dbusintro');
+    await t.register(name);
   }, 60_000);
 
-  afterAll(async () => {
-    conn?.close();
-    leader?.kill('SIGKILL');
-    if (leader) await exited(leader, 5000).catch(() => undefined);
-    if (daemon) await tearDown({ daemon });
-    removeCgroups();
-    await bus?.stop();
-    if (runtime) rmSync(runtime, { recursive: true, force: true });
-  });
+  afterAll(() => t?.stop());
 
   const introspect = async (path: string) =>
-    (await conn.call({ destination: 'org.freedesktop.machine1', path, interface: 'org.freedesktop.DBus.Introspectable', member: 'Introspect' })).body[0] as string;
+    (await t.conn.call({ destination: 'org.freedesktop.machine1', path, interface: 'org.freedesktop.DBus.Introspectable', member: 'Introspect' })).body[0] as string;
 
   it.each([
     ['org.freedesktop.machine1.Manager', '/org/freedesktop/machine1'],

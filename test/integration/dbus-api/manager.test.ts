@@ -1,16 +1,16 @@
 // org.freedesktop.machine1 served by berthd on a private system-like bus (berth's own policy file), called
 // with a real client (Debian's busctl): lookups, properties, registration over D-Bus seen by Varlink and the
 // state dir and the other way round, machined's errors, the policy for a non-root caller, a real pty fd.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
-import { connectBus, closeFd, type Connection } from '../../../src/dbus/index.js';
-import { exited, tearDown } from '../../helpers/processes.js';
+import { closeFd, type Connection } from '../../../src/dbus/index.js';
+import { exited } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
-import { BERTHD, busctl, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
+import { BERTHD, berthdOnBus, busctl, scopeLeader, type BerthdOnBus, type SystemBus } from './fixture.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (cgroups, bus policy)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
 if (why) console.warn(`skipping D-Bus API tests: ${why}`);
@@ -20,31 +20,18 @@ const tag = `db${process.pid % 100000}`;
 const TEST_UID = 999; // berth-test
 
 describe.skipIf(!!why)('org.freedesktop.machine1 on a bus', () => {
+  let t: BerthdOnBus;
   let bus: SystemBus;
   let runtime: string;
-  let daemon: ChildProcess;
   let varlink: VarlinkClient;
   let conn: Connection;
-  const leaders: ChildProcess[] = [];
 
   beforeAll(async () => {
-    bus = await startSystemBus();
-    runtime = mkdtempSync('/var/tmp/berth-dbusapi-');
-    daemon = await startBerthd(runtime, bus);
-    varlink = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
-    conn = await connectBus({ address: bus.address });
+    t = await berthdOnBus('dbusapi');
+    ({ bus, runtime, varlink, conn } = t);
   }, 60_000);
 
-  afterAll(async () => {
-    conn?.close();
-    varlink?.close();
-    for (const l of leaders) l.kill('SIGKILL');
-    await Promise.all(leaders.map((l) => exited(l, 5000).catch(() => undefined)));
-    if (daemon) await tearDown({ daemon });
-    removeCgroups();
-    await bus?.stop();
-    if (runtime) rmSync(runtime, { recursive: true, force: true });
-  });
+  afterAll(() => t?.stop());
 
   const call = (...args: string[]) => busctl(bus, ['call', ...M, ...args]);
   const json = async (...args: string[]) => {
@@ -53,12 +40,7 @@ describe.skipIf(!!why)('org.freedesktop.machine1 on a bus', () => {
     return JSON.parse(r.stdout).data;
   };
 
-  async function varlinkRegister(name: string): Promise<ChildProcess> {
-    const l = scopeLeader(`${name}.scope`);
-    leaders.push(l);
-    await varlink.proxy(IoSystemdMachine).Register({ name, class: 'container', leader: l.pid!, service: 'test', rootDirectory: '/' });
-    return l;
-  }
+  const varlinkRegister = (name: string) => t.register(name, { service: 'test', rootDirectory: '/' });
 
   it('lists .host and answers GetMachine, properties and introspection', async () => {
     const [list] = await json('ListMachines');
@@ -95,7 +77,7 @@ describe.skipIf(!!why)('org.freedesktop.machine1 on a bus', () => {
   it('registers over D-Bus into the one registry, with MachineNew, and unregisters', async () => {
     const name = `${tag}-db`;
     const l = scopeLeader(`${name}.scope`);
-    leaders.push(l);
+    t.leaders.push(l);
     const signals: unknown[][] = [];
     conn.on('signal', (m) => {
       if (m.member === 'MachineNew' || m.member === 'MachineRemoved') signals.push([m.member, ...m.body]);

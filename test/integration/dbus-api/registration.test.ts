@@ -1,16 +1,15 @@
 // The other registrations over D-Bus and the descriptors berthd hands out: CreateMachine (berth makes the
 // scope machine-NAME.scope; scope properties accepted), RegisterMachineEx with a LeaderPIDFD descriptor,
 // OpenMachineRootDirectory giving the machine's root as a directory fd.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, fstatSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, fstatSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
-import { connectBus, closeFd, variant, type Connection } from '../../../src/dbus/index.js';
+import { closeFd, variant, type Connection } from '../../../src/dbus/index.js';
 import { pidfdOpen } from '../../../src/domain/libc.js';
-import { exited, tearDown } from '../../helpers/processes.js';
-import { BERTHD, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
+import { exited } from '../../helpers/processes.js';
+import { BERTHD, berthdOnBus, scopeLeader, type BerthdOnBus } from './fixture.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (cgroups, bus policy)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
 if (why) console.warn(`skipping D-Bus registration tests: ${why}`);
@@ -19,35 +18,20 @@ const M = { destination: 'org.freedesktop.machine1', path: '/org/freedesktop/mac
 const tag = `dr${process.pid % 100000}`;
 
 describe.skipIf(!!why)('registrations and descriptors over D-Bus', () => {
-  let bus: SystemBus;
-  let runtime: string;
-  let daemon: ChildProcess;
+  let t: BerthdOnBus;
   let varlink: VarlinkClient;
   let conn: Connection;
-  const leaders: ChildProcess[] = [];
 
   beforeAll(async () => {
-    bus = await startSystemBus();
-    runtime = mkdtempSync('/var/tmp/berth-dbusreg-');
-    daemon = await startBerthd(runtime, bus);
-    varlink = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
-    conn = await connectBus({ address: bus.address });
+    t = await berthdOnBus('dbusreg');
+    ({ varlink, conn } = t);
   }, 60_000);
 
-  afterAll(async () => {
-    conn?.close();
-    varlink?.close();
-    for (const l of leaders) l.kill('SIGKILL');
-    await Promise.all(leaders.map((l) => exited(l, 5000).catch(() => undefined)));
-    if (daemon) await tearDown({ daemon });
-    removeCgroups();
-    await bus?.stop();
-    if (runtime) rmSync(runtime, { recursive: true, force: true });
-  });
+  afterAll(() => t?.stop());
 
   const sleeper = () => {
     const c = spawn('sleep', ['3600'], { stdio: 'ignore' });
-    leaders.push(c);
+    t.leaders.push(c);
     return c;
   };
 
@@ -69,7 +53,7 @@ describe.skipIf(!!why)('registrations and descriptors over D-Bus', () => {
   it('RegisterMachineEx takes the leader from a LeaderPIDFD descriptor', async () => {
     const name = `${tag}-ex`;
     const l = scopeLeader(`${name}.scope`);
-    leaders.push(l);
+    t.leaders.push(l);
     const pidfd = pidfdOpen(l.pid!);
     expect(pidfd).toBeGreaterThan(0);
     try {
