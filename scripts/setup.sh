@@ -27,6 +27,7 @@ APT_PACKAGES=(
   libnss-systemd    # nss-systemd: getent passwd resolves machine users through /run/systemd/userdb
   systemd           # systemd-socket-activate, systemd-analyze (normally present)
   dbus              # dbus-daemon, for the reference systemd-machined 257
+  systemd-container # machinectl 252, a real client of org.freedesktop.machine1 on D-Bus
   socat             # ad-hoc socket plumbing in tests
   busybox-static    # the test container and VM guest userland
   cpio              # packing the VM initramfs

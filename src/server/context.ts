@@ -21,6 +21,8 @@ export interface DaemonOptions {
   imageDirectories: string[];
   /** Directories searched for NAME.berth machine configurations. */
   configDirectories: string[];
+  /** Serve org.freedesktop.machine1 on the system bus: when one is reachable (auto, the default), always, never. */
+  dbus?: 'auto' | 'yes' | 'no';
 }
 
 export interface BerthContext {

@@ -8,8 +8,10 @@
  *
  * Sockets handed over by an activator are used as they are: one named `userdb` serves the user
  * database, every other one the machine interfaces. Sockets not handed over are bound here.
- * With an idle timeout the daemon exits once no connection has been open for that long; the
- * state files let the next start restore every machine.
+ * Once those serve, berthd also takes `org.freedesktop.machine1` on the system bus when one is there
+ * (dbus-service.ts; --dbus). With an idle timeout the daemon exits once no connection has been open and no
+ * D-Bus call has been in flight for that long, giving the bus name up first; the state files let the next
+ * start restore every machine.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -35,6 +37,7 @@ import { launcherApi } from './launcher-api.js';
 import { LaunchService } from './launch/launch-service.js';
 import { VERSION } from '../domain/version.js';
 import { machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
+import { DBusService } from './dbus-service.js';
 
 export const VENDOR = 'berth';
 export const URL = 'https://github.com/berth-project/berth';
@@ -74,6 +77,9 @@ export class Daemon {
   readonly context: BerthContext;
   readonly machineServer: VarlinkServer;
   readonly userdbServer: VarlinkServer;
+  readonly dbus: DBusService;
+  /** Settles once the D-Bus side is up (true), absent (false) or failed (rejects; fatal with --dbus=yes). */
+  dbusReady: Promise<boolean> = Promise.resolve(false);
   private idleTimer?: NodeJS.Timeout;
   private stopping?: Promise<void>;
 
@@ -109,6 +115,7 @@ export class Daemon {
       s.on('connection', () => this.cancelIdle());
       s.on('idle', () => this.armIdle());
     }
+    this.dbus = new DBusService(this.context, logger.child({ component: 'dbus' }), { busy: () => this.cancelIdle(), idle: () => this.armIdle() });
   }
 
   async start(): Promise<void> {
@@ -144,10 +151,19 @@ export class Daemon {
       'berthd ready',
     );
     this.armIdle();
+    // After the Varlink sockets serve, and not awaited: the bus never delays a Varlink answer.
+    const mode = this.options.dbus ?? 'auto';
+    this.dbusReady = this.dbus.start(mode).catch((err) => {
+      this.logger.error({ err: (err as Error).message }, 'cannot serve D-Bus');
+      if (mode === 'yes') throw err;
+      return false;
+    });
+    this.dbusReady.catch(() => undefined);
   }
 
+  /** Open Varlink connections and D-Bus calls being answered: while any, berthd does not idle out. */
   private get connections(): number {
-    return this.machineServer.connectionCount + this.userdbServer.connectionCount;
+    return this.machineServer.connectionCount + this.userdbServer.connectionCount + this.dbus.callsInFlight;
   }
 
   private cancelIdle(): void {
@@ -170,6 +186,7 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.cancelIdle();
+      await this.dbus.stop();
       await Promise.all([this.machineServer.close(), this.userdbServer.close()]);
       this.context.registry.close();
     })();

@@ -1,10 +1,10 @@
 /**
- * io.systemd.Machine bound to the registry. This file only translates: parameters into registry calls,
- * registry results into replies, RegistryError values into Varlink errors, and applies the policy.
+ * io.systemd.Machine bound to the registry. This file only translates: parameters into the shared machine
+ * operations (machine-operations.ts, which apply the policy), their results into replies, and their
+ * failures into Varlink errors.
  * Behaviour follows systemd-machined 257 (see src/server/registry/ and test/unit/registry/ for the
  * observations it is based on).
  */
-import fs from 'node:fs';
 import type { Call, Handlers } from '../varlink/call.js';
 import { Replies } from '../varlink/call.js';
 import { ExpectedMoreError, InvalidParameterError, PermissionDeniedError, SystemError, VarlinkError } from '../varlink/errors.js';
@@ -24,19 +24,21 @@ import {
   type ListResult,
 } from '../generated/io.systemd.Machine.js';
 import type { BerthContext } from './context.js';
-import type { Machine, RegistryError, Result } from './registry/machine.js';
+import type { Machine, Result } from './registry/machine.js';
 import { isAbsolutePath, isValidPath } from './registry/field-rules.js';
 import { parseKillWhom, validateKill, validateLookup, validateRegistration } from './machine-params.js';
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
+import { callerContext, MachineOperations, type OperationError, type OpResult } from './machine-operations.js';
 import { bootId } from '../domain/process.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
 import { isValidUid, isValidUserGroupNameRelaxed } from './userdb/names.js';
-import { mapIdToHost } from './userdb/idmap.js';
-import { openMachinePty } from './pty.js';
-import { startOnTerminal } from './machine-shell.js';
 
 const machineErrors: Record<string, new () => VarlinkError> = {
   'io.systemd.Machine.MachineExists': MachineExists,
+  'io.systemd.Machine.NoSuchUser': NoSuchUser,
+  'io.systemd.Machine.NoSuchGroup': NoSuchGroup,
+  'io.systemd.Machine.UserInHostRange': UserInHostRange,
+  'io.systemd.Machine.GroupInHostRange': GroupInHostRange,
   'io.systemd.Machine.NoSuchMachine': NoSuchMachine,
   'io.systemd.Machine.NotSupported': NotSupported,
   'io.systemd.Machine.NotAvailable': NotAvailable,
@@ -44,8 +46,8 @@ const machineErrors: Record<string, new () => VarlinkError> = {
   'io.systemd.Machine.NoUIDShift': NoUIDShift,
 };
 
-/** The Varlink error for a registry failure. */
-export function toVarlinkError(e: RegistryError): VarlinkError {
+/** The Varlink error for a registry or operation failure. */
+export function toVarlinkError(e: OperationError): VarlinkError {
   if ('error' in e) {
     const Cls = machineErrors[e.error];
     return Cls ? new Cls() : new VarlinkError(e.error);
@@ -55,14 +57,14 @@ export function toVarlinkError(e: RegistryError): VarlinkError {
   return new PermissionDeniedError();
 }
 
-function unwrap<T>(r: Result<T>): T {
+function unwrap<T>(r: OpResult<T>): T {
   if (!r.ok) throw toVarlinkError(r.error);
   return r.value;
 }
 
 export function caller(call: Call): CallerContext {
   // An unknown peer (uid -1) is treated as unprivileged.
-  return { uid: call.peer.uid, ...(call.peer.pid > 0 ? { pid: call.peer.pid } : {}) };
+  return callerContext(call.peer);
 }
 
 /** A List entry, keys in machined's order; empty fields left out. */
@@ -117,11 +119,9 @@ function checkOpenField(key: string, v: unknown): boolean {
   }
 }
 
-/** The uid berthd signals on behalf of: none for root, else the caller's own (see Registry.kill). */
-const asCaller = (call: Call): number | undefined => (call.peer.uid === 0 ? undefined : call.peer.uid);
-
 export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods> {
-  const { registry, policy } = ctx;
+  const { registry } = ctx;
+  const ops = new MachineOperations(ctx);
 
   /** Resolve the lookup fields of a call; NoSuchMachine before any permission check, as machined. */
   const lookup = (
@@ -129,43 +129,31 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     call: Call,
     extra: readonly string[] = [],
     checkExtra?: (key: string, v: unknown) => boolean,
-  ): Machine => unwrap(registry.lookup(unwrap(validateLookup(params, extra, checkExtra)), caller(call)));
-
-  const mayManage = (call: Call, m: Machine) => {
-    if (!policy.mayManage(call.peer, m.registeredBy)) throw new PermissionDeniedError();
-  };
+  ): Machine => unwrap(ops.lookup(unwrap(validateLookup(params, extra, checkExtra)), call.peer));
 
   return {
     Register(params, call) {
       const spec = unwrap(validateRegistration(params, liveProcessProbe));
-      if (spec.class !== 'host') {
-        if (!policy.mayRegisterLeader(call.peer, spec.leader?.pid ?? caller(call).pid)) throw new PermissionDeniedError();
-      }
-      const m = unwrap(registry.registerSpec(spec, caller(call)));
+      const m = unwrap(ops.register(spec, call.peer));
       call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');
       return {};
     },
 
     Unregister(params, call) {
-      const m = lookup(params, call);
-      mayManage(call, m);
-      unwrap(registry.unregister(m.name));
+      unwrap(ops.unregister(lookup(params, call), call.peer));
       return {};
     },
 
     Terminate(params, call) {
-      const m = lookup(params, call);
-      mayManage(call, m);
-      unwrap(registry.terminate(m.name, asCaller(call)));
+      unwrap(ops.terminate(lookup(params, call), call.peer));
       return {};
     },
 
     Kill(params, call) {
       const spec = unwrap(validateKill(params));
-      const m = unwrap(registry.lookup(spec, caller(call)));
+      const m = unwrap(ops.lookup(spec, call.peer));
       const whom = unwrap(parseKillWhom(spec.whom));
-      mayManage(call, m);
-      unwrap(registry.kill(m.name, whom, spec.signal, asCaller(call)));
+      unwrap(ops.kill(m, whom, spec.signal, call.peer));
       return {};
     },
 
@@ -173,7 +161,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       const spec = unwrap(validateLookup(params, ['acquireMetadata']));
       const mode = params.acquireMetadata ?? 'no';
       if (spec.name !== undefined || spec.pid !== undefined) {
-        const m = unwrap(registry.lookup(spec, caller(call)));
+        const m = unwrap(ops.lookup(spec, call.peer));
         return withMetadata(m, mode);
       }
       if (!call.more) throw new ExpectedMoreError();
@@ -189,20 +177,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
 
     Open(params, call) {
       const m = lookup(params, call, OPEN_FIELDS, checkOpenField);
-      mayManage(call, m);
-      if (m.class === 'vm') throw new NotSupported();
-      // A shell or login runs as any user of the machine, root included, in the leader's namespaces:
-      // for a leader in the host's namespaces that is a root shell on the host. Only root may ask.
-      if (params.mode !== 'tty' && call.peer.uid !== 0) throw new PermissionDeniedError();
-      const pty = openMachinePty(m);
-      try {
-        // machined has the machine's own service manager start these; berth starts them from the
-        // host inside the machine's namespaces (machine-shell.ts).
-        if (params.mode !== 'tty') startOnTerminal(m, pty, { ...params, mode: params.mode }, registry.cgroups, call.log, () => new NoSuchUser());
-      } catch (e) {
-        fs.closeSync(pty.fd);
-        throw e;
-      }
+      const pty = unwrap(ops.open(m, params, call.peer));
       return { ptyFileDescriptor: call.pushFd(pty.fd), ptyPath: pty.path };
     },
 
@@ -214,19 +189,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
         if (v !== undefined && v !== null && (typeof v !== 'number' || !isValidUid(v))) throw new InvalidParameterError(k);
       }
       const m = lookup(p, call, ['uid', 'gid']);
-      if (m.class !== 'container') throw new NotSupported();
-      const out: { uid?: number; gid?: number } = {};
-      if (typeof p.uid === 'number') {
-        const h = mapIdToHost(m.leader.pid, 'uid_map', p.uid);
-        if (h === undefined) throw new NoSuchUser();
-        out.uid = h;
-      }
-      if (typeof p.gid === 'number') {
-        const h = mapIdToHost(m.leader.pid, 'gid_map', p.gid);
-        if (h === undefined) throw new NoSuchGroup();
-        out.gid = h;
-      }
-      return out;
+      return unwrap(ops.mapFrom(m, { ...(typeof p.uid === 'number' ? { uid: p.uid } : {}), ...(typeof p.gid === 'number' ? { gid: p.gid } : {}) }));
     },
 
     MapTo(params) {
@@ -235,28 +198,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       // A UID or GID sent as a string is invalid here (isValidUid takes numbers only).
       if (uid !== undefined && (typeof uid !== 'number' || !isValidUid(uid))) throw new InvalidParameterError('uid');
       if (gid !== undefined && (typeof gid !== 'number' || !isValidUid(gid))) throw new InvalidParameterError('gid');
-      if (uid !== undefined && uid < 0x10000) throw new UserInHostRange();
-      if (gid !== undefined && gid < 0x10000) throw new GroupInHostRange();
-      const owner = (list: { machine: string; class: string; inside: number }[]) =>
-        list.find((o) => o.class === 'container' && registry.get(o.machine));
-      let machineName: string | undefined;
-      const out: { uid?: number; gid?: number; machineName?: string } = {};
-      if (uid !== undefined) {
-        const o = owner(ctx.userdb.uidOwner(uid));
-        if (!o) throw new NoSuchUser();
-        out.uid = o.inside;
-        machineName = o.machine;
-      }
-      if (gid !== undefined) {
-        const o = owner(ctx.userdb.gidOwner(gid));
-        if (!o) throw new NoSuchGroup();
-        if (machineName !== undefined && machineName !== o.machine) throw new NoSuchMachine();
-        out.gid = o.inside;
-        machineName = o.machine;
-      }
-      if (machineName === undefined) throw new NoSuchMachine();
-      out.machineName = machineName;
-      return out;
+      return unwrap(ops.mapTo({ ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) }));
     },
   };
 }

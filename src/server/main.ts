@@ -4,6 +4,7 @@
  *
  *   berthd [--runtime-dir DIR] [--idle-exit SECONDS] [--log-level LEVEL]
  *          [--userdb-service NAME] [--allow-user-register] [--image-dir DIR]...
+ *          [--dbus=auto|yes|no]
  *
  * Logs go to stderr (pino JSON). SIGTERM and SIGINT stop it cleanly; registered machines stay in
  * the state directory and are restored by the next start.
@@ -25,6 +26,9 @@ const USAGE = `Usage: berthd [OPTIONS]
   --image-dir DIR          where machine images live (repeatable; default the machined set)
   --config-dir DIR         where NAME.berth machine configurations live (repeatable;
                            default /etc/berth/machines and RUNTIME/berth/machines)
+  --dbus=auto|yes|no       serve org.freedesktop.machine1 on the system bus
+                           (DBUS_SYSTEM_BUS_ADDRESS or /run/dbus/system_bus_socket):
+                           auto when one is reachable (default), yes or fail, no
   --version                print the version
   -h, --help               show this help
 `;
@@ -42,6 +46,7 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
         'allow-user-register': { type: 'boolean' },
         'image-dir': { type: 'string', multiple: true },
         'config-dir': { type: 'string', multiple: true },
+        dbus: { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -62,7 +67,10 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
   }
   const service = v['userdb-service'] ?? DEFAULT_USERDB_SERVICE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(service)) return { exit: 2, output: `berthd: invalid --userdb-service '${service}'\n` };
+  const dbus = v.dbus ?? 'auto';
+  if (dbus !== 'auto' && dbus !== 'yes' && dbus !== 'no') return { exit: 2, output: `berthd: invalid --dbus '${dbus}' (auto, yes or no)\n` };
   return {
+    dbus,
     runtimeDir: v['runtime-dir'] ?? DEFAULT_RUNTIME_DIR,
     idleExitSeconds: idle,
     logLevel: level,
@@ -99,6 +107,10 @@ async function main(): Promise<void> {
   });
   try {
     await daemon.start();
+    daemon.dbusReady.catch(() => {
+      logger.fatal('cannot serve D-Bus with --dbus=yes');
+      process.exit(1);
+    });
   } catch (err) {
     logger.fatal({ err }, 'cannot start');
     process.exit(1);

@@ -1,0 +1,160 @@
+// The same D-Bus calls, good and bad, to the real systemd-machined 257 and to berthd, answers compared after
+// normalising pids and times. machined runs inside a private mount namespace (tmpfs over /run/systemd,
+// /run/dbus and the reference tools' state dir, so neither the host nor another user of the tools sees it);
+// berthd runs on its own private bus. busctl (Debian's) asks both.
+import { type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REFERENCE_SCRIPT, referenceTool } from '../../helpers/reference.js';
+import { run } from '../../helpers/run.js';
+import { BERTHD, berthdOnBus, type BerthdOnBus } from './fixture.js';
+
+const reference = process.getuid?.() === 0 && existsSync(BERTHD) ? await referenceTool('systemd-machined') : 'needs root and a build';
+const why = typeof reference === 'string' ? reference : '';
+if (why) console.warn(`skipping the D-Bus differential test: ${why}`);
+
+const NAME = `df${process.pid % 100000}`;
+const M = 'org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager';
+const P = `org.freedesktop.machine1 /org/freedesktop/machine1/machine/${NAME}`;
+/** One busctl call per line; @LEADER@ is each side's leader. */
+const CALLS = [
+  `call --json=short ${M} ListMachines`,
+  `call ${M} GetMachine s ${NAME}`,
+  `call ${M} GetMachine s nope`,
+  `call ${M} GetMachine s a/b`,
+  `call ${M} GetMachine u 5`,
+  `call ${M} GetMachineByPID u 1`,
+  `call ${M} GetMachineByPID u @LEADER@`,
+  `call ${M} TerminateMachine s nope`,
+  `call ${M} KillMachine ssi ${NAME} bogus 15`,
+  `call ${M} KillMachine ssi ${NAME} all 999`,
+  `call ${M} GetMachineAddresses s ${NAME}`,
+  `call ${M} GetMachineUIDShift s ${NAME}`,
+  `call ${M} GetMachineUIDShift s .host`,
+  `call ${M} GetMachineSSHInfo s ${NAME}`,
+  `call ${M} MapToMachineUser u 5`,
+  `call ${M} MapToMachineUser u 700000`,
+  `call ${M} MapFromMachineUser su ${NAME} 0`,
+  `call ${M} RegisterMachine sayssus ${NAME} 0 test container @LEADER@ /`,
+  `call ${M} RegisterMachine sayssus a_b 0 test container @LEADER@ /`,
+  `call ${M} RegisterMachine sayssus x2 0 test foo @LEADER@ /`,
+  `call ${M} RegisterMachine sayssus x2 0 test container @LEADER@ rel`,
+  `call ${M} Nope`,
+  `get-property ${P} org.freedesktop.machine1.Machine Name Service Unit Class RootDirectory NetworkInterfaces VSockCID SSHAddress State`,
+  `get-property ${P} org.freedesktop.machine1.Machine Nope`,
+  `get-property org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager PoolPath PoolUsage PoolLimit`,
+  `call org.freedesktop.machine1 /org/freedesktop/machine1/machine/nope org.freedesktop.machine1.Machine Terminate`,
+  // As an unprivileged user (berth-test): looking is allowed, acting is not.
+  `~call ${M} GetMachine s ${NAME}`,
+  `~call ${M} TerminateMachine s ${NAME}`,
+  `~call ${M} KillMachine ssi ${NAME} all 0`,
+  `~call ${M} OpenMachinePTY s ${NAME}`,
+  `~call ${M} OpenMachineShell sssasas ${NAME} root /bin/sh 0 0`,
+  `~call ${M} RegisterMachine sayssus x3 0 test container @LEADER@ /`,
+  `~call ${M} UnregisterMachine s ${NAME}`,
+  // dbus-send prints the error names too.
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.GetMachine string:nope`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.GetMachine uint32:5`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.GetMachineByPID uint32:1`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.RegisterMachine string:${NAME} array:byte: string:t string:container uint32:@LEADER@ string:/`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.GetMachineAddresses string:${NAME}`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.GetMachineSSHInfo string:${NAME}`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.MapToMachineUser uint32:5`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.MapToMachineUser uint32:700000`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.KillMachine string:${NAME} string:bogus int32:9`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1/machine/nope org.freedesktop.machine1.Machine.Terminate`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.machine1.Manager.Nope`,
+  `! --dest=org.freedesktop.machine1 /org/freedesktop/machine1 org.freedesktop.DBus.Properties.Get string:org.freedesktop.machine1.Manager string:Nope`,
+  `call ${P} org.freedesktop.machine1.Machine Kill si bogus 9`,
+];
+
+/** Runs every call with `busctl ARGS`, printing a header, the output and the exit status of each. */
+const LOOP = `
+while IFS= read -r line; do
+  echo "=== $line"
+  line=\${line//@LEADER@/$LEADER}
+  if [[ $line == '~'* ]]; then
+    setpriv --reuid=berth-test --regid=berth-test --clear-groups busctl --no-pager $BUSCTL_ARGS \${line:1} 2>&1 || echo "[exit $?]"
+  elif [[ $line == '!'* ]]; then
+    dbus-send $DBUS_SEND_ARGS --print-reply \${line:1} 2>&1 || echo "[exit $?]"
+  else
+    busctl --no-pager $BUSCTL_ARGS $line 2>&1 || echo "[exit $?]"
+  fi
+done <"$CALLS"
+`;
+
+describe.skipIf(!!why)('D-Bus differential: berthd and systemd-machined 257', () => {
+  let t: BerthdOnBus;
+  let leader: ChildProcess;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync('/var/tmp/berth-dbusdiff-');
+    writeFileSync(join(dir, 'calls'), CALLS.join('\n') + '\n');
+    writeFileSync(join(dir, 'loop.sh'), LOOP);
+    t = await berthdOnBus('dbusdiff');
+    leader = await t.register(NAME, { rootDirectory: '/', service: 'test' }, `machine-${NAME}.scope`);
+  }, 60_000);
+
+  afterAll(async () => {
+    await t?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function againstMachined(): Promise<string> {
+    const script = `
+set -e
+mount -t tmpfs tmpfs /run/systemd
+mount -t tmpfs tmpfs /run/dbus
+mkdir -p /var/tmp/berth-reference/state && mount -t tmpfs tmpfs /var/tmp/berth-reference/state
+mkdir -p /run/systemd/system
+bash ${REFERENCE_SCRIPT} machined start >/dev/null 2>&1
+sleep 3600 & L=$!
+bash ${REFERENCE_SCRIPT} scope ${NAME} $L >/dev/null
+bash ${REFERENCE_SCRIPT} run varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register "{\\"name\\":\\"${NAME}\\",\\"class\\":\\"container\\",\\"leader\\":$L,\\"rootDirectory\\":\\"/\\",\\"service\\":\\"test\\"}" >/dev/null
+LEADER=$L BUSCTL_ARGS= DBUS_SEND_ARGS=--system CALLS=${join(dir, 'calls')} bash ${join(dir, 'loop.sh')} || true
+kill $L
+bash ${REFERENCE_SCRIPT} machined stop >/dev/null 2>&1 || true
+`;
+    const r = await run(['unshare', '-m', '--propagation', 'private', 'bash', '-c', script], { timeoutMs: 120_000 });
+    return r.stdout;
+  }
+
+  async function againstBerthd(): Promise<string> {
+    const r = await run(['bash', join(dir, 'loop.sh')], {
+      env: { ...process.env, LEADER: String(leader.pid), BUSCTL_ARGS: `--address=${t.bus.address}`, DBUS_SEND_ARGS: `--bus=${t.bus.address}`, CALLS: join(dir, 'calls') },
+      timeoutMs: 120_000,
+    });
+    return r.stdout;
+  }
+
+  /** Per call: pids and times replaced, list entries sorted (machined lists in hash order). */
+  function normalise(out: string): Map<string, string> {
+    const calls = new Map<string, string>();
+    for (const block of out.split(/^=== /m).slice(1)) {
+      const nl = block.indexOf('\n');
+      let text = block.slice(nl + 1);
+      text = text.replace(/"data":\[\[(.*)\]\]/, (_m, inner: string) => `"data":[[${inner.split('],[').map((e) => e.replace(/^\[|\]$/g, '')).sort().join('],[')}]]`);
+      // busctl 252 allows interactive authorization; machined, finding no polkit, then answers "Interactive
+      // authentication required". berth has no polkit and never will ask: it refuses with AccessDenied.
+      text = text.replace('Interactive authentication required.', 'Access denied');
+      text = text.replace(/\bPID \d+\b/g, 'PID N').replace(/\bu \d{3,}\b/g, 'u N');
+      calls.set(block.slice(0, nl), text);
+    }
+    return calls;
+  }
+
+  it('answers every call as machined does', async () => {
+    const theirs = normalise(await againstMachined());
+    const ours = normalise(await againstBerthd());
+    expect(theirs.size).toBe(CALLS.length);
+    // Both sides really answered (not two empty outputs).
+    expect(theirs.get(`call ${M} GetMachine s nope`)).toContain("No machine 'nope' known");
+    expect(theirs.get(`call --json=short ${M} ListMachines`)).toContain(`"${NAME}","container","test"`);
+    expect(theirs.get(`~call ${M} GetMachine s ${NAME}`)).toContain('o "/org/freedesktop/machine1/machine/');
+    expect(theirs.get(`~call ${M} TerminateMachine s ${NAME}`)).toContain('Access denied');
+    const differ = [...theirs].filter(([call, answer]) => ours.get(call) !== answer).map(([call, answer]) => ({ call, machined: answer, berthd: ours.get(call) }));
+    expect(differ).toEqual([]);
+  }, 180_000);
+});
