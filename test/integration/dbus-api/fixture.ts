@@ -20,6 +20,8 @@ export const POLICY = join(REPO, 'units/dbus/org.freedesktop.machine1.conf');
 
 export interface SystemBus {
   address: string;
+  /** The dbus-daemon's pid (tests stop it with SIGSTOP to stall the bus). */
+  pid: number;
   socketPath: string;
   dir: string;
   stop(): Promise<void>;
@@ -74,10 +76,12 @@ export async function startSystemBus({ serviceDir }: { serviceDir?: string } = {
   );
   return {
     address,
+    pid: child.pid!,
     socketPath,
     dir,
     async stop() {
       if (child.exitCode === null) {
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
         await exited(child, 5000).catch(() => undefined);
       }

@@ -11,6 +11,7 @@ import { connectBus, getNameOwner } from '../../../src/dbus/index.js';
 import { REPO } from '../../helpers/generated.js';
 import { exited, tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
+import { varlinkCall } from '../../helpers/call-once.js';
 import { BERTHD, busctl, removeCgroups, scopeLeader, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (cgroups, bus policy)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
@@ -62,6 +63,49 @@ describe.skipIf(!!why)('berthd on and off the bus', () => {
       c.close();
     }
     expect(auto.exitCode).toBe(null);
+  });
+
+  it('a stalled bus delays no Varlink or userdb answer, at start or later', async () => {
+    const bus = await startSystemBus();
+    buses.push(bus);
+    const timed = async (runtime: string, userdbService: string) => {
+      const t0 = performance.now();
+      const list = await varlinkCall(join(runtime, 'systemd/machine/io.systemd.Machine'), 'io.systemd.Machine.List', { name: '.host' }, 2000);
+      expect(list).toMatchObject({ name: '.host' });
+      const user = await varlinkCall(join(runtime, 'systemd/userdb', userdbService), 'io.systemd.UserDatabase.GetUserRecord', { service: userdbService, userName: 'root' }, 2000).catch((e) => e);
+      expect(String(user.error ?? user)).toMatch(/NoRecordFound/);
+      return performance.now() - t0;
+    };
+    // Stalled while berthd starts: it serves Varlink at once, the bus handshake waits in the background.
+    process.kill(bus.pid, 'SIGSTOP');
+    let first: ChildProcess | undefined;
+    try {
+      const runtime = runtimeDir();
+      first = berthd(runtime, { DBUS_SYSTEM_BUS_ADDRESS: bus.address }, ['--dbus=auto']);
+      const service = `io.berth.dbuslife.${process.pid}`;
+      await waitFor(() => existsSync(join(runtime, 'systemd/userdb', service)), 'berthd to listen', { timeoutMs: 30_000 });
+      expect(await timed(runtime, service)).toBeLessThan(1000);
+    } finally {
+      process.kill(bus.pid, 'SIGCONT');
+      // Once the bus runs again the first berthd takes the name: stop it for the second part.
+      first?.kill('SIGTERM');
+      if (first) await exited(first, 10_000);
+    }
+    // Stalled while berthd owns the name, with a D-Bus call waiting on the bus.
+    const runtime = runtimeDir();
+    children.push(await startBerthd(runtime, bus));
+    const conn = await connectBus({ address: bus.address });
+    process.kill(bus.pid, 'SIGSTOP');
+    try {
+      const pending = conn.call({ destination: 'org.freedesktop.machine1', path: '/org/freedesktop/machine1', interface: 'org.freedesktop.machine1.Manager', member: 'ListMachines' });
+      pending.catch(() => undefined);
+      expect(await timed(runtime, `io.berth.dbus.${process.pid}`)).toBeLessThan(1000);
+      process.kill(bus.pid, 'SIGCONT');
+      expect((await pending).body[0]).toContainEqual(['.host', 'host', '', '/org/freedesktop/machine1/machine/_2ehost']);
+    } finally {
+      process.kill(bus.pid, 'SIGCONT');
+      conn.close();
+    }
   });
 
   it('idle exit gives org.freedesktop.machine1 up', async () => {
