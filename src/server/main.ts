@@ -28,7 +28,8 @@ const USAGE = `Usage: berthd [OPTIONS]
                            default /etc/berth/machines and RUNTIME/berth/machines)
   --dbus=auto|yes|no       serve org.freedesktop.machine1 on the system bus
                            (DBUS_SYSTEM_BUS_ADDRESS or /run/dbus/system_bus_socket):
-                           auto when one is reachable (default), yes or fail, no
+                           auto when one is reachable (default), yes or fail, no;
+                           BERTH_DBUS in the environment sets the default
   --version                print the version
   -h, --help               show this help
 `;
@@ -67,7 +68,7 @@ export function parseOptions(argv: string[]): DaemonOptions | { exit: number; ou
   }
   const service = v['userdb-service'] ?? DEFAULT_USERDB_SERVICE;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(service)) return { exit: 2, output: `berthd: invalid --userdb-service '${service}'\n` };
-  const dbus = v.dbus ?? 'auto';
+  const dbus = v.dbus ?? process.env.BERTH_DBUS ?? 'auto';
   if (dbus !== 'auto' && dbus !== 'yes' && dbus !== 'no') return { exit: 2, output: `berthd: invalid --dbus '${dbus}' (auto, yes or no)\n` };
   return {
     dbus,

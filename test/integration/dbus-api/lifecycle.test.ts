@@ -52,7 +52,7 @@ describe.skipIf(!!why)('berthd on and off the bus', () => {
     expect(await exited(yes, 30_000)).toBe(1);
 
     const runtime = runtimeDir();
-    const auto = berthd(runtime, missing, []);
+    const auto = berthd(runtime, missing, ['--dbus=auto']);
     let log = '';
     auto.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor(() => log.includes('serving Varlink only'), 'the no-bus note', { timeoutMs: 30_000 });
