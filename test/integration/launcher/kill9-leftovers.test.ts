@@ -194,6 +194,27 @@ describe.skipIf(!!why)('berth-spawn killed with SIGKILL', () => {
     expect(leftovers(scratch.rt, live)).toEqual([]);
   });
 
+  it('berthctl cleanup unmounts what is mounted below a dead run directory before removing it, and never deletes through a mount', async () => {
+    // berth-spawn mounts only in the container's own mount namespace; a mount left on the host's (say, propagated
+    // by a tool) must still not take the tree with it. A record of a berth-spawn that is gone (no such pid).
+    const name = 'k9-mount';
+    const runDir = path.join(scratch.rt, 'berth/machines', name);
+    const tree = await scratch.tree('true');
+    fs.mkdirSync(path.join(runDir, 'root'), { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'launcher.json'), JSON.stringify({ name, kind: 'container', pid: 2 ** 22 + 1, starttime: 1, runDir }));
+    await execa('mount', ['--bind', tree.root, path.join(runDir, 'root')]);
+    try {
+      const c = await cleanup(name);
+      expect(c.exitCode, c.stderr).toBe(0);
+      expect(c.stdout).toContain(`removed leftover mount ${runDir}/root of a berth-spawn that ended (pid ${2 ** 22 + 1})`);
+      expect(c.stdout).toContain(`removed leftover run directory ${runDir}`);
+      expect(fs.existsSync(runDir)).toBe(false);
+      expect(fs.existsSync(path.join(tree.root, 'init.sh'))).toBe(true);
+    } finally {
+      await execa('umount', [path.join(runDir, 'root')], { reject: false });
+    }
+  });
+
   it('berthctl cleanup refuses a name that is not a machine name (exit 2)', async () => {
     const r = await cleanup('no/slash');
     expect(r.exitCode).toBe(2);
