@@ -29,6 +29,10 @@ Machines:
                              A shell (or PATH) in the machine on a new terminal
                              (--uid USER, -E VAR=VALUE; ^]^]^] leaves)
   login NAME                 The machine's login prompt on a new terminal
+  cleanup [NAME…]            Remove what berth-spawn left of machines it no longer runs
+                             (killed outright): links, scopes, mounts, run directories,
+                             locks, leases (--dry-run: only print; --kill: also stop
+                             processes left without their berth-spawn)
 
 Machines from configuration files (NAME.berth, see README):
   start NAME…                Start machines under their own supervisor
@@ -80,9 +84,11 @@ const OPTIONS = {
     collect: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     timeout: { type: 'string' },
+    kill: { type: 'boolean' },
     graceful: { type: 'string', multiple: true },
     uid: { type: 'string' },
   setenv: { type: 'string', short: 'E', multiple: true },
+  'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
 } as const;
@@ -170,6 +176,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const runtime = v['runtime-dir'] ?? process.env.BERTH_RUNTIME_DIR ?? DEFAULT_RUNTIME_DIR;
   const address = v.address ?? `unix:${machineSocketPath(runtime)}`;
+  if (verb === 'cleanup') {
+    const { cleanupVerb } = await import('./cleanup-verb.js');
+    return cleanupVerb(rest, { runtimeDir: runtime, ...(json ? { json } : {}), dryRun: v['dry-run'] ?? false, kill: v.kill ?? false });
+  }
   if (SHELL_VERBS.has(verb)) {
     return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
   }

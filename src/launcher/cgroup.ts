@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cgroupTreePids, detectCgroupLayout, machineScopeDirs, type CgroupHierarchy } from '../domain/cgroup-paths.js';
 import { machineScopeUnit } from '../domain/unit-names.js';
+import { markScope } from '../domain/scope-mark.js';
 
 export class Scope {
   readonly paths: string[];
@@ -29,8 +30,11 @@ export class Scope {
     return [...new Set(this.paths.flatMap((p) => cgroupTreePids(p)))];
   }
 
-  /** Create the slice and the scope; delegate the scope to the container's root (owner uid/gid). */
-  create(owner?: { uid: number; gid: number }): void {
+  /**
+   * Create the slice and the scope, marked as made by `mark` (launch-record.ts) so that leftovers are known to be
+   * berth's; delegate the scope to the container's root (owner uid/gid).
+   */
+  create(mark?: string, owner?: { uid: number; gid: number }): void {
     if (this.paths.length === 0) throw new Error('no cgroup hierarchy mounted (need cgroup2 or name=systemd)');
     for (const p of this.paths) {
       if (fs.existsSync(p)) throw new Error(`cgroup ${p} already exists: a machine of that name is running or was not cleaned up`);
@@ -38,6 +42,7 @@ export class Scope {
     for (const p of this.paths) {
       fs.mkdirSync(path.dirname(p), { recursive: true });
       fs.mkdirSync(p);
+      if (mark) markScope(p, mark);
       if (owner) {
         fs.chownSync(p, owner.uid, owner.gid);
         for (const f of ['cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads', 'tasks']) {
@@ -49,26 +54,34 @@ export class Scope {
 
   /** SIGKILL everything inside (cgroup.kill where the kernel has it, else each PID). */
   killAll(): void {
-    for (const p of this.paths) {
-      try { fs.writeFileSync(path.join(p, 'cgroup.kill'), '1'); } catch { /* v1 or old kernel */ }
-    }
-    for (const pid of this.pids()) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
+    for (const p of this.paths) killCgroupTree(p);
   }
 
   /** Remove the scope depth-first (a payload systemd creates its own sub-cgroups). Returns false if busy. */
   remove(): boolean {
-    let ok = true;
-    const rm = (dir: string): void => {
-      let entries: fs.Dirent[];
-      try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
-      for (const e of entries) if (e.isDirectory()) rm(path.join(dir, e.name));
-      try { fs.rmdirSync(dir); } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') ok = false;
-      }
-    };
-    for (const p of this.paths) rm(p);
-    return ok;
+    return this.paths.map(removeCgroupTree).every(Boolean);
   }
+}
+
+/** SIGKILL every process in a cgroup directory and below it. */
+export function killCgroupTree(dir: string): void {
+  try { fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1'); } catch { /* v1 or old kernel */ }
+  for (const pid of cgroupTreePids(dir)) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+/** Remove a cgroup directory and those below it, deepest first; false when one is busy (true when gone already). */
+export function removeCgroupTree(dir: string): boolean {
+  let ok = true;
+  const rm = (d: string): void => {
+    let entries: fs.Dirent[];
+    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) if (e.isDirectory()) rm(path.join(d, e.name));
+    try { fs.rmdirSync(d); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') ok = false;
+    }
+  };
+  rm(dir);
+  return ok;
 }

@@ -41,8 +41,11 @@ export function hostIfName(machineName: string): { name: string; altName?: strin
 
 export interface Veth { hostName: string; hostIndex: number; hostMac: string; containerMac: string }
 
-/** Create the pair with `ip` and move `host0` into the network namespace of `pid`. */
-export async function setupVeth(machineName: string, pid: number): Promise<Veth> {
+/**
+ * Create the pair with `ip` and move `host0` into the network namespace of `pid`. The host side gets `alias`
+ * (berth-spawn's mark, launch-record.ts) as it is brought up, so a leftover link is known to be berth's.
+ */
+export async function setupVeth(machineName: string, pid: number, alias: string): Promise<Veth> {
   const mid = hostMachineId();
   const { name, altName } = hostIfName(machineName);
   const hostMac = deriveMac(machineName, 'host', mid);
@@ -51,7 +54,7 @@ export async function setupVeth(machineName: string, pid: number): Promise<Veth>
   await execa('ip', ['link', 'add', name, 'address', hostMac, 'type', 'veth',
     'peer', 'name', 'host0', 'address', containerMac, 'netns', String(pid)]);
   if (altName) await execa('ip', ['link', 'property', 'add', 'dev', name, 'altname', altName], { reject: false });
-  await execa('ip', ['link', 'set', name, 'up']);
+  await execa('ip', ['link', 'set', name, 'up', 'alias', alias]);
   const hostIndex = Number(fs.readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
   return { hostName: name, hostIndex, hostMac, containerMac };
 }

@@ -15,7 +15,9 @@ import { Scope } from '../cgroup.js';
 import { allocateUidRange, treeBase, type UidLease } from '../uid-range.js';
 import { shiftTree } from '../ownership.js';
 import { NotifySocket } from '../notify.js';
-import { setupVeth, removeVeth, type Veth } from '../network.js';
+import { hostIfName, setupVeth, removeVeth, type Veth } from '../network.js';
+import { berthSpawnMark, LaunchRecord, vethAlias } from '../launch-record.js';
+import { clearLeftovers } from '../leftovers.js';
 import { Teardown, waitFor } from '../teardown.js';
 import { buildEnvironment, parseOsRelease } from './environment.js';
 import { containerMachineId, hostOsReleaseText, linkJournal, prepareHostDir, syncLocaltime, type Owner } from './host-dir.js';
@@ -24,7 +26,7 @@ import { stageArgv } from './stage1.js';
 import { DEVICE_NODES, stage0DevFstab, stage0Fstab, stage1Fstab, type TreeLayout } from './fstab.js';
 import { ContainerOptionError, type ContainerOptions } from './options.js';
 import { checkOptions, initArgv } from './tree-checks.js';
-import { lockName, lockTree, machinesDir } from './locks.js';
+import { lockName, lockTree, machinesDir, treeLockPath } from './locks.js';
 
 export interface Launched {
   child: Process;
@@ -90,15 +92,20 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   const trace = process.env.BERTH_TRACE === '1' ? (m: string): void => log(`+${(performance.now() - t0).toFixed(1)} ms ${m}`) : (): void => {};
   const root = checkOptions(o);
   lockName(o, t);
-  lockTree(root, o.name, o.runtimeDir, t);
+  // What an earlier berth-spawn of this machine left when it was killed (its name lock was free, so it ended).
+  await clearLeftovers(o.runtimeDir, o.name, 'container', log, (m) => new ContainerOptionError(m));
 
   const runDir = path.join(machinesDir(o.runtimeDir), o.name);
-  fs.rmSync(runDir, { recursive: true, force: true }); // leftovers of a launcher that died (the lock was free)
   fs.mkdirSync(runDir, { mode: 0o755 });
   t.add('remove the run directory', () => fs.rmSync(runDir, { recursive: true, force: true }));
+  // From here on, each part is noted in the record before it is made.
+  const record = LaunchRecord.create(runDir, o.name, 'container');
+  record.note({ treeLock: treeLockPath(root, o.runtimeDir) });
+  lockTree(root, o.name, o.runtimeDir, t);
 
   const scope = Scope.locate(o.name);
   if (scope.exists()) {
+    // Not berth-spawn's (its own leftovers are gone by now): an empty one is in the way, a busy one is a machine.
     if (scope.pids().length) throw new ContainerOptionError(`machine '${o.name}' is already running (its cgroup ${scope.paths[0]} has processes)`);
     scope.remove();
   }
@@ -106,6 +113,7 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   trace('checked, locked');
   const lease = allocateUidRange({ machineName: o.name, root, spec: o.privateUsers, runtimeDir: o.runtimeDir });
   if (lease) t.add('release the UID range', () => lease.release());
+  if (lease) record.note({ uidLease: lease.base });
   if (lease) assertSearchable(runDir);
   // The user namespace comes up while the rest is prepared.
   const holder = lease ? startHolder(t) : undefined;
@@ -129,7 +137,8 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   const con = Console.open(owner, o.consoleOutput ?? process.stdout);
   t.add('close the console', () => con.close());
 
-  scope.create(lease ? owner : undefined);
+  record.note({ scope: scope.paths });
+  scope.create(berthSpawnMark(o.runtimeDir), lease ? owner : undefined);
   t.add('remove the cgroup scope', async () => {
     scope.killAll();
     await waitFor(() => scope.pids().length === 0, 5000, 'the scope to empty');
@@ -225,7 +234,8 @@ export async function launchContainer(o: ContainerOptions, t: Teardown, log: Log
   let veth: Veth | undefined;
   if (o.networkVeth) {
     try {
-      veth = await setupVeth(o.name, leader);
+      record.note({ veth: hostIfName(o.name).name });
+      veth = await setupVeth(o.name, leader, vethAlias(o.runtimeDir, o.name));
       const name = veth.hostName;
       t.add('remove the veth pair', () => removeVeth(name));
       sync.write('go\n');

@@ -23,16 +23,20 @@ export function lockName(o: ContainerOptions, t: Teardown): void {
   t.add('release the name lock', () => { fs.rmSync(p, { force: true }); fs.closeSync(fd); });
 }
 
+/** The lock file of a tree, RUNTIME/berth/tree-locks/DEV-INO. */
+export function treeLockPath(root: string, runtimeDir: string): string {
+  const st = fs.statSync(root);
+  return path.join(berthRuntimeDir(runtimeDir, 'tree-locks'), `${st.dev}-${st.ino}`);
+}
+
 /**
  * One machine per tree at a time (nspawn locks its images too): a second launch on the same directory
  * would shift its ownership under the first. The lock is keyed by device and inode, so any path to the
  * tree finds it.
  */
 export function lockTree(root: string, name: string, runtimeDir: string, t: Teardown): void {
-  const st = fs.statSync(root);
-  const dir = berthRuntimeDir(runtimeDir, 'tree-locks');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const p = path.join(dir, `${st.dev}-${st.ino}`);
+  const p = treeLockPath(root, runtimeDir);
+  fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
   const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   if (!tryLock(fd)) {
     let holder = '';

@@ -24,6 +24,8 @@ import {
 import { claimRunDir, ephemeralSshKey, firmwareBoot, mergeInitrds } from './run-dir.js';
 import { RunningVm, VmLaunchError, describeExit, type VmExit } from './running.js';
 import { VmScope } from './scope.js';
+import { berthSpawnMark, type LaunchRecord } from '../launch-record.js';
+import { detectCgroupLayout, machineScopeDirs } from '../../domain/cgroup-paths.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
 import { registerMachine, type Registration } from '../registry-client.js';
 import { machineSocketPath } from '../../domain/runtime-paths.js';
@@ -56,6 +58,8 @@ interface Launch {
   readonly name: string;
   readonly host: HostPlan;
   readonly runDir: string;
+  /** what this launcher made, noted before each part is made (launch-record.ts) */
+  readonly record: LaunchRecord;
   readonly t: Teardown;
   /** SMBIOS type 11 strings for the guest, in the order qemu passes them */
   readonly smbios: string[];
@@ -73,8 +77,8 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
 
   const t = new Teardown();
   try {
-    const runDir = claimRunDir(o.runtimeDir, name, t);
-    const l: Launch = { o, io, s, env, name, host, runDir, t, smbios: [...credentials.map(credentialString), ...o.smbios11] };
+    const { runDir, record } = await claimRunDir(o.runtimeDir, name, t, (m) => io.info(m));
+    const l: Launch = { o, io, s, env, name, host, runDir, record, t, smbios: [...credentials.map(credentialString), ...o.smbios11] };
     const firmware = fwDesc ? prepareFirmware(l, fwDesc) : undefined;
     const vsockCid = host.vsock ? (o.vsockCid ?? cidFromName(name)) : undefined;
     const sshPrivateKeyPath = await passSshKey(l, vsockCid);
@@ -162,7 +166,9 @@ async function listenQmp(l: Launch): Promise<{ connection: Promise<Socket> }> {
 function createScope(l: Launch): VmScope {
   let scope: VmScope;
   try {
-    scope = VmScope.create(l.name);
+    const hierarchies = detectCgroupLayout().hierarchies;
+    l.record.note({ scope: machineScopeDirs(l.name, hierarchies) });
+    scope = VmScope.create(l.name, hierarchies, berthSpawnMark(l.o.runtimeDir));
   } catch (e) {
     throw new VmLaunchError(`cannot create the scope of machine ${l.name}: ${(e as Error).message}`);
   }

@@ -1,34 +1,26 @@
 // The VM's run directory, RUNTIME/berth/vm/NAME, and what the launch puts there before qemu starts: the
-// directory itself (which doubles as the "already running" lock, with the launcher's pid), the firmware's
+// directory itself (which doubles as the "already running" lock, with the launcher's pid and launch record), the firmware's
 // NVRAM copy, the ephemeral SSH key, and the merged initrd.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { processExists } from '../../domain/process.js';
 import { berthRuntimeDir } from '../../domain/runtime-paths.js';
 import type { Teardown } from '../teardown.js';
+import { LaunchRecord } from '../launch-record.js';
+import { clearLeftovers } from '../leftovers.js';
 import type { FirmwareDescriptor } from './firmware.js';
 import type { FirmwareBoot } from './qemu.js';
 import { VmLaunchError } from './running.js';
 
 /**
- * Takes the run directory of machine `name` (a stale one, whose launcher is gone, is removed first) and
- * writes our pid into it; the teardown removes it. Refuses while another launcher runs or starts the machine.
+ * Takes the run directory of machine `name` (what an ended launcher of it left is removed first, one line each on
+ * `log`), writes our pid and launch record into it, and returns both; the teardown removes it. Refuses while
+ * another launcher runs or starts the machine.
  */
-export function claimRunDir(runtimeDir: string, name: string, t: Teardown): string {
+export async function claimRunDir(runtimeDir: string, name: string, t: Teardown, log: (line: string) => void): Promise<{ runDir: string; record: LaunchRecord }> {
   const runDir = join(berthRuntimeDir(runtimeDir, 'vm'), name);
-  const pidFile = join(runDir, 'pid');
-  if (existsSync(runDir)) {
-    let pid = 0;
-    try {
-      pid = Number(readFileSync(pidFile, 'utf8'));
-    } catch {
-      // no pid file
-    }
-    if (pid > 0 && processExists(pid)) throw new VmLaunchError(`machine ${name} is already running (launcher pid ${pid})`);
-    rmSync(runDir, { recursive: true, force: true });
-  }
+  await clearLeftovers(runtimeDir, name, 'vm', log, (m) => new VmLaunchError(m));
   mkdirSync(berthRuntimeDir(runtimeDir, 'vm'), { recursive: true, mode: 0o755 });
   try {
     mkdirSync(runDir, { mode: 0o700 });
@@ -37,8 +29,8 @@ export function claimRunDir(runtimeDir: string, name: string, t: Teardown): stri
     throw e;
   }
   t.add('remove the run directory', () => rmSync(runDir, { recursive: true, force: true }));
-  writeFileSync(pidFile, String(process.pid));
-  return runDir;
+  writeFileSync(join(runDir, 'pid'), String(process.pid));
+  return { runDir, record: LaunchRecord.create(runDir, name, 'vm') };
 }
 
 /** The firmware boot of a descriptor, with a private copy of its NVRAM template (the guest writes its variables there). */

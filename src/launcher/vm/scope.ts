@@ -10,12 +10,13 @@ export class VmScope {
   private constructor(private readonly scope: Scope | undefined) {}
 
   /** Creates the scope; without any cgroup hierarchy (unprivileged, exotic hosts) the VM runs unscoped. */
-  static create(machine: string, hierarchies: readonly CgroupHierarchy[] = detectCgroupLayout().hierarchies): VmScope {
+  /** `mark`: berth-spawn's mark for the scope directories (launch-record.ts), so a leftover is known to be berth's. */
+  static create(machine: string, hierarchies: readonly CgroupHierarchy[] = detectCgroupLayout().hierarchies, mark?: string): VmScope {
     if (hierarchies.length === 0) return new VmScope(undefined);
     const s = Scope.locate(machine, hierarchies);
     // an empty scope left by a launcher that was killed outright is stale: take it over
     if (s.exists() && s.pids().length === 0) s.remove();
-    s.create();
+    s.create(mark);
     return new VmScope(s);
   }
 
