@@ -350,3 +350,12 @@ export function useFixture(
     },
   };
 }
+
+/** A state file's lines (RUNTIME/systemd/machines/NAME) with the registration time zeroed. */
+export function stateFile(dir: string, name: string): string[] {
+  const p = join(dir, name);
+  if (!existsSync(p)) return [`(no ${p})`];
+  return readFileSync(p, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/^(REALTIME|MONOTONIC)=\d+$/, '$1=0'));
+}

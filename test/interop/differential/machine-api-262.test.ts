@@ -29,11 +29,10 @@
 // whom and no signal (berth's Varlink layer reports the missing signal first; 262 the whom). Not io.systemd.Machine but the Varlink layer: 262 sends no `parameters` for an error without any
 // and adds `origin`/`errnoName` to io.systemd.System; compare.ts compares both sides in 257's form.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asVarlink257, Comparison, err, invalid, type Step } from './compare.js';
-import { Pair, useFixture, type Leader } from './fixture.js';
+import { Pair, stateFile, useFixture, type Leader } from './fixture.js';
 import { waitFor } from '../../helpers/wait.js';
 
 let pair: Pair;
@@ -70,15 +69,6 @@ const { staticSkip, need } = useFixture(
 
 const call = (method: string, parameters: object, more = false) => ({ method: `io.systemd.Machine.${method}`, parameters, ...(more ? { more } : {}) });
 const raw = (method: string, parameters: string) => `{"method":"io.systemd.Machine.${method}","parameters":${parameters}}`;
-
-/** A state file's lines with the registration time zeroed. */
-function stateFile(dir: string, name: string): string[] {
-  const p = join(dir, name);
-  if (!existsSync(p)) return [`(no ${p})`];
-  return readFileSync(p, 'utf8')
-    .split('\n')
-    .map((l) => l.replace(/^(REALTIME|MONOTONIC)=\d+$/, '$1=0'));
-}
 
 /**
  * Registers `name` from a short-lived process of its own (node, one message), which then exits: its

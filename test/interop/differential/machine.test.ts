@@ -21,7 +21,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Comparison, err, errno, invalid, type Step } from './compare.js';
-import { Pair, useFixture, type Leader } from './fixture.js';
+import { Pair, stateFile, useFixture, type Leader } from './fixture.js';
 import { waitFor } from '../../helpers/wait.js';
 import { cannotOpenPty, openPty } from '../../helpers/open-pty.js';
 
@@ -72,15 +72,6 @@ const { staticSkip, need } = useFixture('m', 'io.systemd.Machine', {
 
 /** The scope berth allocates for N.au: systemd's unit-name escaping turns "-" into "\x2d". */
 const auUnit = () => `machine-${N.au!.replace(/-/g, '\\x2d')}.scope`;
-
-/** A state file's lines with the registration time zeroed. */
-function stateFile(dir: string, name: string): string[] {
-  const p = join(dir, name);
-  if (!existsSync(p)) return [`(no ${p})`];
-  return readFileSync(p, 'utf8')
-    .split('\n')
-    .map((l) => l.replace(/^(REALTIME|MONOTONIC)=\d+$/, '$1=0'));
-}
 
 /** The keys berth writes beyond what 257 writes (262 writes them all, UID=0 and VSOCK_CID=4294967295 included). */
 function withoutNewerKeys(lines: string[]): string[] {
