@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# reference-tools.sh: upstream systemd 257 (Debian 13 "trixie" builds) next to Debian 12's own systemd 252,
-# for interop, differential and benchmark tests. Nothing on the host is replaced: the packages are unpacked
+# reference-tools.sh: upstream systemd 257 (Debian 13 "trixie" builds) and 262 (Debian "sid" builds) next to
+# Debian 12's own systemd 252, for interop, differential and benchmark tests. Nothing on the host is replaced: the packages are unpacked
 # into a private folder and each binary is started through the dynamic loader that came with them.
 #
 #   scripts/reference-tools.sh install              fetch and unpack (idempotent; fast when already there)
 #   scripts/reference-tools.sh run TOOL [ARG...]    run TOOL (varlinkctl, userdbctl, machinectl,
 #                                                   systemd-nspawn, systemd-machined, ...) from the folder
-#   scripts/reference-tools.sh machined start       start the real systemd-machined 257 (and a system
+#   scripts/reference-tools.sh machined start       start the real systemd-machined of the suite (and a system
 #                                                   dbus-daemon when none answers); it listens on
 #                                                   /run/systemd/machine/io.systemd.{Machine,MachineImage}
 #                                                   and /run/systemd/userdb/io.systemd.Machine
 #   scripts/reference-tools.sh machined stop        stop what "machined start" started (only that)
-#   scripts/reference-tools.sh machined status      say whether a machined answers, exit 0 if so
+#   scripts/reference-tools.sh machined status      say whether a machined answers (product and version),
+#                                                   exit 0 if so
 #   scripts/reference-tools.sh scope NAME PID       move PID into machine.slice/machine-NAME.scope in every
 #                                                   cgroup hierarchy (machined wants a unit-shaped cgroup)
 #   scripts/reference-tools.sh path                 print the folder the packages are unpacked into
 #
-# Environment: BERTH_REFERENCE_ROOT (default /var/tmp/berth-reference), BERTH_REFERENCE_SUITE (trixie).
+# Environment: BERTH_REFERENCE_SUITE (trixie: systemd 257; sid: systemd 262), BERTH_REFERENCE_ROOT (default
+# /var/tmp/berth-reference for trixie, /var/tmp/berth-reference-SUITE for any other suite, so that the
+# versions live side by side and each install is idempotent on its own).
 # Needs root and Debian's package archive. These tools are used by tests only; they are never shipped.
 set -euo pipefail
 
-ROOT=${BERTH_REFERENCE_ROOT:-/var/tmp/berth-reference}
 SUITE=${BERTH_REFERENCE_SUITE:-trixie}
+if [[ $SUITE == trixie ]]; then ROOT=${BERTH_REFERENCE_ROOT:-/var/tmp/berth-reference}
+else ROOT=${BERTH_REFERENCE_ROOT:-/var/tmp/berth-reference-$SUITE}; fi
 TREE=$ROOT/tree
 STATE=$ROOT/state
 MACHINE_SOCKET=/run/systemd/machine/io.systemd.Machine
@@ -137,6 +141,12 @@ varlink_product() {
   awk -F': *' '$1 ~ /Product/ { print $2; exit }' <<<"$out"
 }
 
+# The Version line of GetInfo (e.g. "262 (262.1-1)" for machined 262); empty when it cannot be read.
+varlink_version() {
+  timeout 5 "$(loader)" --library-path "$(library_path)" "$(find_tool varlinkctl)" info "$1" 2>/dev/null |
+    awk -F': *' '$1 ~ /Version/ { print $2; exit }'
+}
+
 bus_answers() {
   [[ -S $DBUS_SOCKET ]] && timeout 5 dbus-send --system --print-reply --dest=org.freedesktop.DBus \
     /org/freedesktop/DBus org.freedesktop.DBus.GetId >/dev/null 2>&1
@@ -158,7 +168,7 @@ start_bus() {
   mkdir -p /run/dbus
   # A bus that died leaves its pid file and socket behind, and dbus-daemon refuses to start over them.
   rm -f /run/dbus/pid "$DBUS_SOCKET"
-  # Our own config: the system bus's defaults plus the policies shipped with systemd 257, so that machined
+  # Our own config: the system bus's defaults plus the policies shipped with the suite's systemd, so that machined
   # may own org.freedesktop.machine1 even though Debian 12's systemd-container is not installed.
   cat >"$STATE/dbus-system.conf" <<EOF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
@@ -193,7 +203,7 @@ machined_start() {
   local _
   for _ in $(seq 200); do
     if [[ $(varlink_product "$MACHINE_SOCKET" || true) == *systemd-machined* ]]; then
-      say "systemd-machined 257 running (pid $(cat "$STATE/machined.pid")); log: $STATE/machined.log"
+      say "systemd-machined ($SUITE) running (pid $(cat "$STATE/machined.pid")); log: $STATE/machined.log"
       return 0
     fi
     alive "$STATE/machined.pid" || break
@@ -220,7 +230,8 @@ machined_stop() {
   if [[ -f $STATE/machined.pid ]]; then
     stop_pidfile "$STATE/machined.pid"
     # machined leaves its sockets behind; remove them so that clients do not find a dead service.
-    rm -f "$MACHINE_SOCKET" /run/systemd/machine/io.systemd.MachineImage /run/systemd/userdb/io.systemd.Machine
+    rm -f "$MACHINE_SOCKET" /run/systemd/machine/io.systemd.MachineImage /run/systemd/userdb/io.systemd.Machine \
+      /run/systemd/resolve.hook/io.systemd.Machine
   fi
   if [[ -f $STATE/dbus.pid ]]; then
     stop_pidfile "$STATE/dbus.pid"
@@ -234,7 +245,8 @@ cmd_machined() {
     stop) machined_stop ;;
     status)
       local product
-      if product=$(varlink_product "$MACHINE_SOCKET"); then echo "$product answers on $MACHINE_SOCKET"; else
+      if product=$(varlink_product "$MACHINE_SOCKET"); then
+        echo "$product $(varlink_version "$MACHINE_SOCKET") answers on $MACHINE_SOCKET"; else
         echo "nothing answers on $MACHINE_SOCKET"; exit 1; fi ;;
     *) die "usage: machined start|stop|status" ;;
   esac
@@ -255,7 +267,7 @@ cmd_scope() {
   [[ $placed == 1 ]] || die "no writable cgroup hierarchy found under /sys/fs/cgroup"
 }
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 case ${1:-} in
   install) cmd_install ;;

@@ -3,11 +3,12 @@
 # Idempotent and quick when everything is present. Steps:
 #   1. Debian packages the tests use (apt-get update only when something is missing)
 #   2. glibc NSS: "systemd" for passwd and group in /etc/nsswitch.conf; the unprivileged user berth-test
-#   3. upstream systemd 257 tools in a private folder (scripts/reference-tools.sh install)
+#   3. upstream systemd 257 and 262 tools, each in a private folder of its own (scripts/reference-tools.sh
+#      install, and the same with BERTH_REFERENCE_SUITE=sid)
 #   4. test root filesystems and the VM kernel/initramfs (scripts/rootfs.sh busybox vm debian; the
 #      Debian tree, for the real systemd container test, is skipped with BERTH_SETUP_DEBIAN=0)
 #   5. npm dependencies (npm ci when the lockfile changed), npm run build, the C load generator
-# Environment: BERTH_CACHE (default /var/tmp/berth-cache), BERTH_REFERENCE_ROOT, BERTH_SETUP_DEBIAN=0.
+# Environment: BERTH_CACHE (default /var/tmp/berth-cache), BERTH_REFERENCE_ROOT (the 257 folder; 262 always goes to its default), BERTH_SETUP_DEBIAN=0.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -86,9 +87,11 @@ if ! getent passwd berth-test >/dev/null; then
 fi
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. upstream systemd 257 tools
+# 3. upstream systemd 257 (trixie) and 262 (sid) tools, side by side
 step "reference tools (systemd 257)"
-bash scripts/reference-tools.sh install
+BERTH_REFERENCE_SUITE=trixie bash scripts/reference-tools.sh install
+step "reference tools (systemd 262)"
+env -u BERTH_REFERENCE_ROOT BERTH_REFERENCE_SUITE=sid bash scripts/reference-tools.sh install
 
 # ---------------------------------------------------------------------------------------------------------
 # 4. test root filesystems, VM kernel and initramfs

@@ -4,7 +4,7 @@
  */
 import { VarlinkClient } from '../varlink/client.js';
 import { VarlinkError } from '../varlink/errors.js';
-import { IoSystemdMachine, type ListResult } from '../generated/io.systemd.Machine.js';
+import { IoSystemdMachine, type ListResult, type MachineClass } from '../generated/io.systemd.Machine.js';
 import { IoBerthMachine, type IdRange, type MachineInfo } from '../generated/io.berth.Machine.js';
 import { formatFields, formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
@@ -153,10 +153,10 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
       case 'terminate':
         return await eachMachine(args, 'Usage: berthctl terminate NAME…', 'terminate', (name) => m.Terminate({ name }));
       case 'kill': {
-        if (args.length === 0) throw new CliError('Usage: berthctl kill NAME… [--kill-whom=leader|all] [--signal=SIG]', EXIT.usage);
+        if (args.length === 0) throw new CliError('Usage: berthctl kill NAME… [--kill-whom=leader|supervisor|all] [--signal=SIG]', EXIT.usage);
         const signal = parseSignal(o.signal ?? 'SIGTERM');
         const whom = o.killWhom ?? 'all';
-        if (whom !== 'leader' && whom !== 'all') throw new CliError(`Invalid --kill-whom '${whom}'.`, EXIT.usage);
+        if (whom !== 'leader' && whom !== 'supervisor' && whom !== 'all') throw new CliError(`Invalid --kill-whom '${whom}'.`, EXIT.usage);
         return await eachMachine(args, '', 'kill', (name) => m.Kill({ name, whom, signal }));
       }
       case 'register': {
@@ -167,7 +167,8 @@ export async function machineVerb(verb: string, args: string[], o: MachineVerbOp
         try {
           await m.Register({
             name,
-            class: o.class ?? 'container',
+            // Any other word goes to berthd as typed, which refuses it with InvalidParameter.
+            class: (o.class ?? 'container') as MachineClass,
             leader,
             service: o.service ?? 'berthctl',
             ...(o.directory ? { rootDirectory: o.directory } : {}),
@@ -253,9 +254,11 @@ function statusText(m: ListResult, extra: MachineInfo | undefined): string {
   const fields: [string, string | string[] | undefined][] = [
     ['Since', timestamp(m.timestamp?.realtime)],
     ['Leader', m.leader ? String(m.leader.pid) : undefined],
+    ['Supervisor', m.supervisor ? String(m.supervisor.pid) : undefined],
     ['Service', `${m.service ?? '-'}; class ${m.class}`],
     ['Root', m.rootDirectory ?? undefined],
-    ['Unit', m.unit ?? undefined],
+    ['Unit', m.unit ? `${m.unit}${m.subgroup ? ` (subgroup ${m.subgroup})` : ''}` : undefined],
+    ['Control', m.controlAddress ?? undefined],
     ['OS', pretty],
     ['UID Shift', m.UIDShift === undefined || m.UIDShift === null ? undefined : String(m.UIDShift)],
     ['Address', (m.addresses ?? []).map(formatAddress)],
@@ -276,11 +279,14 @@ function showProperties(m: ListResult, extra: MachineInfo | undefined): string {
     ['Service', m.service ?? ''],
     ['Unit', m.unit ?? ''],
     ['Leader', m.leader?.pid ?? ''],
+    ['Supervisor', m.supervisor?.pid ?? ''],
+    ['Subgroup', m.subgroup ?? ''],
     ['RootDirectory', m.rootDirectory ?? ''],
     ['Timestamp', timestamp(m.timestamp?.realtime) ?? ''],
     ['TimestampMonotonic', m.timestamp?.monotonic ?? ''],
     ['VSockCid', m.vSockCid ?? ''],
     ['SSHAddress', m.sshAddress ?? ''],
+    ['ControlAddress', m.controlAddress ?? ''],
     ['UIDShift', m.UIDShift ?? ''],
     ['RegisteredBy', extra?.registeredBy ?? ''],
     ['Warnings', (extra?.warnings ?? []).join('; ')],

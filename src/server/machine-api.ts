@@ -73,18 +73,27 @@ export function listEntry(m: Machine): ListResult {
   if (m.service) out.service = m.service;
   if (m.rootDirectory) out.rootDirectory = m.rootDirectory;
   if (m.unit) out.unit = m.unit;
-  out.leader = { pid: m.leader.pid, ...(m.leader.pidfdId !== undefined ? { pidfdId: m.leader.pidfdId, bootId: bootId() } : {}) };
+  if (m.subgroup) out.subgroup = m.subgroup;
+  out.leader = processId(m.leader);
+  if (m.supervisor) out.supervisor = processId(m.supervisor);
   out.timestamp = { realtime: m.timestamp.realtime, monotonic: m.timestamp.monotonic };
   if (m.vSockCid !== undefined) out.vSockCid = m.vSockCid;
   if (m.sshAddress) out.sshAddress = m.sshAddress;
   if (m.sshPrivateKeyPath) out.sshPrivateKeyPath = m.sshPrivateKeyPath;
+  if (m.controlAddress) out.controlAddress = m.controlAddress;
   return out;
 }
+
+/** A leader or supervisor as a ProcessId: the boot ID only goes with a pidfd inode number, as in 262. */
+const processId = (p: { pid: number; pidfdId?: number }) => ({ pid: p.pid, ...(p.pidfdId !== undefined ? { pidfdId: p.pidfdId, bootId: bootId() } : {}) });
+
+/** 262 ends every entry, metadata included, with the registering UID. */
+const withUid = (out: ListResult, m: Machine): ListResult => ({ ...out, UID: m.registeredBy });
 
 /** Add addresses, OSRelease and UIDShift; with `yes` the first failure is thrown, with `graceful` skipped. */
 async function withMetadata(m: Machine, mode: AcquireMetadata): Promise<ListResult> {
   const out = listEntry(m);
-  if (mode === 'no') return out;
+  if (mode === 'no') return withUid(out, m);
   const take = <T>(r: Result<T>, set: (v: T) => void) => {
     if (r.ok) set(r.value);
     else if (mode === 'yes') throw toVarlinkError(r.error);
@@ -92,7 +101,7 @@ async function withMetadata(m: Machine, mode: AcquireMetadata): Promise<ListResu
   take(await machineAddresses(m), (v) => (out.addresses = v));
   take(machineOsRelease(m), (v) => (out.OSRelease = v));
   take(machineUidShift(m), (v) => (out.UIDShift = v));
-  return out;
+  return withUid(out, m);
 }
 
 
@@ -166,7 +175,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       }
       if (!call.more) throw new ExpectedMoreError();
       const machines = [...registry.list()];
-      if (mode === 'no') return new Replies(machines.map(listEntry), () => new NoSuchMachine());
+      if (mode === 'no') return new Replies(machines.map((m) => withUid(listEntry(m), m)), () => new NoSuchMachine());
       return new Replies(
         (async function* () {
           for (const m of machines) yield await withMetadata(m, mode);

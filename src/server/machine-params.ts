@@ -1,4 +1,4 @@
-// io.systemd.Machine's parameters read the way systemd-machined 257 reads them, into the registry's typed
+// io.systemd.Machine's parameters read the way systemd-machined 262 reads them (257's rules where 262 kept them), into the registry's typed
 // requests: one key at a time in the order the caller sent them, the first bad one reported as
 // InvalidParameter (test/unit/registry/validate.test.ts holds the observed vectors). Integers may come in
 // C notation (c-integers.ts); a name that is no machine name is reported after every other field of a
@@ -56,6 +56,27 @@ function readProcessId(v: unknown): ProcessRef | undefined {
   return ref;
 }
 
+/** An integer as a JSON number can carry one: from -2^63 up to below 2^64, integral (9.0 and 1e1 too). */
+const isWideInteger = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 64;
+
+/**
+ * 262 reads Register's deprecated `supervisor` and drops it: null, any string and any integer pass, other
+ * types (and fractions) are invalid.
+ */
+const isIgnoredSupervisor = (v: unknown): boolean => v === null || typeof v === 'string' || isWideInteger(v);
+
+/**
+ * The deprecated `supervisorProcessId` as 262 reads it before dropping it: an object of ProcessId keys only,
+ * with a `pid` that is a string or an integer, or null; `pidfdId` and `bootId` are not looked at.
+ */
+function isIgnoredSupervisorProcessId(v: unknown): boolean {
+  if (v === null) return true;
+  if (typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  if (Object.keys(o).some((k) => k !== 'pid' && k !== 'pidfdId' && k !== 'bootId')) return false;
+  return typeof o.pid === 'string' || isWideInteger(o.pid);
+}
+
 /** Returns the ProcessRef when `v` is a well-formed ProcessId object naming a registrable, existing process. */
 function checkProcessId(v: unknown, probe: ProcessProbe): ProcessRef | undefined {
   const ref = readProcessId(v);
@@ -63,7 +84,7 @@ function checkProcessId(v: unknown, probe: ProcessProbe): ProcessRef | undefined
 }
 
 /**
- * Check the parameters of a Register call the way machined 257 does, in the order of the caller's keys.
+ * Check the parameters of a Register call the way machined 262 does, in the order of the caller's keys.
  * The input is assumed to have passed IDL validation already, but is checked defensively anyway.
  * Returns the spec, or the first error. Conflicts with registered machines are the registry's business.
  */
@@ -133,6 +154,18 @@ export function validateRegistration(input: Record<string, unknown>, probe: Proc
         if (typeof v !== 'string' || !isAbsolutePath(v) || !isValidPath(v)) return bad(key);
         spec.sshPrivateKeyPath = v;
         break;
+      case 'controlAddress':
+        // A socket path, not an address URI: 262 refuses `unix:/…`, relative and unnormalized paths.
+        if (typeof v !== 'string' || !isAbsolutePath(v) || !isNormalizedPath(v)) return bad(key);
+        spec.controlAddress = v;
+        break;
+      case 'supervisor':
+        // The supervisor is the caller (see Registry.registerSpec); the value sent is only checked.
+        if (!isIgnoredSupervisor(v)) return bad(key);
+        break;
+      case 'supervisorProcessId':
+        if (!isIgnoredSupervisorProcessId(v)) return bad(key);
+        break;
       case 'allocateUnit':
       case 'allowInteractiveAuthentication':
         if (typeof v !== 'boolean') return bad(key);
@@ -199,16 +232,18 @@ export function validateLookup(
 
 export interface KillSpec extends LookupSpec {
   signal: number;
-  /** As sent; checked with parseKillWhom only after the machine was found, as machined does. */
+  /** Already checked by validateKill; parseKillWhom turns absent into `all`. */
   whom?: unknown;
 }
 
 /**
- * Check a Kill call's lookup fields and `signal` in key order (`whom` is checked later, by parseKillWhom; a bad
- * `name` after a missing signal, as in 257).
+ * Check a Kill call: `whom` first, wherever it stands (262 refuses a bad one before anything else, and null
+ * or "" too, which 257 took for `all`), then the lookup fields and `signal` in key order (a bad `name` after a
+ * missing signal, as in 257).
  */
 export function validateKill(input: Record<string, unknown>): Result<KillSpec> {
   const spec: KillSpec = { signal: 0 };
+  if ('whom' in input && !KILL_WHOM.includes(input.whom as KillWhom)) return fail({ invalidParameter: 'whom' });
   let haveSignal = false;
   let badName = false;
   for (const [key, v] of Object.entries(input)) {
@@ -230,10 +265,12 @@ export function validateKill(input: Record<string, unknown>): Result<KillSpec> {
   return ok(spec);
 }
 
-/** 257: `whom` is `leader` or `all`; absent, null or empty means `all`. */
+const KILL_WHOM: readonly KillWhom[] = ['leader', 'supervisor', 'all'];
+
+/** 262: `whom` is `leader`, `supervisor` or `all`, spelled exactly; absent means `all`. */
 export function parseKillWhom(v: unknown): Result<KillWhom> {
-  if (v === undefined || v === null || v === '') return ok('all');
-  if (v === 'leader' || v === 'all') return ok(v);
+  if (v === undefined) return ok('all');
+  if (KILL_WHOM.includes(v as KillWhom)) return ok(v as KillWhom);
   return fail({ invalidParameter: 'whom' });
 }
 

@@ -7,6 +7,7 @@ import { uidMaySignal } from '../../domain/process.js';
 import { signalLeader } from './leader.js';
 import type { CgroupLayout } from '../../domain/cgroup-paths.js';
 import { killScope } from './scope.js';
+import { signalSupervisor } from './supervisor.js';
 import type { Entry } from './machine-index.js';
 
 export interface TerminateOptions {
@@ -31,8 +32,9 @@ export function terminateMachine(e: Entry, o: TerminateOptions): Result<boolean>
   return ok(true);
 }
 
-/** Send `signal` to the leader, or to every process of the machine's unit. */
+/** Send `signal` to the leader, the supervisor, or every process of the machine's unit. */
 export function killMachine(e: Entry, whom: KillWhom, signal: number, cgroups: CgroupLayout, asUid?: number): Result<void> {
+  if (whom === 'supervisor') return signalSupervisor(e.machine.supervisor, signal, e.machine.timestamp.realtime, asUid);
   if (whom === 'leader') {
     if (asUid !== undefined && !uidMaySignal(asUid, e.leader.pid)) return fail({ errno: Errno.EPERM });
     const r = signalLeader(e.leader, signal);

@@ -62,6 +62,14 @@ export interface Timestamp {
   monotonic: number;
 }
 
+/** The process that registered a machine (machined 262's "supervisor"), as far as it can be told apart later. */
+export interface SupervisorInfo {
+  pid: number;
+  pidfdId?: number;
+  /** Field 22 of /proc/PID/stat, when read at registration. */
+  starttime?: number;
+}
+
 export interface Machine {
   name: string;
   /** 32 lowercase hex digits, absent when the client sent none (or all zeros). */
@@ -74,10 +82,16 @@ export interface Machine {
   vSockCid?: number;
   sshAddress?: string;
   sshPrivateKeyPath?: string;
+  /** Absolute path of the socket the machine's own io.systemd.MachineInstance service listens on. */
+  controlAddress?: string;
+  /** The caller of Register; absent for `.host` and when the caller's PID was unknown. */
+  supervisor?: SupervisorInfo;
   /** The unit the machine lives in, e.g. `machine-foo.scope` or `systemd-nspawn@foo.service`. */
   unit?: string;
   /** The cgroup path of that unit, relative to the hierarchy root (`/machine.slice/machine-foo.scope`). */
   unitCgroup?: string;
+  /** The leader's cgroup below the unit's (`payload`), when it is not the unit's own cgroup. */
+  subgroup?: string;
   /** True when berth created the scope cgroup itself and should remove it on teardown. */
   ownsScope: boolean;
   timestamp: Timestamp;
@@ -98,6 +112,7 @@ export interface RegistrationSpec {
   vSockCid?: number;
   sshAddress?: string;
   sshPrivateKeyPath?: string;
+  controlAddress?: string;
   allocateUnit: boolean;
   allowInteractiveAuthentication: boolean;
 }
@@ -118,7 +133,7 @@ export interface LookupSpec {
   pid?: ProcessRef;
 }
 
-export type KillWhom = 'leader' | 'all';
+export type KillWhom = 'leader' | 'supervisor' | 'all';
 
 /** Current time as machined records it: µs on CLOCK_REALTIME and CLOCK_MONOTONIC. */
 export function now(): Timestamp {

@@ -37,3 +37,12 @@ export function unitOfPid(pid: number, layout: CgroupLayout): { unit: string; un
   const p = pidCgroupPath(pid, layout);
   return p === undefined ? undefined : unitFromCgroupPath(p);
 }
+
+/**
+ * Where a process sits below its unit's cgroup: `a/b` for /system.slice/x.service/a/b when the unit's
+ * cgroup is /system.slice/x.service; undefined when it sits in the unit's cgroup itself (or elsewhere).
+ */
+export function subgroupOf(pid: number, unitCgroup: string, layout: CgroupLayout): string | undefined {
+  const p = pidCgroupPath(pid, layout);
+  return p !== undefined && p.startsWith(`${unitCgroup}/`) ? p.slice(unitCgroup.length + 1) : undefined;
+}

@@ -25,7 +25,8 @@ import { detectCgroupLayout, type CgroupLayout } from '../../domain/cgroup-paths
 import { DEFAULT_RUNTIME_DIR, machineStateDir } from '../../domain/runtime-paths.js';
 import { berthdScopeMaker, removeScope } from './scope.js';
 import { ScopeReaper } from './scope-reaper.js';
-import { unitOfPid } from './pid-cgroup.js';
+import { subgroupOf, unitOfPid } from './pid-cgroup.js';
+import { supervisorOf } from './supervisor.js';
 import { StateStore } from './state.js';
 import { restoreFromState } from './restore.js';
 import { hostMachine } from './host.js';
@@ -196,6 +197,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return release(fail({ errno: Errno.EEXIST }));
     }
 
+    const subgroup = subgroupOf(pinned.pid, unitCgroup, this.cgroups);
     const machine: Machine = {
       name: spec.name,
       ...(spec.id ? { id: spec.id } : {}),
@@ -207,8 +209,11 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       ...(spec.vSockCid !== undefined ? { vSockCid: spec.vSockCid } : {}),
       ...(spec.sshAddress !== undefined ? { sshAddress: spec.sshAddress } : {}),
       ...(spec.sshPrivateKeyPath !== undefined ? { sshPrivateKeyPath: spec.sshPrivateKeyPath } : {}),
+      ...(spec.controlAddress !== undefined ? { controlAddress: spec.controlAddress } : {}),
+      ...supervisorOf(caller.pid),
       unit,
       unitCgroup,
+      ...(subgroup !== undefined ? { subgroup } : {}),
       ownsScope,
       timestamp: now(),
       registeredBy: caller.uid,

@@ -11,7 +11,7 @@ import { closeLeader, leaderAlive, pinLeader, type Leader } from './leader.js';
 import { machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
 import { machineScopeUnit } from '../../domain/unit-names.js';
 import { removeScope } from './scope.js';
-import { unitOfPid } from './pid-cgroup.js';
+import { subgroupOf, unitOfPid } from './pid-cgroup.js';
 import { systemdIsPid1 } from './systemd-scope.js';
 import { parseStateFile, type StateStore } from './state.js';
 import type { Entry, MachineIndex } from './machine-index.js';
@@ -54,6 +54,7 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
   }
   const unit = rec.unit ?? current?.unit;
   const unitCgroup = current && current.unit === unit ? current.unitCgroup : undefined;
+  const subgroup = unitCgroup !== undefined ? subgroupOf(pinned.pid, unitCgroup, cgroups) : undefined;
   // A scope of the shape berth allocates, outside systemd's tree: berth removes it when the machine goes.
   const ownsScope = unit === machineScopeUnit(rec.name) && unitCgroup === machineScopeCgroup(rec.name) && !systemdIsPid1();
   const machine: Machine = {
@@ -67,8 +68,12 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
     ...(rec.vSockCid !== undefined ? { vSockCid: rec.vSockCid } : {}),
     ...(rec.sshAddress !== undefined ? { sshAddress: rec.sshAddress } : {}),
     ...(rec.sshPrivateKeyPath !== undefined ? { sshPrivateKeyPath: rec.sshPrivateKeyPath } : {}),
+    ...(rec.controlAddress !== undefined ? { controlAddress: rec.controlAddress } : {}),
+    // The supervisor's identity is checked when it is signalled (supervisor.ts), not here.
+    ...(rec.supervisor && rec.supervisor.pid > 0 ? { supervisor: rec.supervisor } : {}),
     ...(unit ? { unit } : {}),
     ...(unitCgroup ? { unitCgroup } : {}),
+    ...(subgroup !== undefined ? { subgroup } : {}),
     ownsScope,
     timestamp: { realtime: rec.realtime ?? now().realtime, monotonic: rec.monotonic ?? 0 },
     registeredBy: rec.uid ?? 0,

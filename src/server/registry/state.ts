@@ -1,23 +1,30 @@
 // machined-compatible state: RUNTIME/systemd/machines/NAME files and `unit:UNIT → NAME` symlinks.
 //
-// File format as the real machined 257 writes it (observed):
+// File format as the real machined 262 writes it (observed):
 //   # This is private data. Do not parse.
 //   NAME=foo
+//   UID=<registering uid>
 //   SCOPE=machine-foo.scope
 //   SERVICE=...        ROOT=...        ID=<32 hex>
-//   LEADER=<pid>
+//   LEADER=<pid>       LEADER_PIDFDID=<inode>
+//   SUPERVISOR=<pid>   SUPERVISOR_PIDFDID=<inode>
 //   CLASS=container|vm
 //   REALTIME=<µs>      MONOTONIC=<µs>
 //   NETIF=<ifindex> <ifindex>...
-// in that order, lines omitted when unset; SCOPE, SERVICE and ROOT are C-escaped (`\\`, `\"`, `\'`, `\n`,
-// `\t`..., octal `\ooo` for other control and non-ASCII bytes). Newer machined versions add UID, LEADER_PIDFDID,
-// VSOCK_CID, SSH_ADDRESS and SSH_PRIVATE_KEY_PATH (and SUPERVISOR*, SUBGROUP, SCOPE_JOB); berth writes the ones
-// it knows so nothing is lost over a restart; machined ignores keys it does not know.
-// The `unit:` links are what libsystemd's sd_pid_get_machine_name() (and so `ps -o machine`) read.
+//   VSOCK_CID=<cid, 4294967295 when none>
+//   SSH_ADDRESS=...    SSH_PRIVATE_KEY_PATH=...
+//   CONTROL_ADDRESS=<socket path>
+// in that order, lines omitted when unset; SCOPE, SERVICE, ROOT and SSH_PRIVATE_KEY_PATH are C-escaped (`\\`,
+// `\"`, `\'`, `\n`, `\t`..., octal `\ooo` for other control and non-ASCII bytes), as 257 wrote them (262 quotes
+// some of them shell-style instead; both read back); CONTROL_ADDRESS is written as 262 writes it, in double
+// quotes with `\`, `"`, `` ` `` and `$` escaped when it holds characters a shell would treat specially, a newline
+// kept as it is. 257 wrote neither UID=0, the SUPERVISOR lines, VSOCK_CID without a CID nor CONTROL_ADDRESS;
+// machined ignores keys it does not know. 262 writes no SUBGROUP: berth works it out again from the leader's
+// cgroup. The `unit:` links are what libsystemd's sd_pid_get_machine_name() (and so `ps -o machine`) read.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Machine, MachineClass } from './machine.js';
+import type { Machine, MachineClass, SupervisorInfo } from './machine.js';
 import { cescape, cunescape } from '../../domain/c-escape.js';
 
 /** State files are read leniently: an escape that means nothing stays as written. */
@@ -36,6 +43,7 @@ export interface StateRecord {
   id?: string;
   leader?: number;
   leaderPidfdId?: number;
+  supervisor?: SupervisorInfo;
   class?: MachineClass | 'host';
   realtime?: number;
   monotonic?: number;
@@ -43,27 +51,75 @@ export interface StateRecord {
   vSockCid?: number;
   sshAddress?: string;
   sshPrivateKeyPath?: string;
+  controlAddress?: string;
   subgroup?: string;
 }
+
+/** VMADDR_CID_ANY: what 262 writes as VSOCK_CID for a machine without one. */
+const NO_VSOCK_CID = 0xffffffff;
+
+/** Characters after which 262 puts a value in double quotes (whitespace, quotes, shell syntax, globs). */
+const NEEDS_QUOTES = /[\s"'\\`$*?[\]{}|&;<>()~#!]/;
+
+/** A value as 262 writes CONTROL_ADDRESS: bare when harmless, else double-quoted with `\ " ` $` escaped. */
+function envQuote(v: string): string {
+  return NEEDS_QUOTES.test(v) ? `"${v.replace(/[\\"`$]/g, (c) => `\\${c}`)}"` : v;
+}
+
+/** The inverse of envQuote for a value whose quotes were already taken off. */
+const envUnquote = (v: string): string => v.replace(/\\([\\"`$])/g, '$1');
 
 /** The state file text for a machine, in machined's key order. */
 export function formatStateFile(m: Machine): string {
   const lines = [STATE_HEADER, `NAME=${m.name}`];
-  if (m.registeredBy !== 0) lines.push(`UID=${m.registeredBy}`);
+  lines.push(`UID=${m.registeredBy}`);
   if (m.unit) lines.push(`SCOPE=${cescape(m.unit)}`);
   if (m.service !== undefined) lines.push(`SERVICE=${cescape(m.service)}`);
   if (m.rootDirectory !== undefined) lines.push(`ROOT=${cescape(m.rootDirectory)}`);
   if (m.id) lines.push(`ID=${m.id}`);
   lines.push(`LEADER=${m.leader.pid}`);
   if (m.leader.pidfdId !== undefined) lines.push(`LEADER_PIDFDID=${m.leader.pidfdId}`);
+  if (m.supervisor) lines.push(`SUPERVISOR=${m.supervisor.pid}`);
+  if (m.supervisor?.pidfdId !== undefined) lines.push(`SUPERVISOR_PIDFDID=${m.supervisor.pidfdId}`);
   lines.push(`CLASS=${m.class}`);
   lines.push(`REALTIME=${m.timestamp.realtime}`);
   lines.push(`MONOTONIC=${m.timestamp.monotonic}`);
   if (m.ifIndices.length > 0) lines.push(`NETIF=${m.ifIndices.join(' ')}`);
-  if (m.vSockCid !== undefined) lines.push(`VSOCK_CID=${m.vSockCid}`);
+  lines.push(`VSOCK_CID=${m.vSockCid ?? NO_VSOCK_CID}`);
   if (m.sshAddress !== undefined) lines.push(`SSH_ADDRESS=${m.sshAddress}`);
   if (m.sshPrivateKeyPath !== undefined) lines.push(`SSH_PRIVATE_KEY_PATH=${cescape(m.sshPrivateKeyPath)}`);
+  if (m.controlAddress !== undefined) lines.push(`CONTROL_ADDRESS=${envQuote(m.controlAddress)}`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The file's lines, a double-quoted value that runs over a newline joined with it (262 keeps a newline of
+ * CONTROL_ADDRESS inside the quotes).
+ */
+function logicalLines(text: string): string[] {
+  const out: string[] = [];
+  let open: string | undefined;
+  for (const line of text.split('\n')) {
+    if (open !== undefined) open += `\n${line}`;
+    else open = line;
+    if (!opensQuote(open)) {
+      out.push(open);
+      open = undefined;
+    }
+  }
+  if (open !== undefined) out.push(open);
+  return out;
+}
+
+/** Whether `KEY="...` starts a double-quoted value that this text does not close. */
+function opensQuote(line: string): boolean {
+  const eq = line.indexOf('=');
+  if (eq <= 0 || line[eq + 1] !== '"') return false;
+  for (let i = eq + 2; i < line.length; i++) {
+    if (line[i] === '\\') i++;
+    else if (line[i] === '"') return false;
+  }
+  return true;
 }
 
 export type ParseResult = { ok: true; record: StateRecord; warnings: string[] } | { ok: false; reason: string };
@@ -76,9 +132,10 @@ const uintOf = (v: string): number | undefined => (/^\d{1,16}$/.test(v) ? Number
  */
 export function parseStateFile(text: string): ParseResult {
   const values = new Map<string, string>();
+  const quoted = new Set<string>();
   const warnings: string[] = [];
   if (text.includes('\0')) return { ok: false, reason: 'contains NUL bytes' };
-  for (const raw of text.split('\n')) {
+  for (const raw of logicalLines(text)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     const eq = line.indexOf('=');
@@ -87,11 +144,13 @@ export function parseStateFile(text: string): ParseResult {
       continue;
     }
     let value = line.slice(eq + 1);
+    const key = line.slice(0, eq).trim();
     // Values written by other tools may be quoted.
     if (value.length >= 2 && ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'")))) {
       value = value.slice(1, -1);
+      quoted.add(key);
     }
-    values.set(line.slice(0, eq).trim(), value);
+    values.set(key, value);
   }
   const name = values.get('NAME');
   if (name === undefined || name === '') return { ok: false, reason: 'no NAME' };
@@ -150,7 +209,9 @@ export function parseStateFile(text: string): ParseResult {
         break;
       }
       case 'VSOCK_CID':
-        num(key, (n) => (record.vSockCid = n));
+        num(key, (n) => {
+          if (n !== NO_VSOCK_CID) record.vSockCid = n;
+        });
         break;
       case 'SSH_ADDRESS':
         record.sshAddress = v;
@@ -162,8 +223,14 @@ export function parseStateFile(text: string): ParseResult {
         if (v) record.subgroup = v;
         break;
       case 'SUPERVISOR':
+        num(key, (n) => (record.supervisor = { ...record.supervisor, pid: n }));
+        break;
       case 'SUPERVISOR_PIDFDID':
-        break; // newer machined; berth does not track supervisors
+        num(key, (n) => (record.supervisor = { pid: record.supervisor?.pid ?? 0, pidfdId: n }));
+        break;
+      case 'CONTROL_ADDRESS':
+        if (v) record.controlAddress = quoted.has(key) ? envUnquote(v) : v;
+        break;
       default:
         warnings.push(`ignoring unknown key ${key}`);
     }

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFi
 import { join } from 'node:path';
 import { REPO } from '../../helpers/generated.js';
 import { RawConnection, type Reply } from '../../helpers/raw.js';
-import { ensureReferenceMachined } from '../../helpers/reference.js';
+import { ensureReferenceMachined, type ReferenceSuite } from '../../helpers/reference.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { exited, tearDown } from '../../helpers/processes.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -74,7 +74,8 @@ export function placeInScope(name: string, pid: number): string[] {
 }
 
 export interface Daemon {
-  label: '257' | 'berth';
+  /** The real machined's version, or berth. */
+  label: '257' | '262' | 'berth';
   machineSocket: string;
   imageSocket: string;
   userdbSocket: string;
@@ -116,10 +117,10 @@ export interface Fixture {
  * Brings up both daemons. Returns a string when it cannot (reference tools not installable, something
  * else serving machined's socket): the tests print it and skip.
  */
-export async function startFixture(tag: string): Promise<Fixture | string> {
+export async function startFixture(tag: string, { suite = 'trixie' }: { suite?: ReferenceSuite } = {}): Promise<Fixture | string> {
   const why = cannotRun();
   if (why) return why;
-  const machined = await ensureReferenceMachined();
+  const machined = await ensureReferenceMachined({ suite });
   if (typeof machined === 'string') return machined;
   const startedMachined = machined.started;
 
@@ -133,7 +134,7 @@ export async function startFixture(tag: string): Promise<Fixture | string> {
   let log = '';
 
   const real: Daemon = {
-    label: '257',
+    label: suite === 'sid' ? '262' : '257',
     machineSocket: REAL.machine,
     imageSocket: REAL.image,
     userdbSocket: REAL.userdb,
@@ -320,6 +321,7 @@ export function useFixture(
   tag: string,
   label: string,
   hooks: { setup?: (fx: Fixture) => Promise<void>; teardown?: () => void } = {},
+  { suite = 'trixie' }: { suite?: ReferenceSuite } = {},
 ): { staticSkip: string | undefined; need(ctx: TestContext): Fixture } {
   const staticSkip = cannotRun();
   if (staticSkip) console.warn(`differential ${label} tests skipped: ${staticSkip}`);
@@ -327,7 +329,7 @@ export function useFixture(
   let skipWhy = staticSkip;
   beforeAll(async () => {
     if (skipWhy) return;
-    const r = await startFixture(tag);
+    const r = await startFixture(tag, { suite });
     if (typeof r === 'string') {
       skipWhy = r;
       console.warn(`differential ${label} tests skipped: ${r}`);
@@ -347,4 +349,13 @@ export function useFixture(
       return fx!;
     },
   };
+}
+
+/** A state file's lines (RUNTIME/systemd/machines/NAME) with the registration time zeroed. */
+export function stateFile(dir: string, name: string): string[] {
+  const p = join(dir, name);
+  if (!existsSync(p)) return [`(no ${p})`];
+  return readFileSync(p, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/^(REALTIME|MONOTONIC)=\d+$/, '$1=0'));
 }

@@ -41,6 +41,12 @@ function uncommented(replies: { parameters?: Record<string, unknown> }[]): unkno
 /** berth's io.systemd.Machine text without MapFrom, MapTo and the errors they brought. */
 function without257Missing(text: string): string {
   return text
+    // What 262 added to the methods 257 has (berth follows 262; machine-api-262.test.ts compares them).
+    .replace(/\ntype (MachineClass|KillWhom)\([^]*?\n\)\n/g, '\n')
+    .replace(/\tclass: MachineClass,/g, '\tclass: string,')
+    .replace('\twhom: ?KillWhom,', '\twhom: ?string,')
+    .replace(/\t(supervisor: \?int|supervisorProcessId: \?ProcessId|supervisor: \?ProcessId|controlAddress: \?string),\n/g, '')
+    .replace('\tUIDShift: ?int,\n\tsubgroup: ?string,\n\tUID: ?int\n', '\tUIDShift: ?int\n')
     .replace(/\nmethod MapFrom\([^]*?\n\)\n/, '\n')
     .replace(/\nmethod MapTo\([^]*?\n\)\n/, '\n')
     .replace(/\nerror (NoSuchUser|NoSuchGroup|UserInHostRange|GroupInHostRange)\(\)\n/g, '\n')
@@ -103,7 +109,7 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
           const { real, berth } = await pair.call(JSON.stringify(describeIface('io.systemd.Machine')));
           const text = (r: typeof real) => (uncommented(r) as { parameters: { description: string } }[])[0]!.parameters.description;
           c.values('io.systemd.Machine without comments', text(real), text(berth), {
-            why: 'berth has MapFrom and MapTo (and their errors), added upstream after 257',
+            why: 'berth has MapFrom and MapTo (and their errors), added upstream after 257, and 262\'s fields and types of Register, Kill and List',
             berth: (b: unknown[]) => without257Missing(b[0] as string) === text(real),
             real: () => true,
           });

@@ -52,9 +52,13 @@ describe('state files', () => {
     });
   });
 
-  it('omit UID for root and NETIF when empty, like machined', () => {
-    const text = formatStateFile({ ...machine, registeredBy: 0, ifIndices: [] });
-    expect(text).not.toMatch(/^UID=/m);
+  it('write UID=0 for root and VSOCK_CID=4294967295 without a CID (as 262 does), omit NETIF when empty', () => {
+    const { vSockCid: _none, ...noCid } = machine;
+    const text = formatStateFile({ ...noCid, registeredBy: 0, ifIndices: [] });
+    expect(text).toMatch(/^UID=0$/m);
+    expect(text).toMatch(/^VSOCK_CID=4294967295$/m);
+    expect(parseStateFile(text)).toMatchObject({ ok: true, record: { uid: 0 } });
+    expect((parseStateFile(text) as { record: object }).record).not.toHaveProperty('vSockCid');
     expect(text).not.toMatch(/^NETIF=/m);
   });
 

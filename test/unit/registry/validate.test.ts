@@ -185,20 +185,22 @@ describe('lookups and Kill', () => {
     expect(validateLookup({ acquireMetadata: 'yes' }, ['acquireMetadata'])).toEqual({ ok: true, value: {} });
   });
 
-  it('validates signal (before the lookup) and whom (after it) as 257 does', () => {
+  it('validates whom (first of all), then signal (before the lookup) as 262 does', () => {
     const k = (v: Record<string, unknown>) => validateKill(v);
     expect(k({ name: 'x' })).toMatchObject({ error: { invalidParameter: 'signal' } });
-    expect(k({ name: 'x', whom: 'foo' })).toMatchObject({ error: { invalidParameter: 'signal' } });
+    // 262 refuses a bad whom before any other field, wherever it stands (257: after the lookup).
+    expect(k({ name: 'x', whom: 'foo' })).toMatchObject({ error: { invalidParameter: 'whom' } });
+    expect(k({ pid: { pid: -1 }, signal: 0, whom: 'foo' })).toMatchObject({ error: { invalidParameter: 'whom' } });
     expect(k({ name: 'x', signal: 0 })).toMatchObject({ error: { invalidParameter: 'signal' } });
     expect(k({ name: 'x', signal: 65 })).toMatchObject({ error: { invalidParameter: 'signal' } });
     expect(k({ name: 'x y', signal: 10 })).toMatchObject({ error: { invalidParameter: 'name' } });
     expect(k({ name: 'x', signal: 64 })).toEqual({ ok: true, value: { name: 'x', signal: 64 } });
-    // A bad whom passes here: machined answers NoSuchMachine for an unknown machine before looking at it.
-    expect(k({ name: 'x', signal: 10, whom: 'foo' })).toEqual({ ok: true, value: { name: 'x', signal: 10, whom: 'foo' } });
-    expect(parseKillWhom('foo')).toMatchObject({ error: { invalidParameter: 'whom' } });
-    expect(parseKillWhom('supervisor')).toMatchObject({ error: { invalidParameter: 'whom' } });
-    expect(parseKillWhom(5)).toMatchObject({ error: { invalidParameter: 'whom' } });
-    expect(parseKillWhom('')).toEqual({ ok: true, value: 'all' });
+    expect(k({ name: 'x', signal: 10, whom: 'supervisor' })).toEqual({ ok: true, value: { name: 'x', signal: 10, whom: 'supervisor' } });
+    for (const whom of ['foo', '', null, 5, 'Leader', 'leader ']) {
+      expect(k({ name: 'x', signal: 10, whom })).toMatchObject({ error: { invalidParameter: 'whom' } });
+      expect(parseKillWhom(whom)).toMatchObject({ error: { invalidParameter: 'whom' } });
+    }
+    expect(parseKillWhom('supervisor')).toEqual({ ok: true, value: 'supervisor' });
     expect(parseKillWhom(undefined)).toEqual({ ok: true, value: 'all' });
     expect(parseKillWhom('leader')).toEqual({ ok: true, value: 'leader' });
   });
