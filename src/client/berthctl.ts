@@ -18,7 +18,7 @@ Machines:
   status NAME…               Show a machine's state
   show NAME…                 Show a machine's properties as KEY=VALUE
   terminate NAME…            Stop machines and all their processes
-  kill NAME…                 Send a signal (--kill-whom=leader|all, --signal=SIG)
+  kill NAME…                 Send a signal (--kill-whom=leader|supervisor|all, --signal=SIG)
   register NAME --leader PID [--class container|vm] [--directory DIR]
                              Register a running process as a machine
   unregister NAME…           Drop machines from the registry without stopping them
