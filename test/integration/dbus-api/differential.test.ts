@@ -3,12 +3,13 @@
 // /run/dbus and the reference tools' state dir, so neither the host nor another user of the tools sees it);
 // berthd runs on its own private bus. busctl (Debian's) asks both.
 import { type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFERENCE_SCRIPT, referenceTool } from '../../helpers/reference.js';
 import { run } from '../../helpers/run.js';
 import { BERTHD, berthdOnBus, type BerthdOnBus } from './fixture.js';
+import { detectCgroupLayout, machineScopeDirs } from '../../../src/domain/cgroup-paths.js';
 
 const reference = process.getuid?.() === 0 && existsSync(BERTHD) ? await referenceTool('systemd-machined') : 'needs root and a build';
 const why = typeof reference === 'string' ? reference : '';
@@ -100,6 +101,15 @@ describe.skipIf(!!why)('D-Bus differential: berthd and systemd-machined 257', ()
   afterAll(async () => {
     await t?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    // The reference tools' `scope` put machined's leader into machine.slice/machine-NAME.scope: cgroups are
+    // not private to the mount namespace, so the emptied scope stays on the host unless removed here.
+    for (const d of machineScopeDirs(NAME, detectCgroupLayout().hierarchies)) {
+      try {
+        rmdirSync(d);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') console.warn(`cannot remove ${d}: ${(e as Error).message}`);
+      }
+    }
   });
 
   async function againstMachined(): Promise<string> {
@@ -115,6 +125,7 @@ bash ${REFERENCE_SCRIPT} scope ${NAME} $L >/dev/null
 bash ${REFERENCE_SCRIPT} run varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register "{\\"name\\":\\"${NAME}\\",\\"class\\":\\"container\\",\\"leader\\":$L,\\"rootDirectory\\":\\"/\\",\\"service\\":\\"test\\"}" >/dev/null
 LEADER=$L BUSCTL_ARGS= DBUS_SEND_ARGS=--system CALLS=${join(dir, 'calls')} bash ${join(dir, 'loop.sh')} || true
 kill $L
+wait $L 2>/dev/null || true
 bash ${REFERENCE_SCRIPT} machined stop >/dev/null 2>&1 || true
 `;
     const r = await run(['unshare', '-m', '--propagation', 'private', 'bash', '-c', script], { timeoutMs: 120_000 });
