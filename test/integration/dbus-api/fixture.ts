@@ -7,13 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, rmdirSync, chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from '../../helpers/generated.js';
-import { waitFor, within } from '../../helpers/wait.js';
+import { waitFor } from '../../helpers/wait.js';
 import { run, type RunResult } from '../../helpers/run.js';
 import { exited, tearDown } from '../../helpers/processes.js';
 import { connectBus, getNameOwner, type Connection } from '../../../src/dbus/index.js';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoSystemdMachine } from '../../../src/generated/io.systemd.Machine.js';
 import { detectCgroupLayout } from '../../../src/domain/cgroup-paths.js';
+import { runDbusDaemon } from '../dbus/private-bus.js';
 
 export const BERTHD = join(REPO, 'dist/src/server/main.js');
 export const POLICY = join(REPO, 'units/dbus/org.freedesktop.machine1.conf');
@@ -61,30 +62,14 @@ export async function startSystemBus({ serviceDir }: { serviceDir?: string } = {
 </busconfig>
 `,
   );
-  const child: ChildProcess = spawn('dbus-daemon', [`--config-file=${config}`, '--print-address', '--nofork'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const address = await within(
-    new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
-      });
-      child.once('exit', (code) => reject(new Error(`dbus-daemon exited with ${code}`)));
-    }),
-    10_000,
-    'dbus-daemon to print its address',
-  );
+  const daemon = await runDbusDaemon(config);
   return {
-    address,
-    pid: child.pid!,
+    address: daemon.address,
+    pid: daemon.pid,
     socketPath,
     dir,
     async stop() {
-      if (child.exitCode === null) {
-        child.kill('SIGCONT');
-        child.kill('SIGTERM');
-        await exited(child, 5000).catch(() => undefined);
-      }
+      await daemon.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
   };

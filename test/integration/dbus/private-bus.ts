@@ -37,13 +37,27 @@ export async function startPrivateBus(): Promise<PrivateBus> {
 </busconfig>
 `,
   );
+  const daemon = await runDbusDaemon(config);
+  return {
+    address: daemon.address,
+    socketPath,
+    dir: dir.path,
+    async stop() {
+      await daemon.stop();
+      dir.remove();
+    },
+  };
+}
+
+/** A dbus-daemon running `config` in the foreground: its address once it printed it, and how to stop it. */
+export async function runDbusDaemon(config: string): Promise<{ address: string; pid: number; stop(): Promise<void> }> {
   const child: ChildProcess = spawn('dbus-daemon', [`--config-file=${config}`, '--print-address', '--nofork'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await within(
     new Promise<string>((resolve, reject) => {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
-        if (out.includes('\n')) resolve(out.split('\n')[0].trim());
+        if (out.includes('\n')) resolve(out.split('\n')[0]!.trim());
       });
       child.once('exit', (code) => reject(new Error(`dbus-daemon exited with ${code}`)));
     }),
@@ -52,15 +66,13 @@ export async function startPrivateBus(): Promise<PrivateBus> {
   );
   return {
     address,
-    socketPath,
-    dir: dir.path,
+    pid: child.pid!,
     async stop() {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await within(gone, 5000, 'dbus-daemon to exit');
-      }
-      dir.remove();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGCONT'); // a test may have stopped it to stall the bus
+      child.kill('SIGTERM');
+      await within(gone, 5000, 'dbus-daemon to exit');
     },
   };
 }
