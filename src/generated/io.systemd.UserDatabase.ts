@@ -2,10 +2,23 @@
 import { defineInterface, VarlinkError, type WireInt } from '../varlink/runtime.js';
 import * as validators from './io.systemd.UserDatabase.validators.js';
 
-/** Finds user records by UID or name; without either, enumerates them. */
+/**
+ * Finds user records by UID or name; without either, enumerates them. The filter fields narrow
+ * a lookup or an enumeration; a named record that fails them is answered NonMatchingRecordFound.
+ */
 export type GetUserRecordParameters = {
   uid?: WireInt | null;
   userName?: string | null;
+  /** Case-insensitive text to find in user names and real names (or within a small edit distance). */
+  fuzzyNames?: string[] | null;
+  /** The dispositions to list (intrinsic, system, dynamic, regular, container, foreign, reserved). */
+  dispositionMask?: string[] | null;
+  /** Lowest UID to list. */
+  uidMin?: WireInt | null;
+  /** Highest UID to list. */
+  uidMax?: WireInt | null;
+  /** Only the record with this UUID. */
+  uuid?: string | null;
   service: string;
 };
 
@@ -14,10 +27,20 @@ export type GetUserRecordResult = {
   incomplete?: boolean | null;
 };
 
-/** Finds group records by GID or name; without either, enumerates them. */
+/** Finds group records by GID or name; without either, enumerates them. Filters as for users. */
 export type GetGroupRecordParameters = {
   gid?: WireInt | null;
   groupName?: string | null;
+  /** Case-insensitive text to find in group names and descriptions (or within a small edit distance). */
+  fuzzyNames?: string[] | null;
+  /** The dispositions to list. */
+  dispositionMask?: string[] | null;
+  /** Lowest GID to list. */
+  gidMin?: WireInt | null;
+  /** Highest GID to list. */
+  gidMax?: WireInt | null;
+  /** Only the record with this UUID. */
+  uuid?: string | null;
   service: string;
 };
 
@@ -66,6 +89,14 @@ export class ConflictingRecordFound extends VarlinkError {
   }
 }
 
+/** A record has the UID/GID or name asked for, but the filter fields exclude it. */
+export class NonMatchingRecordFound extends VarlinkError {
+  static readonly errorName = 'io.systemd.UserDatabase.NonMatchingRecordFound';
+  constructor() {
+    super('io.systemd.UserDatabase.NonMatchingRecordFound');
+  }
+}
+
 export class EnumerationNotSupported extends VarlinkError {
   static readonly errorName = 'io.systemd.UserDatabase.EnumerationNotSupported';
   constructor() {
@@ -81,11 +112,11 @@ export type IoSystemdUserDatabaseMethods = {
 
 export const IoSystemdUserDatabase = defineInterface<IoSystemdUserDatabaseMethods>({
   name: 'io.systemd.UserDatabase',
-  description: "# Lookup of user and group records (the JSON user record format).\ninterface io.systemd.UserDatabase\n\n# Finds user records by UID or name; without either, enumerates them.\n# [Supports 'more' flag]\nmethod GetUserRecord(\n\tuid: ?int,\n\tuserName: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Finds group records by GID or name; without either, enumerates them.\n# [Supports 'more' flag]\nmethod GetGroupRecord(\n\tgid: ?int,\n\tgroupName: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Lists which users belong to which groups.\n# [Supports 'more' flag]\nmethod GetMemberships(\n\tuserName: ?string,\n\tgroupName: ?string,\n\tservice: string\n) -> (\n\tuserName: string,\n\tgroupName: string\n)\n\nerror NoRecordFound()\n\nerror BadService()\n\nerror ServiceNotAvailable()\n\nerror ConflictingRecordFound()\n\nerror EnumerationNotSupported()\n",
+  description: "# Lookup of user and group records (the JSON user record format).\ninterface io.systemd.UserDatabase\n\n# Finds user records by UID or name; without either, enumerates them. The filter fields narrow\n# a lookup or an enumeration; a named record that fails them is answered NonMatchingRecordFound.\n# [Supports 'more' flag]\nmethod GetUserRecord(\n\tuid: ?int,\n\tuserName: ?string,\n\t# Case-insensitive text to find in user names and real names (or within a small edit distance).\n\tfuzzyNames: ?[]string,\n\t# The dispositions to list (intrinsic, system, dynamic, regular, container, foreign, reserved).\n\tdispositionMask: ?[]string,\n\t# Lowest UID to list.\n\tuidMin: ?int,\n\t# Highest UID to list.\n\tuidMax: ?int,\n\t# Only the record with this UUID.\n\tuuid: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Finds group records by GID or name; without either, enumerates them. Filters as for users.\n# [Supports 'more' flag]\nmethod GetGroupRecord(\n\tgid: ?int,\n\tgroupName: ?string,\n\t# Case-insensitive text to find in group names and descriptions (or within a small edit distance).\n\tfuzzyNames: ?[]string,\n\t# The dispositions to list.\n\tdispositionMask: ?[]string,\n\t# Lowest GID to list.\n\tgidMin: ?int,\n\t# Highest GID to list.\n\tgidMax: ?int,\n\t# Only the record with this UUID.\n\tuuid: ?string,\n\tservice: string\n) -> (\n\trecord: object,\n\tincomplete: ?bool\n)\n\n# Lists which users belong to which groups.\n# [Supports 'more' flag]\nmethod GetMemberships(\n\tuserName: ?string,\n\tgroupName: ?string,\n\tservice: string\n) -> (\n\tuserName: string,\n\tgroupName: string\n)\n\nerror NoRecordFound()\n\nerror BadService()\n\nerror ServiceNotAvailable()\n\nerror ConflictingRecordFound()\n\n# A record has the UID/GID or name asked for, but the filter fields exclude it.\nerror NonMatchingRecordFound()\n\nerror EnumerationNotSupported()\n",
   methods: {
     GetUserRecord: { name: 'GetUserRecord', more: 'supports', validate: validators.GetUserRecord },
     GetGroupRecord: { name: 'GetGroupRecord', more: 'supports', validate: validators.GetGroupRecord },
     GetMemberships: { name: 'GetMemberships', more: 'supports', validate: validators.GetMemberships },
   },
-  errors: { NoRecordFound, BadService, ServiceNotAvailable, ConflictingRecordFound, EnumerationNotSupported },
+  errors: { NoRecordFound, BadService, ServiceNotAvailable, ConflictingRecordFound, NonMatchingRecordFound, EnumerationNotSupported },
 });

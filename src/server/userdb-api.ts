@@ -8,14 +8,23 @@
  * namespace had no ID map yet when it was indexed (the map is written after registration, e.g.
  * by a launcher that registers first): those machines' maps are read again from /proc and the
  * lookup retried once, since machined, which reads the map on every lookup, would find it.
+ *
+ * The filter fields of systemd 258+ (fuzzyNames, dispositionMask, uidMin/uidMax, gidMin/gidMax,
+ * uuid) are answered, where machined refuses them and leaves the client to filter: with a UID or
+ * name they narrow that lookup (NonMatchingRecordFound when the record fails them); without,
+ * they make an enumeration, streamed with `more`, of at most ENUMERATION_LIMIT records (one
+ * container's 16-bit range). A filter that would list more is answered EnumerationNotSupported,
+ * the error for an enumeration this service does not offer; it never lists part of the answer.
  */
-import type { Handlers } from '../varlink/call.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { type Call, type Handlers, Replies } from '../varlink/call.js';
 import { InvalidParameterError, SystemError, type VarlinkError } from '../varlink/errors.js';
 import {
   BadService,
   ConflictingRecordFound,
   EnumerationNotSupported,
   NoRecordFound,
+  NonMatchingRecordFound,
   type GetGroupRecordResult,
   type GetUserRecordResult,
   type IoSystemdUserDatabaseMethods,
@@ -25,18 +34,22 @@ import { EncodedParameters } from '../varlink/wire.js';
 import { indexMachine } from './userdb-sync.js';
 import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
 import { CONTAINER_ID_MIN } from './userdb/names.js';
+import { ENUMERATION_LIMIT, type RecordFilter } from './userdb/filters.js';
+import type { EnumerationHit } from './userdb/enumerate.js';
 
 const errors: Record<string, new () => VarlinkError> = {
   [UserDbErrors.NoRecordFound]: NoRecordFound,
   [UserDbErrors.BadService]: BadService,
   [UserDbErrors.ConflictingRecordFound]: ConflictingRecordFound,
   [UserDbErrors.EnumerationNotSupported]: EnumerationNotSupported,
+  [UserDbErrors.NonMatchingRecordFound]: NonMatchingRecordFound,
 };
 
 /** The reply for a UserDb result, or the error to throw. */
 export function toReply<R>(r: UserDbResult<R>): R {
   if ('records' in r) return r.records[0]!;
   if ('invalidParameter' in r) throw new InvalidParameterError(r.invalidParameter);
+  if ('enumerate' in r) throw new EnumerationNotSupported();
   if (r.error === 'io.systemd.System') throw new SystemError(r.errno);
   const Cls = errors[r.error];
   throw Cls ? new Cls() : new NoRecordFound();
@@ -99,15 +112,71 @@ class RecordCache<R> {
   }
 }
 
+/** Whether a call has a filter field but neither ID nor name: the only calls that may enumerate. */
+function isFilteredEnumeration(p: Record<string, unknown>, id: string, name: string, min: string, max: string): boolean {
+  if (p[id] != null || p[name] != null) return false;
+  return p.fuzzyNames != null || p.dispositionMask != null || p[min] != null || p[max] != null || p.uuid != null;
+}
+
+/**
+ * The replies of a filtered enumeration: the hits are collected first (letting other clients'
+ * calls run every few thousand candidates, and stopping when the caller goes away), so that a
+ * filter matching more than ENUMERATION_LIMIT records is refused before anything is sent.
+ */
+async function enumeration<R>(
+  ctx: BerthContext,
+  call: Call,
+  check: () => UserDbResult<unknown>,
+  source: (f: RecordFilter) => Generator<EnumerationHit | undefined>,
+  build: (h: EnumerationHit) => R,
+): Promise<Replies<{ record: Record<string, unknown> }>> {
+  if (ctx.userdb.unmappedMachines().length) refreshUnmapped(ctx);
+  const r = check();
+  if (!('enumerate' in r)) throw toReplyError(r);
+  const hits: EnumerationHit[] = [];
+  for (const h of source(r.enumerate)) {
+    if (h === undefined) {
+      await nextTurn();
+      if (call.signal.aborted) return new Replies([]);
+      continue;
+    }
+    if (hits.length === ENUMERATION_LIMIT) {
+      call.log.info({ limit: ENUMERATION_LIMIT }, 'userdb enumeration refused: the filter matches more records than the limit');
+      throw new EnumerationNotSupported();
+    }
+    hits.push(h);
+  }
+  return new Replies(
+    (function* () {
+      for (const h of hits) yield { record: build(h) as unknown as Record<string, unknown> };
+    })(),
+    () => new NoRecordFound(),
+  );
+}
+
+/** The error a non-enumeration result stands for (toReply throws it). */
+function toReplyError(r: UserDbResult<unknown>): unknown {
+  try {
+    toReply(r);
+  } catch (e) {
+    return e;
+  }
+  return new EnumerationNotSupported();
+}
+
 export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMethods> {
   const db = ctx.userdb;
   const users = new RecordCache<GetUserRecordResult>(db);
   const groups = new RecordCache<GetGroupRecordResult>(db);
   return {
-    GetUserRecord: (p) =>
-      users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) } })),
-    GetGroupRecord: (p) =>
-      groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) } })),
+    GetUserRecord: (p, call) =>
+      isFilteredEnumeration(p, 'uid', 'userName', 'uidMin', 'uidMax')
+        ? enumeration(ctx, call, () => db.getUserRecord(p), (f) => db.enumerateUsers(f), (h) => db.userRecordOf(h))
+        : users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) } })),
+    GetGroupRecord: (p, call) =>
+      isFilteredEnumeration(p, 'gid', 'groupName', 'gidMin', 'gidMax')
+        ? enumeration(ctx, call, () => db.getGroupRecord(p), (f) => db.enumerateGroups(f), (h) => db.groupRecordOf(h))
+        : groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) } })),
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }

@@ -14,6 +14,9 @@ import { type IdMapLine, type IdMapSource, isIdMapError } from './idmap.js';
 import { CONTAINER_ID_MIN, UID_INVALID, UID_INVALID16, isValidUid, isValidUserGroupNameRelaxed, isValidUserGroupNameStrict, parseUid } from './names.js';
 import { type ContainerGroupRecord, type ContainerUserRecord, groupNameFor, groupRecord, userNameFor, userRecord } from './records.js';
 import { RangeIndex } from './range-index.js';
+import { type RecordFilter, asciiLower, emptyFilter, passes, reversedBound, takeFilterField } from './filters.js';
+import { GROUP_SPEC, MEMBERSHIP_SPEC, type Spec, USER_SPEC, idlCheck, isFilterKey } from './params.js';
+import { type EnumerationHit, enumerateRanges } from './enumerate.js';
 import { DEFAULT_USERDB_SERVICE } from '../../domain/runtime-paths.js';
 
 export const UserDbErrors = {
@@ -21,6 +24,7 @@ export const UserDbErrors = {
   BadService: 'io.systemd.UserDatabase.BadService',
   ConflictingRecordFound: 'io.systemd.UserDatabase.ConflictingRecordFound',
   EnumerationNotSupported: 'io.systemd.UserDatabase.EnumerationNotSupported',
+  NonMatchingRecordFound: 'io.systemd.UserDatabase.NonMatchingRecordFound',
 } as const;
 export type UserDbErrorName = (typeof UserDbErrors)[keyof typeof UserDbErrors];
 
@@ -35,7 +39,9 @@ export type UserDbResult<R> =
   | { records: R[] }
   | { error: UserDbErrorName }
   | { error: 'io.systemd.System'; errno: number }
-  | { invalidParameter: string };
+  | { invalidParameter: string }
+  /** A valid filtered enumeration: the caller lists `enumerateUsers`/`enumerateGroups` of it. */
+  | { enumerate: RecordFilter };
 
 export type IdKind = 'uid' | 'gid';
 
@@ -87,16 +93,13 @@ interface Entry {
   readonly gidRanges: IdRange[];
 }
 
+const userPasses = (f: RecordFilter, r: ContainerUserRecord) =>
+  passes(f, r.uid, r.disposition, undefined, () => [asciiLower(r.userName), asciiLower(r.realName)]);
+const groupPasses = (f: RecordFilter, r: ContainerGroupRecord) =>
+  passes(f, r.gid, r.disposition, undefined, () => [asciiLower(r.groupName), asciiLower(r.description)]);
+
 /** The call's parameters as the Varlink layer delivers them (any object; UserDb checks every key). */
 type Params = object | null | undefined;
-
-interface Spec {
-  readonly id?: IdKind;
-  readonly names: readonly string[];
-}
-const USER_SPEC: Spec = { id: 'uid', names: ['userName'] };
-const GROUP_SPEC: Spec = { id: 'gid', names: ['groupName'] };
-const MEMBERSHIP_SPEC: Spec = { names: ['userName', 'groupName'] };
 
 /** A line maps into a private host range unless its host side starts at 0 (the identity map of the host's own namespace). */
 function isPrivateLine(l: IdMapLine): boolean {
@@ -115,27 +118,6 @@ function rangesOf(m: UserDbMachine, kind: IdKind): IdRange[] {
     inside: l.inside,
     registeredBy: m.registeredBy,
   }));
-}
-
-/**
- * What 257's IDL validator rejects before the handler runs, in its order: the declared fields in
- * declaration order (an int field takes any integral number within 64 bits, or any string; a string
- * field takes a string; nullable fields take null), then the first undeclared key. berth's Varlink
- * layer does the same before UserDb is called; repeating it keeps UserDb's answers right on its own.
- */
-function idlCheck(p: Record<string, unknown>, keys: string[], spec: Spec): string | undefined {
-  if (spec.id !== undefined) {
-    const v = p[spec.id];
-    const ok = v == null || typeof v === 'string' || (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 64);
-    if (!ok) return spec.id;
-  }
-  for (const k of spec.names) {
-    const v = p[k];
-    if (v != null && typeof v !== 'string') return k;
-  }
-  if (typeof p.service !== 'string') return 'service';
-  for (const k of keys) if (k !== 'service' && k !== spec.id && !spec.names.includes(k) && p[k] !== undefined) return k;
-  return undefined;
 }
 
 export interface UserDbOptions {
@@ -222,17 +204,49 @@ export class UserDb {
 
   /** io.systemd.UserDatabase.GetUserRecord with the call's parameters. */
   getUserRecord(params: Params): UserDbResult<ContainerUserRecord> {
-    return this.getRecord(params, USER_SPEC, (id) => this.userByUid(id), (n) => this.userByName(n), (r) => r.userName);
+    return this.getRecord(params, USER_SPEC, (id) => this.userByUid(id), (n) => this.userByName(n), (r) => r.userName, userPasses);
   }
 
   /** io.systemd.UserDatabase.GetGroupRecord with the call's parameters. */
   getGroupRecord(params: Params): UserDbResult<ContainerGroupRecord> {
-    return this.getRecord(params, GROUP_SPEC, (id) => this.groupByGid(id), (n) => this.groupByName(n), (r) => r.groupName);
+    return this.getRecord(params, GROUP_SPEC, (id) => this.groupByGid(id), (n) => this.groupByName(n), (r) => r.groupName, groupPasses);
   }
 
   /**
-   * A lookup by id, by name or by both (then they must name the same record); neither is an
-   * enumeration, which this database does not offer.
+   * What a filtered enumeration of users lists, in order: container machines by registration,
+   * each private range's host IDs ascending (IDs below 65536, the invalid inside IDs and names
+   * that are not strict user names are left out, as lookups leave them out). Every
+   * ENUMERATION_TICK candidates it yields undefined, so that a caller can let other work run.
+   */
+  enumerateUsers(f: RecordFilter): Generator<EnumerationHit | undefined> {
+    return enumerateRanges(f, 'uid', this.containerRanges('uid'));
+  }
+
+  enumerateGroups(f: RecordFilter): Generator<EnumerationHit | undefined> {
+    return enumerateRanges(f, 'gid', this.containerRanges('gid'));
+  }
+
+  /** Each container machine's private ranges of one kind, in registration order (a snapshot). */
+  private containerRanges(kind: IdKind): { machine: string; ranges: readonly IdRange[] }[] {
+    return [...this.machines.values()]
+      .filter((e) => e.machine.class === 'container')
+      .sort((a, b) => a.seq - b.seq)
+      .map((e) => ({ machine: e.machine.name, ranges: kind === 'uid' ? e.uidRanges : e.gidRanges }));
+  }
+
+  userRecordOf(h: EnumerationHit): ContainerUserRecord {
+    return userRecord(h.name, h.host, h.machine, h.inside, this.service);
+  }
+
+  groupRecordOf(h: EnumerationHit): ContainerGroupRecord {
+    return groupRecord(h.name, h.host, h.machine, h.inside, this.service);
+  }
+
+  /**
+   * A lookup by id, by name or by both (then they must name the same record). A record found
+   * that the call's filter excludes is NonMatchingRecordFound (checked before the name conflict,
+   * as systemd's own userdb service does). Neither id nor name is an enumeration: without a
+   * filter this database does not offer one (as machined); with one the caller enumerates.
    */
   private getRecord<R>(
     params: Params,
@@ -240,16 +254,20 @@ export class UserDb {
     byId: (id: number) => UserDbResult<R>,
     byName: (name: string) => UserDbResult<R>,
     nameOf: (record: R) => string,
+    accepts: (f: RecordFilter, record: R) => boolean,
   ): UserDbResult<R> {
     const q = this.dispatch(params, spec);
     if ('invalidParameter' in q || 'error' in q) return q;
     const name = q.names[spec.names[0]!];
-    if (q.id !== undefined) {
-      const r = byId(q.id);
-      if ('records' in r && name !== undefined && nameOf(r.records[0]!) !== name) return { error: UserDbErrors.ConflictingRecordFound };
+    const f = q.filter;
+    if (q.id !== undefined || name !== undefined) {
+      const r = q.id !== undefined ? byId(q.id) : byName(name!);
+      if (!('records' in r)) return r;
+      if (f && !accepts(f, r.records[0]!)) return { error: UserDbErrors.NonMatchingRecordFound };
+      if (q.id !== undefined && name !== undefined && nameOf(r.records[0]!) !== name) return { error: UserDbErrors.ConflictingRecordFound };
       return r;
     }
-    if (name !== undefined) return byName(name);
+    if (f) return { enumerate: f };
     return { error: UserDbErrors.EnumerationNotSupported };
   }
 
@@ -343,13 +361,14 @@ export class UserDb {
   private dispatch(
     params: Params,
     spec: Spec,
-  ): { id?: number; names: Record<string, string | undefined> } | { invalidParameter: string } | { error: UserDbErrorName } {
+  ): { id?: number; names: Record<string, string | undefined>; filter?: RecordFilter } | { invalidParameter: string } | { error: UserDbErrorName } {
     const p = (params ?? {}) as Record<string, unknown>;
     const keys = Object.keys(p);
     const idl = idlCheck(p, keys, spec);
     if (idl !== undefined) return { invalidParameter: idl };
     let id: number | undefined;
     let service: string | undefined;
+    let filter: ReturnType<typeof emptyFilter> | undefined;
     const names: Record<string, string | undefined> = {};
     for (const key of keys) {
       const value = p[key];
@@ -363,10 +382,17 @@ export class UserDb {
       } else if (spec.names.includes(key)) {
         if (typeof value !== 'string' || !isValidUserGroupNameRelaxed(value)) return { invalidParameter: key };
         names[key] = value;
+      } else if (isFilterKey(spec, key)) {
+        if (value === null) continue;
+        filter ??= emptyFilter();
+        if (!takeFilterField(filter, key, value, spec.filter!, isValidUid)) return { invalidParameter: key };
       } else return { invalidParameter: key };
     }
     if (service === undefined) return { invalidParameter: 'service' };
+    // Reversed bounds: the bound the call listed first is named, as 262 names it (it refuses any bound).
+    const reversed = filter && reversedBound(filter);
+    if (reversed) return { invalidParameter: reversed };
     if (service !== this.service) return { error: UserDbErrors.BadService };
-    return { id, names };
+    return filter ? { id, names, filter } : { id, names };
   }
 }
