@@ -99,11 +99,11 @@ const VECTORS: Vector[] = [
   ['GetGroupRecord', '{"gid":"1879048192","service":"io.systemd.Machine"}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"gid"}}'],
   // unknown and filter keys
   ['GetUserRecord', '{"uid":1879048192,"service":"io.systemd.Machine","foo":1}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"foo"}}', 'idl'],
-  ['GetUserRecord', '{"uid":1879048192,"service":"io.systemd.Machine","fuzzyNames":["x"]}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"fuzzyNames"}}', 'idl'],
-  ['GetUserRecord', '{"uid":1879048192,"service":"io.systemd.Machine","uidMin":1}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"uidMin"}}', 'idl'],
+  // 257 refused the filter fields of systemd 258+ in its IDL validator (InvalidParameter naming the
+  // field, e.g. fuzzyNames, uidMin, gidMin); berth answers them as 262 clients send them, so those
+  // calls are in filters.test.ts ('what 257 refused') instead.
   ['GetUserRecord', '{"uid":1879048192,"service":"io.systemd.Machine","incomplete":true}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"incomplete"}}', 'idl'],
   ['GetGroupRecord', '{"gid":1879048192,"uid":1,"service":"io.systemd.Machine"}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"uid"}}', 'idl'],
-  ['GetGroupRecord', '{"gid":1879048192,"gidMin":1,"service":"io.systemd.Machine"}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"gidMin"}}', 'idl'],
   ['GetUserRecord', '{"foo":1,"uid":-1,"service":"io.systemd.Machine"}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"foo"}}', 'idl'],
   ['GetUserRecord', '{"uid":-1,"foo":1,"service":"io.systemd.Machine"}', '{"error":"org.varlink.service.InvalidParameter","parameters":{"parameter":"foo"}}', 'idl'],
   // key order decides which bad key is named
