@@ -2,10 +2,12 @@
 // container registered in both the real systemd-machined 257 and berthd (same leader, same name), looked
 // up on both userdb sockets with the same raw calls. berthd runs with `--userdb-service
 // io.systemd.Machine`, so the records' `service` is the same. Covers lookups by UID/GID and by name,
-// memberships, enumeration with and without `more`, and issue 4's bad-input list; no difference is
-// deliberate here, every reply must be equal.
+// memberships, enumeration with and without `more`, and issue 4's bad-input list; every reply must be
+// equal except for the filter fields of systemd 258+ (fuzzyNames, dispositionMask, uidMin/uidMax,
+// gidMin/gidMax, uuid): machined (257, and 262 too) refuses them with InvalidParameter and leaves the
+// client to filter; berth answers them (issue 12), each such call a Deliberate below.
 import { describe, expect, it } from 'vitest';
-import { Comparison, type Step } from './compare.js';
+import { Comparison, err, invalid, type Step } from './compare.js';
 import { Pair, useFixture, type Leader } from './fixture.js';
 
 let pair: Pair;
@@ -47,6 +49,20 @@ const q = (method: string, params: string, more = false): string =>
 const user = (label: string, params: string, more = false): Step => ({ label, send: q('GetUserRecord', params, more) });
 const group = (label: string, params: string, more = false): Step => ({ label, send: q('GetGroupRecord', params, more) });
 const member = (label: string, params: string, more = false): Step => ({ label, send: q('GetMemberships', params, more) });
+
+const NON_MATCHING = err('io.systemd.UserDatabase.NonMatchingRecordFound');
+type Replies = { parameters?: { record?: { userName?: string; groupName?: string } } }[];
+/** The record names of a reply list, in order. */
+const recordNames = (x: Replies) => x.map((r) => r.parameters?.record?.userName ?? r.parameters?.record?.groupName);
+const names =
+  (...want: string[]) =>
+  (x: Replies) =>
+    JSON.stringify(recordNames(x)) === JSON.stringify(want);
+const one = (name: string) => names(name);
+/** A call with filter fields: berth answers `berth`, machined refuses the first filter field, `field`. */
+function filtered(label: string, step: Step, berth: unknown, field: string): Step {
+  return { ...step, label, deliberate: { why: 'berth answers the filter fields that machined refuses', berth, real: invalid(field) } };
+}
 
 describe.skipIf(!!staticSkip)('io.systemd.UserDatabase: 257 and berth answer alike', () => {
   it('resolves users and groups of a user-namespaced container by number and by name', async (ctx) => {
@@ -158,15 +174,24 @@ describe.skipIf(!!staticSkip)('io.systemd.UserDatabase: 257 and berth answer ali
       user('uid and userName not matching', `"uid":${B + 1},"userName":"vu-${ns}-2",${SERVICE}`),
       user('uid and userName of another machine', `"uid":${B + 1},"userName":"vu-${N.plain}-1",${SERVICE}`),
       user('uid and an invalid userName', `"uid":${B + 1},"userName":"a:b",${SERVICE}`),
-      user('filter field fuzzyNames', `"uid":${B},${SERVICE},"fuzzyNames":["x"]`),
-      user('filter field uidMin', `"uidMin":0,${SERVICE}`),
-      group('filter field dispositionMask', `"dispositionMask":["container"],${SERVICE}`),
+      // The filter fields: berth answers them, machined refuses them (see the header).
+      filtered('filter field fuzzyNames', user('', `"uid":${B},${SERVICE},"fuzzyNames":["VU-"]`), one(`vu-${ns}-0`), 'fuzzyNames'),
+      filtered('fuzzyNames excluding the record', user('', `"uid":${B},${SERVICE},"fuzzyNames":["nothing-like-it"]`), [NON_MATCHING], 'fuzzyNames'),
+      filtered('uuid excluding the record', user('', `"uid":${B},"uuid":"0123456789abcdef0123456789abcdef",${SERVICE}`), [NON_MATCHING], 'uuid'),
+      filtered('filter field uidMin', user('', `"uidMin":${B + 1},"uidMax":${B + 3},${SERVICE}`, true), names(`vu-${ns}-1`, `vu-${ns}-2`, `vu-${ns}-3`), 'uidMin'),
+      filtered('filtered enumeration of groups', group('', `"gidMin":${B + 65533},"dispositionMask":["container"],"gidMax":${B + 65536},${SERVICE}`, true), names(`vg-${ns}-65533`, `vg-${ns}-65534`), 'gidMin'),
+      // ns (65535 records) and long (1000) are more than berth's limit of 65536 per enumeration.
+      filtered('filter field dispositionMask, more than the limit', group('', `"dispositionMask":["container"],${SERVICE}`, true), [err('io.systemd.UserDatabase.EnumerationNotSupported')], 'dispositionMask'),
+      // Both refuse reversed bounds naming the first one, machined for any bound, berth for the reversal.
+      group('reversed gid bounds', `"gidMin":${B + 10},"gidMax":${B + 5},${SERVICE}`),
       user('unknown key', `"foo":1,${SERVICE}`),
       user('bad uid, then unknown key', `"uid":-1,"foo":1,${SERVICE}`),
       // Still serving.
       user('a good lookup after all that', `"uid":${B + 3},${SERVICE}`),
     ]);
     expect(c.report()).toBe('');
+    // Every filter call was answered by berth and refused by machined (not equal by chance).
+    expect(c.deliberateSeen.filter((d) => d.includes('filter fields'))).toHaveLength(6);
     expect(JSON.stringify(c.outcomes.at(-1)?.berth)).toContain(`"userName":"vu-${ns}-3"`);
   });
 });
