@@ -1,6 +1,8 @@
 // berthd next to the real systemd-machined 257: the same leaders registered in both, the same
 // io.systemd.UserDatabase calls sent to both, the replies compared byte for byte. berthd runs under
 // a temporary runtime directory with the userdb service named io.systemd.Machine, as machined's.
+// The filter fields of systemd 258+ are the one deliberate difference: 257 refuses them with
+// InvalidParameter (the client then filters itself), berth answers them (issue 12).
 // Needs root; the reference machined is started through scripts/reference-tools.sh when nothing answers
 // on its socket (and stopped again afterwards). Machines are named ud-d<pid>… and removed afterwards.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -180,7 +182,7 @@ function sequences(): [string, string][] {
     u(`"uid":"abc","service":5`),
     u(`"uid":-1,"foo":1,${S}`),
     u(`"userName":"","uid":-1,${S}`),
-    u(`"uid":${BASE},${S},"fuzzyNames":["x"]`),
+    // (Filter fields, which 257 refuses and berth answers, are compared in the next test.)
     u(`"uid":${BASE}`),
     u(`"uid":${BASE},"service":"io.systemd.Multiplexer"`),
     u(`${S}`),
@@ -208,5 +210,48 @@ describe.skipIf(!!skip)('berthd and systemd-machined 257 answer io.systemd.UserD
     expect(diffs.join('\n')).toBe('');
     // The comparison covers real records, not only errors.
     expect(records).toBeGreaterThanOrEqual(30);
+  });
+});
+
+/** All replies to one call (with `more`: until one without `continues`). */
+async function replies(c: RawConnection, text: string): Promise<Record<string, unknown>[]> {
+  c.send(text);
+  const out: Record<string, unknown>[] = [];
+  for (;;) {
+    const r = JSON.parse(await c.nextText()) as Record<string, unknown>;
+    out.push(r);
+    if (r.continues !== true) return out;
+  }
+}
+
+describe.skipIf(!!skip)('the filter fields: 257 refuses them, berth answers them', () => {
+  it('lists what the filters select where 257 names the first filter field as invalid', async (ctx) => {
+    if (noMachined) ctx.skip(noMachined);
+    const S = '"service":"io.systemd.Machine"';
+    const [a, m, , , , long] = SHAPES.map((s) => s.name) as string[];
+    const cases: [method: string, params: string, refused: string, berth: string[]][] = [
+      // One map line at a time, in map order: 0..999 of m, then 1001..1010, the line into host IDs
+      // below 65536 is skipped, then inside 4294967294.
+      ['GetUserRecord', `"uidMin":${BASE + 0x10000 + 998},"uidMax":${BASE + 0x20100},${S}`, 'uidMin', [998, 999, ...Array.from({ length: 10 }, (_, i) => 1001 + i), 4294967294].map((i) => `vu-${m}-${i}`)],
+      ['GetGroupRecord', `"gidMax":${BASE + 1},"dispositionMask":["container"],${S}`, 'gidMax', [`vg-${a}-0`, `vg-${a}-1`]],
+      // vu-LONG-9 is the last user name short enough; fuzzy text from the middle of the name.
+      ['GetUserRecord', `"fuzzyNames":["${long!.slice(3, 12).toUpperCase()}"],${S}`, 'fuzzyNames', Array.from({ length: 10 }, (_, i) => `vu-${long}-${i}`)],
+      ['GetUserRecord', `"uid":${BASE + 5},"uidMax":${BASE + 4},${S}`, 'uidMax', ['NonMatchingRecordFound']],
+      ['GetUserRecord', `"userName":"vu-${a}-5","uuid":"0123456789abcdef0123456789abcdef",${S}`, 'uuid', ['NonMatchingRecordFound']],
+      ['GetUserRecord', `"userName":"vu-${a}-5","uidMin":${BASE + 5},${S}`, 'uidMin', [`vu-${a}-5`]],
+    ];
+    const diffs: string[] = [];
+    for (const [method, params, refused, want] of cases) {
+      const text = `{"method":"io.systemd.UserDatabase.${method}","parameters":{${params}},"more":true}\0`;
+      const [theirs, mine] = await Promise.all([replies(real, text), replies(ours, text)]);
+      const expectedReal = [{ error: 'org.varlink.service.InvalidParameter', parameters: { parameter: refused } }];
+      if (JSON.stringify(theirs) !== JSON.stringify(expectedReal)) diffs.push(`${params}: 257 answered ${JSON.stringify(theirs)}`);
+      const got = mine.map((r) => {
+        const rec = (r.parameters as { record?: { userName?: string; groupName?: string } } | undefined)?.record;
+        return rec ? (rec.userName ?? rec.groupName) : String(r.error).replace('io.systemd.UserDatabase.', '');
+      });
+      if (JSON.stringify(got) !== JSON.stringify(want)) diffs.push(`${params}: berth listed ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    }
+    expect(diffs.join('\n')).toBe('');
   });
 });
