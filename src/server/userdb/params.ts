@@ -34,7 +34,8 @@ export function idlCheck(p: Record<string, unknown>, keys: string[], spec: Spec)
     if (v != null && typeof v !== 'string') return k;
   }
   const f = spec.filter;
-  if (f) {
+  // Only calls that carry a filter key pay for the filter checks (the NSS lookups never do).
+  if (f && hasFilterKey(spec, keys)) {
     if (!idlStrings(p.fuzzyNames)) return 'fuzzyNames';
     if (!idlStrings(p.dispositionMask)) return 'dispositionMask';
     if (!idlInt(p[f.min])) return f.min;
@@ -44,6 +45,11 @@ export function idlCheck(p: Record<string, unknown>, keys: string[], spec: Spec)
   if (typeof p.service !== 'string') return 'service';
   for (const k of keys) if (k !== 'service' && k !== spec.id && !spec.names.includes(k) && !isFilterKey(spec, k) && p[k] !== undefined) return k;
   return undefined;
+}
+
+function hasFilterKey(spec: Spec, keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) if (isFilterKey(spec, keys[i]!)) return true;
+  return false;
 }
 
 export function isFilterKey(spec: Spec, k: string): boolean {

@@ -393,6 +393,6 @@ export class UserDb {
     const reversed = filter && reversedBound(filter);
     if (reversed) return { invalidParameter: reversed };
     if (service !== this.service) return { error: UserDbErrors.BadService };
-    return filter ? { id, names, filter } : { id, names };
+    return { id, names, filter };
   }
 }
