@@ -1,4 +1,4 @@
-// userdbctl 262 (systemd sid build) listing a berthd's container users and groups through the filter fields it sends (--fuzzy, --disposition, --uid-min/--uid-max, --uuid), and a named record the filters exclude.
+// userdbctl 262 (systemd sid build) listing a berthd's container users and groups through the filter fields it sends (--fuzzy, --disposition, --uid-min/--uid-max, --uuid), a named record the filters exclude, and an enumeration over berthd's limit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cannotRun, startUserdbFixture, type UserdbFixture } from './fixture.js';
 import { referenceTool262, type ReferenceTool } from '../../helpers/reference.js';
@@ -130,5 +130,27 @@ describe.skipIf(!!skip)('userdbctl 262 with filters against berthd', () => {
     const g = await userdbctl('group', `vg-${fx.machine}-5`, `--uid-max=${fx.base + 4}`);
     expect(g.code).not.toBe(0);
     expect(g.stderr).toContain('exists but does not match specified filter');
+  }, 60_000);
+
+  it('user --uuid lists none of berthd\'s records (they carry no UUID)', async (ctx) => {
+    if (typeof tool === 'string') ctx.skip(tool);
+    const r = await userdbctl('user', '--uuid=0123456789abcdef0123456789abcdef', '--json=short');
+    expect(r.code, r.stderr).toBe(0);
+    expect(records(r.stdout)).toEqual([]);
+  }, 60_000);
+
+  // Last: it registers a second full-range machine, which the other cases do not expect.
+  it('an enumeration over the limit fails with the error for an enumeration berthd does not offer', async (ctx) => {
+    if (typeof tool === 'string') ctx.skip(tool);
+    const late = await fx.registerUnmapped();
+    late.writeMaps();
+    // Two full ranges: 131070 container users, more than berthd lists at once (65536).
+    const r = await userdbctl('user', '--disposition=container', '--json=short');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('Operation not supported');
+    // Narrowed to one machine's range it lists again.
+    const one = await userdbctl('user', '--disposition=container', `--uid-min=${late.base + 65530}`, `--uid-max=${late.base + 70000}`, '--json=short');
+    expect(one.code, one.stderr).toBe(0);
+    expect(records(one.stdout).map((x) => x.userName)).toEqual([65530, 65531, 65532, 65533, 65534].map((i) => `vu-${late.name}-${i}`));
   }, 60_000);
 });
