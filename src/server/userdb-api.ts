@@ -1,8 +1,8 @@
 /**
  * io.systemd.UserDatabase bound to the user database. This file only translates: the call's
  * parameters go to UserDb as they are (it makes machined 257's handler-side checks itself), and
- * its results become one reply or one error. Like 257 it never streams: a call with `more` gets a
- * single reply without `continues`.
+ * its results become one reply or one error. Like 257 a lookup never streams: a call with `more`
+ * gets a single reply without `continues`; only a filtered enumeration (below) streams.
  *
  * Lookups are answered from memory. The one exception is a miss while some machine's user
  * namespace had no ID map yet when it was indexed (the map is written after registration, e.g.

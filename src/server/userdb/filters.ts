@@ -51,8 +51,6 @@ export interface FilterKeys {
   readonly max: 'uidMax' | 'gidMax';
 }
 
-export const FILTER_FIELDS = ['fuzzyNames', 'dispositionMask', 'uuid'] as const;
-
 interface MutableFilter {
   fuzzyNames: string[];
   dispositions?: Set<string>;

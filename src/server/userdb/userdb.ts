@@ -4,8 +4,10 @@
  * The registry tells UserDb which machines exist and what their leaders' uid_map/gid_map say
  * (`setMachine`/`removeMachine`); lookups never touch the file system. Query handling reproduces
  * systemd-machined 257's io.systemd.UserDatabase answers (measured against the real daemon; the
- * vectors are in test/unit/userdb/). UserDb knows nothing of Varlink: it takes the call's parameters
- * as a plain object and returns a result for the API layer to translate.
+ * vectors are in test/unit/userdb/), plus the filter fields of systemd 258+ that machined refuses
+ * and berth answers (filters.ts; filtered enumeration in enumerate.ts). UserDb knows nothing of
+ * Varlink: it takes the call's parameters as a plain object and returns a result for the API
+ * layer to translate.
  *
  * Besides machined's lookups it answers berth's own questions: every machine's ranges, who owns a
  * host ID, and which existing ranges a new machine's ranges overlap.
