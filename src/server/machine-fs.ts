@@ -142,10 +142,11 @@ export async function copyFiles(m: Machine, req: CopyRequest): Promise<FsResult>
 const BIND_HELPER = String.raw`
 use strict; use POSIX ();
 my ($pid, $src, $dst, $ro, $mk) = @ARGV;
+my $none = ""; my $from = "$src"; my $to = "$dst";
 sub fail { print 0 + $!; exit 0 }
-my $tree = syscall(428, -100, $src, 0x80001 | 0x8000);
+my $tree = syscall(428, -100, $from, 0x80001 | 0x8000);
 fail() if $tree < 0;
-if ($ro) { my $attr = pack("QQQQ", 1, 0, 0, 0); syscall(442, $tree, "", 0x1000 | 0x8000, $attr, 32) == 0 or fail(); }
+if ($ro) { my $attr = pack("QQQQ", 1, 0, 0, 0); syscall(442, $tree, $none, 0x1000 | 0x8000, $attr, 32) == 0 or fail(); }
 my $isdir = -d $src;
 open(my $ns, "<", "/proc/$pid/ns/mnt") or fail();
 syscall(308, fileno($ns), 0x20000) == 0 or fail();
@@ -156,7 +157,7 @@ if ($mk && !-e $dst) {
   if ($isdir) { mkdir("$p/$last", 0755) or $!{EEXIST} or fail(); }
   else { open(my $f, ">>", "$p/$last") or fail(); close($f); }
 }
-syscall(429, $tree, "", -100, $dst, 4) == 0 or fail();
+syscall(429, $tree, $none, -100, $to, 4) == 0 or fail();
 print 0;
 `;
 
