@@ -48,6 +48,16 @@ export async function containerLeader(root: string, unit: string, shift?: number
   const argv = [...as, 'unshare', ...ns, 'sh', '-c', script, 'leader', root];
   const c = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'inherit'] });
   const pid = c.pid!;
+  try {
+    await started(c, pid, shift, unit);
+  } catch (e) {
+    c.kill('SIGKILL');
+    throw e;
+  }
+  return c;
+}
+
+async function started(c: ChildProcess, pid: number, shift: number | undefined, unit: string): Promise<void> {
   await waitFor(() => fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== fs.readlinkSync('/proc/self/ns/mnt'), 'the leader to unshare', { timeoutMs: 10_000 });
   if (shift !== undefined) {
     fs.writeFileSync(`/proc/${pid}/uid_map`, `0 ${shift} 65536\n`);
@@ -63,5 +73,4 @@ export async function containerLeader(root: string, unit: string, shift?: number
       return false;
     }
   }, 'the leader to pivot into its root', { timeoutMs: 10_000 });
-  return c;
 }

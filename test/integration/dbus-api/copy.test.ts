@@ -61,8 +61,9 @@ describe.skipIf(!!why)('files between the host and a machine', () => {
     us = busyboxRoot(path.join(scratch, 'us'));
     const reg = async (name: string, leader: { pid?: number }) => t.varlink.callRaw('io.systemd.Machine.Register', { name, class: 'container', leader: leader.pid, service: 'test' });
     const c = await containerLeader(ct, `machine-${names.ct}.scope`);
+    t.leaders.push(c);
     const u = await containerLeader(us, `machine-${names.us}.scope`, SHIFT);
-    t.leaders.push(c, u);
+    t.leaders.push(u);
     await reg(names.ct, c);
     await reg(names.us, u);
     await t.register(names.hn, { service: 'test' }, `machine-${names.hn}.scope`);
