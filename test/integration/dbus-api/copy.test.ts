@@ -223,6 +223,34 @@ describe.skipIf(!!why)('files between the host and a machine', () => {
     expect(fs.existsSync(path.join(ct, 'tmp/viaobj'))).toBe(true);
   });
 
+  it('berthctl copy-to, copy-from and bind do the same with machinectl\'s flags and words', async () => {
+    const berthctl = (...args: string[]) => spawnSync(process.execPath, [path.resolve('dist/bin/berthctl.mjs'), '--runtime-dir', t.runtime, ...args], { encoding: 'utf8', cwd: host });
+    // A relative host path is the working directory's; the second path defaults to the first.
+    let r = berthctl('copy-to', names.ct, 'f', '/tmp/ctl');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(fs.readFileSync(path.join(ct, 'tmp/ctl'), 'utf8')).toBe(fs.readFileSync(src('f'), 'utf8'));
+    r = berthctl('copy-to', names.ct, 'f', '/tmp/ctl');
+    expect([r.status, r.stderr]).toEqual([1, 'Failed to copy: File exists\n']);
+    fs.writeFileSync(path.join(ct, 'tmp/ctl'), 'changed\n');
+    r = berthctl('copy-to', '--force', names.ct, src('f'), '/tmp/ctl');
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(path.join(ct, 'tmp/ctl'), 'utf8')).not.toBe('changed\n');
+    r = berthctl('copy-from', names.ct, '/etc/hostname', 'ctl-back');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(fs.readFileSync(src('ctl-back'), 'utf8')).toBe('inside\n');
+    r = berthctl('copy-from', names.ct, '/nope', 'x');
+    expect([r.status, r.stderr]).toEqual([1, 'Failed to copy: No such file or directory\n']);
+    r = berthctl('bind', '--read-only', '--mkdir', names.ct, 'd', '/mnt/ctl');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(fs.readFileSync(`/proc/${t.leaders[0]!.pid}/mountinfo`, 'utf8')).toMatch(/ \/mnt\/ctl ro[, ]/);
+    r = berthctl('bind', names.us, src('d'), '/mnt');
+    expect([r.status, r.stderr]).toEqual([1, 'Failed to bind mount: Operation not supported\n']);
+    r = berthctl('copy-to', 'nope', src('f'), '/tmp/x');
+    expect([r.status, r.stderr]).toEqual([4, 'Failed to copy: No such machine\n']);
+    r = berthctl('copy-to', names.ct);
+    expect(r.status).toBe(2);
+  });
+
   it('OpenRootDirectory hands out the machine root over D-Bus and Varlink', async () => {
     const r = await t.conn.call({ destination: M[0], path: M[1], interface: M[2], member: 'OpenMachineRootDirectory', signature: 's', body: [names.ct] });
     const [fd] = r.body as [number];
