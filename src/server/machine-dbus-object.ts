@@ -10,7 +10,7 @@ import type { MachineOperations } from './machine-operations.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
 import { isAbsolutePath, isNormalizedPath, isValidPath } from './registry/field-rules.js';
 import { hasFiles } from './machine-fs.js';
-import { errnoError } from '../dbus/index.js';
+import { DBusError, errnoError } from '../dbus/index.js';
 
 /** The C library's words for an errno, as sd-bus puts them after a message's colon. */
 const strerror = (errno: number): string => errnoError(errno).message;
@@ -68,6 +68,7 @@ export function machineMethods(ops: MachineOperations): Record<string, MachineMe
       // A failure before the copy began names the machine; one of the copy itself is the bare errno.
       throw errnoError(errno, 'setup' in r.error && r.error.setup ? `Failed to copy from/to machine '${m.name}': ${strerror(errno)}` : undefined);
     }
+    if (!r.ok && 'error' in r.error && r.error.error === 'io.systemd.Machine.TooManyOperations') throw new DBusError('org.freedesktop.DBus.Error.LimitsExceeded', 'Too many ongoing copies.');
     unwrap(r, { name: m.name });
     return [];
   };

@@ -20,8 +20,12 @@ const ENXIO = 6;
 const EIO = 5;
 const ESRCH = 3;
 
+/** At most this many copies run at once, as machined's limit (each is a child process). */
+export const COPIES_MAX = 64;
+let copiesRunning = 0;
+
 /** How a copy or mount failed: an errno, and whether it failed before the work began (machined words those differently on D-Bus). */
-export type FsFailure = { errno: number; setup: boolean } | { error: 'io.systemd.Machine.NotSupported' };
+export type FsFailure = { errno: number; setup: boolean } | { error: 'io.systemd.Machine.NotSupported' | 'io.systemd.Machine.TooManyOperations' };
 export type FsResult = { ok: true } | { ok: false; failure: FsFailure };
 
 export interface CopyRequest {
@@ -101,6 +105,16 @@ function runWorker(srcDir: number, dstDir: number, job: { srcName: string; dstNa
  */
 export async function copyFiles(m: Machine, req: CopyRequest): Promise<FsResult> {
   if (!hasFiles(m)) return { ok: false, failure: { error: 'io.systemd.Machine.NotSupported' } };
+  if (copiesRunning >= COPIES_MAX) return { ok: false, failure: { error: 'io.systemd.Machine.TooManyOperations' } };
+  copiesRunning++;
+  try {
+    return await copyCounted(m, req);
+  } finally {
+    copiesRunning--;
+  }
+}
+
+async function copyCounted(m: Machine, req: CopyRequest): Promise<FsResult> {
   const hostPath = req.direction === 'to' ? req.source : req.destination;
   const machinePath = req.direction === 'to' ? req.destination : req.source;
   const hostName = fileName(hostPath);

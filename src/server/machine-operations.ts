@@ -22,7 +22,8 @@ export type MappingErrorName =
   | 'io.systemd.Machine.NoSuchUser'
   | 'io.systemd.Machine.NoSuchGroup'
   | 'io.systemd.Machine.UserInHostRange'
-  | 'io.systemd.Machine.GroupInHostRange';
+  | 'io.systemd.Machine.GroupInHostRange'
+  | 'io.systemd.Machine.TooManyOperations';
 
 /** `setup`: a copy or mount that failed before its work began (D-Bus words those differently). */
 export type OperationError = RegistryError | { error: MappingErrorName } | { errno: number; setup: boolean };
