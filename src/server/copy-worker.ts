@@ -45,6 +45,13 @@ const lstatOrNull = (p: string): fs.Stats | null => {
 let tmpCounter = 0;
 const tempName = (name: string) => `.#${name.slice(0, 200)}.${process.pid}.${tmpCounter++}`;
 
+/**
+ * The permission bits a copy gets: the source's, without set-user-ID and set-group-ID when every entry
+ * becomes the host's root (out of a user-namespaced machine, whose root should not mint host setuid-root
+ * programs; machined keeps the bits).
+ */
+const modeOf = (st: fs.Stats, job: Job): number => st.mode & (job.owner === 0 ? 0o1777 : 0o7777);
+
 function setOwner(fd: number, st: fs.Stats, job: Job): void {
   const uid = job.owner >= 0 ? job.owner : st.uid;
   const gid = job.owner >= 0 ? job.owner : st.gid;
@@ -65,7 +72,7 @@ function copyFile(srcDir: number, name: string, dstDir: number, tmp: string, st:
         while (off < n) off += fs.writeSync(dst, buf, off, n - off);
       }
       setOwner(dst, st, job);
-      fs.fchmodSync(dst, st.mode & 0o7777);
+      fs.fchmodSync(dst, modeOf(st, job));
       fs.futimesSync(dst, st.atime, st.mtime);
     } finally {
       fs.closeSync(dst);
@@ -95,7 +102,7 @@ function copyEntry(srcDir: number, name: string, dstDir: number, dstName: string
       for (const child of fs.readdirSync(`/proc/self/fd/${from}`)) copyEntry(from, child, to, child, job, false);
       if (!existing) {
         setOwner(to, st, job);
-        fs.fchmodSync(to, st.mode & 0o7777);
+        fs.fchmodSync(to, modeOf(st, job));
         fs.futimesSync(to, st.atime, st.mtime);
       }
     } finally {

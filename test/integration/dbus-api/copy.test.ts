@@ -148,16 +148,27 @@ describe.skipIf(!!why)('files between the host and a machine', () => {
     for (const p of ['tmp/d', 'tmp/d/sub', 'tmp/d/sub/y', 'tmp/d/z']) expect(fs.lstatSync(path.join(us, p))).toMatchObject({ uid: SHIFT, gid: SHIFT });
     fs.writeFileSync(path.join(us, 'tmp/owned'), 'x');
     fs.chownSync(path.join(us, 'tmp/owned'), SHIFT + 5, SHIFT + 5);
+    fs.chmodSync(path.join(us, 'tmp/owned'), 0o6755);
     expect(await vl('CopyFrom', { name: names.us, source: '/tmp/owned', destination: src('owned') })).toEqual({ ok: {} });
     expect(fs.statSync(src('owned'))).toMatchObject({ uid: 0, gid: 0 });
+    // The machine's root cannot hand the host a set-user-ID root program.
+    expect(fs.statSync(src('owned')).mode & 0o7777).toBe(0o755);
+    // Into the machine the bits stay (they are the machine root's).
+    fs.chmodSync(src('f'), 0o4755);
+    expect(await vl('CopyTo', { name: names.us, source: src('f'), destination: '/tmp/suid', replace: true })).toEqual({ ok: {} });
+    expect(fs.statSync(path.join(us, 'tmp/suid')).mode & 0o7777).toBe(0o4755);
+    fs.chmodSync(src('f'), 0o644);
   });
 
   it('copies in a machine without a mount namespace of its own, and serves other clients meanwhile', async () => {
     const big = src('big');
     fs.writeFileSync(big, Buffer.alloc(64 << 20, 7));
-    const copying = vl('CopyTo', { name: names.hn, source: big, destination: path.join(scratch, 'big-copy') });
-    // The copy runs in a child process: a List on the same daemon is answered while it goes on.
+    let copied = false;
+    const copying = vl('CopyTo', { name: names.hn, source: big, destination: path.join(scratch, 'big-copy') }).finally(() => (copied = true));
+    // The copy runs in a child process (a node start and 64 MiB written): a List on the same daemon is
+    // answered while it still goes on.
     expect(await t.varlink.callRaw('io.systemd.Machine.List', { name: names.hn })).toMatchObject({ name: names.hn });
+    expect(copied).toBe(false);
     expect(await copying).toEqual({ ok: {} });
     expect(fs.statSync(path.join(scratch, 'big-copy')).size).toBe(64 << 20);
   });
