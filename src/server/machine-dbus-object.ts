@@ -136,7 +136,9 @@ export function machineMethods(ops: MachineOperations): Record<string, MachineMe
     OpenRootDirectory: {
       in: '', out: 'h', inNames: [], outNames: ['fd'], managerName: 'OpenMachineRootDirectory',
       async run(m, _a, ctx) {
-        return [unwrap(ops.openRootDirectory(m, await callerOf(ctx)), { name: m.name })];
+        const r = ops.openRootDirectory(m, await callerOf(ctx));
+        if (!r.ok && 'error' in r.error && r.error.error === 'io.systemd.Machine.NotSupported') throw notSupported('Opening the root directory is only supported on container machines.');
+        return [unwrap(r, { name: m.name })];
       },
     },
     BindMount: {
