@@ -11,6 +11,8 @@ await build({
     'berth-spawn': 'dist/src/client/berth-spawn.js',
     // berthd starts it as a worker thread for large messages (src/varlink/offload.ts).
     'berthd-parse-worker': 'dist/src/server/parse-worker.js',
+    // berthd runs it as a child process for each CopyTo/CopyFrom (src/server/machine-fs.ts).
+    'berthd-copy-worker': 'dist/src/server/copy-worker.js',
   },
   outdir: 'dist/bin',
   outExtension: { '.js': '.mjs' },

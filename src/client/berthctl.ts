@@ -7,6 +7,7 @@ import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
 import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH_VERBS } from './configured-machine-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
+import { copyVerb, COPY_VERBS } from './copy-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
@@ -29,6 +30,9 @@ Machines:
                              A shell (or PATH) in the machine on a new terminal
                              (--uid USER, -E VAR=VALUE; ^]^]^] leaves)
   login NAME                 The machine's login prompt on a new terminal
+  copy-to NAME PATH [PATH]   Copy a host file or tree into a container (--force replaces)
+  copy-from NAME PATH [PATH] Copy a file or tree out of a container (--force replaces)
+  bind NAME PATH [PATH]      Bind mount a host path into a container (--read-only, --mkdir)
   cleanup [NAME…]            Remove what berth-spawn left of machines it no longer runs
                              (killed outright): links, scopes, mounts, run directories,
                              locks, leases (--dry-run: only print; --kill: also stop
@@ -89,6 +93,9 @@ const OPTIONS = {
     uid: { type: 'string' },
   setenv: { type: 'string', short: 'E', multiple: true },
   'dry-run': { type: 'boolean' },
+    force: { type: 'boolean' },
+    'read-only': { type: 'boolean' },
+    mkdir: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
 } as const;
@@ -182,6 +189,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (SHELL_VERBS.has(verb)) {
     return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
+  }
+  if (COPY_VERBS.has(verb)) {
+    return copyVerb(verb, rest, { address, force: v.force ?? false, readOnly: v['read-only'] ?? false, mkdir: v.mkdir ?? false });
   }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });

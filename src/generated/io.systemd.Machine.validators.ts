@@ -3659,3 +3659,1369 @@ validate18.errors = vErrors;
 return errors === 0;
 }
 
+export const BindMount = validate19;
+const schema32 = {"type":"object","properties":{"name":{"type":["string","null"]},"pid":{"anyOf":[{"type":"null"},{"$ref":"defs#/$defs/ProcessId"}]},"allowInteractiveAuthentication":{"type":["boolean","null"]},"source":{"type":"string"},"destination":{"type":["string","null"]},"readOnly":{"type":["boolean","null"]},"mkdir":{"type":["boolean","null"]}},"additionalProperties":false,"required":["source"]};
+
+function validate19(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.source === undefined) && (missing0 = "source")){
+validate19.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!(((((((key0 === "name") || (key0 === "pid")) || (key0 === "allowInteractiveAuthentication")) || (key0 === "source")) || (key0 === "destination")) || (key0 === "readOnly")) || (key0 === "mkdir"))){
+validate19.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.name !== undefined){
+let data0 = data.name;
+const _errs2 = errors;
+if((typeof data0 !== "string") && (data0 !== null)){
+validate19.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: schema32.properties.name.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.pid !== undefined){
+let data1 = data.pid;
+const _errs4 = errors;
+const _errs5 = errors;
+let valid1 = false;
+const _errs6 = errors;
+if(data1 !== null){
+const err0 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+var _valid0 = _errs6 === errors;
+valid1 = valid1 || _valid0;
+if(!valid1){
+const _errs8 = errors;
+const _errs9 = errors;
+if(errors === _errs9){
+if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
+let missing1;
+if((data1.pid === undefined) && (missing1 = "pid")){
+const err1 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+else {
+const _errs11 = errors;
+for(const key1 in data1){
+if(!(((key1 === "pid") || (key1 === "pidfdId")) || (key1 === "bootId"))){
+const err2 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+break;
+}
+}
+if(_errs11 === errors){
+if(data1.pid !== undefined){
+let data2 = data1.pid;
+const _errs12 = errors;
+if((!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))) && (typeof data2 !== "string")){
+const err3 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/type",keyword:"type",params:{type: schema14.properties.pid.type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if(errors === _errs12){
+if(typeof data2 == "number"){
+if(data2 > 18446744073709552000 || isNaN(data2)){
+const err4 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+else {
+if(data2 < -9223372036854776000 || isNaN(data2)){
+const err5 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+}
+var valid3 = _errs12 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.pidfdId !== undefined){
+let data3 = data1.pidfdId;
+const _errs14 = errors;
+const _errs15 = errors;
+let valid4 = false;
+const _errs16 = errors;
+if(data3 !== null){
+const err6 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+var _valid1 = _errs16 === errors;
+valid4 = valid4 || _valid1;
+if(!valid4){
+const _errs18 = errors;
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+const err7 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/type",keyword:"type",params:{type: schema14.properties.pidfdId.anyOf[1].type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+if(errors === _errs18){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+const err8 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+else {
+if(data3 < -9223372036854776000 || isNaN(data3)){
+const err9 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+}
+}
+var _valid1 = _errs18 === errors;
+valid4 = valid4 || _valid1;
+}
+if(!valid4){
+const err10 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+else {
+errors = _errs15;
+if(vErrors !== null){
+if(_errs15){
+vErrors.length = _errs15;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid3 = _errs14 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.bootId !== undefined){
+let data4 = data1.bootId;
+const _errs20 = errors;
+if((typeof data4 !== "string") && (data4 !== null)){
+const err11 = {instancePath:instancePath+"/pid/bootId",schemaPath:"defs#/$defs/ProcessId/properties/bootId/type",keyword:"type",params:{type: schema14.properties.bootId.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+var valid3 = _errs20 === errors;
+}
+else {
+var valid3 = true;
+}
+}
+}
+}
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+var _valid0 = _errs8 === errors;
+valid1 = valid1 || _valid0;
+}
+if(!valid1){
+const err13 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+validate19.errors = vErrors;
+return false;
+}
+else {
+errors = _errs5;
+if(vErrors !== null){
+if(_errs5){
+vErrors.length = _errs5;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.allowInteractiveAuthentication !== undefined){
+let data5 = data.allowInteractiveAuthentication;
+const _errs22 = errors;
+if((typeof data5 !== "boolean") && (data5 !== null)){
+validate19.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema32.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs22 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.source !== undefined){
+const _errs24 = errors;
+if(typeof data.source !== "string"){
+validate19.errors = [{instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+var valid0 = _errs24 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.destination !== undefined){
+let data7 = data.destination;
+const _errs26 = errors;
+if((typeof data7 !== "string") && (data7 !== null)){
+validate19.errors = [{instancePath:instancePath+"/destination",schemaPath:"#/properties/destination/type",keyword:"type",params:{type: schema32.properties.destination.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs26 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.readOnly !== undefined){
+let data8 = data.readOnly;
+const _errs28 = errors;
+if((typeof data8 !== "boolean") && (data8 !== null)){
+validate19.errors = [{instancePath:instancePath+"/readOnly",schemaPath:"#/properties/readOnly/type",keyword:"type",params:{type: schema32.properties.readOnly.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs28 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.mkdir !== undefined){
+let data9 = data.mkdir;
+const _errs30 = errors;
+if((typeof data9 !== "boolean") && (data9 !== null)){
+validate19.errors = [{instancePath:instancePath+"/mkdir",schemaPath:"#/properties/mkdir/type",keyword:"type",params:{type: schema32.properties.mkdir.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs30 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate19.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate19.errors = vErrors;
+return errors === 0;
+}
+
+export const CopyFrom = validate20;
+const schema34 = {"type":"object","properties":{"name":{"type":["string","null"]},"pid":{"anyOf":[{"type":"null"},{"$ref":"defs#/$defs/ProcessId"}]},"allowInteractiveAuthentication":{"type":["boolean","null"]},"source":{"type":"string"},"destination":{"type":["string","null"]},"replace":{"type":["boolean","null"]}},"additionalProperties":false,"required":["source"]};
+
+function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.source === undefined) && (missing0 = "source")){
+validate20.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!((((((key0 === "name") || (key0 === "pid")) || (key0 === "allowInteractiveAuthentication")) || (key0 === "source")) || (key0 === "destination")) || (key0 === "replace"))){
+validate20.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.name !== undefined){
+let data0 = data.name;
+const _errs2 = errors;
+if((typeof data0 !== "string") && (data0 !== null)){
+validate20.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: schema34.properties.name.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.pid !== undefined){
+let data1 = data.pid;
+const _errs4 = errors;
+const _errs5 = errors;
+let valid1 = false;
+const _errs6 = errors;
+if(data1 !== null){
+const err0 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+var _valid0 = _errs6 === errors;
+valid1 = valid1 || _valid0;
+if(!valid1){
+const _errs8 = errors;
+const _errs9 = errors;
+if(errors === _errs9){
+if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
+let missing1;
+if((data1.pid === undefined) && (missing1 = "pid")){
+const err1 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+else {
+const _errs11 = errors;
+for(const key1 in data1){
+if(!(((key1 === "pid") || (key1 === "pidfdId")) || (key1 === "bootId"))){
+const err2 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+break;
+}
+}
+if(_errs11 === errors){
+if(data1.pid !== undefined){
+let data2 = data1.pid;
+const _errs12 = errors;
+if((!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))) && (typeof data2 !== "string")){
+const err3 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/type",keyword:"type",params:{type: schema14.properties.pid.type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if(errors === _errs12){
+if(typeof data2 == "number"){
+if(data2 > 18446744073709552000 || isNaN(data2)){
+const err4 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+else {
+if(data2 < -9223372036854776000 || isNaN(data2)){
+const err5 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+}
+var valid3 = _errs12 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.pidfdId !== undefined){
+let data3 = data1.pidfdId;
+const _errs14 = errors;
+const _errs15 = errors;
+let valid4 = false;
+const _errs16 = errors;
+if(data3 !== null){
+const err6 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+var _valid1 = _errs16 === errors;
+valid4 = valid4 || _valid1;
+if(!valid4){
+const _errs18 = errors;
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+const err7 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/type",keyword:"type",params:{type: schema14.properties.pidfdId.anyOf[1].type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+if(errors === _errs18){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+const err8 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+else {
+if(data3 < -9223372036854776000 || isNaN(data3)){
+const err9 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+}
+}
+var _valid1 = _errs18 === errors;
+valid4 = valid4 || _valid1;
+}
+if(!valid4){
+const err10 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+else {
+errors = _errs15;
+if(vErrors !== null){
+if(_errs15){
+vErrors.length = _errs15;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid3 = _errs14 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.bootId !== undefined){
+let data4 = data1.bootId;
+const _errs20 = errors;
+if((typeof data4 !== "string") && (data4 !== null)){
+const err11 = {instancePath:instancePath+"/pid/bootId",schemaPath:"defs#/$defs/ProcessId/properties/bootId/type",keyword:"type",params:{type: schema14.properties.bootId.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+var valid3 = _errs20 === errors;
+}
+else {
+var valid3 = true;
+}
+}
+}
+}
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+var _valid0 = _errs8 === errors;
+valid1 = valid1 || _valid0;
+}
+if(!valid1){
+const err13 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+validate20.errors = vErrors;
+return false;
+}
+else {
+errors = _errs5;
+if(vErrors !== null){
+if(_errs5){
+vErrors.length = _errs5;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.allowInteractiveAuthentication !== undefined){
+let data5 = data.allowInteractiveAuthentication;
+const _errs22 = errors;
+if((typeof data5 !== "boolean") && (data5 !== null)){
+validate20.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema34.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs22 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.source !== undefined){
+const _errs24 = errors;
+if(typeof data.source !== "string"){
+validate20.errors = [{instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+var valid0 = _errs24 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.destination !== undefined){
+let data7 = data.destination;
+const _errs26 = errors;
+if((typeof data7 !== "string") && (data7 !== null)){
+validate20.errors = [{instancePath:instancePath+"/destination",schemaPath:"#/properties/destination/type",keyword:"type",params:{type: schema34.properties.destination.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs26 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.replace !== undefined){
+let data8 = data.replace;
+const _errs28 = errors;
+if((typeof data8 !== "boolean") && (data8 !== null)){
+validate20.errors = [{instancePath:instancePath+"/replace",schemaPath:"#/properties/replace/type",keyword:"type",params:{type: schema34.properties.replace.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs28 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate20.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate20.errors = vErrors;
+return errors === 0;
+}
+
+export const CopyTo = validate21;
+const schema36 = {"type":"object","properties":{"name":{"type":["string","null"]},"pid":{"anyOf":[{"type":"null"},{"$ref":"defs#/$defs/ProcessId"}]},"allowInteractiveAuthentication":{"type":["boolean","null"]},"source":{"type":"string"},"destination":{"type":["string","null"]},"replace":{"type":["boolean","null"]}},"additionalProperties":false,"required":["source"]};
+
+function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.source === undefined) && (missing0 = "source")){
+validate21.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!((((((key0 === "name") || (key0 === "pid")) || (key0 === "allowInteractiveAuthentication")) || (key0 === "source")) || (key0 === "destination")) || (key0 === "replace"))){
+validate21.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.name !== undefined){
+let data0 = data.name;
+const _errs2 = errors;
+if((typeof data0 !== "string") && (data0 !== null)){
+validate21.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: schema36.properties.name.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.pid !== undefined){
+let data1 = data.pid;
+const _errs4 = errors;
+const _errs5 = errors;
+let valid1 = false;
+const _errs6 = errors;
+if(data1 !== null){
+const err0 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+var _valid0 = _errs6 === errors;
+valid1 = valid1 || _valid0;
+if(!valid1){
+const _errs8 = errors;
+const _errs9 = errors;
+if(errors === _errs9){
+if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
+let missing1;
+if((data1.pid === undefined) && (missing1 = "pid")){
+const err1 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/required",keyword:"required",params:{missingProperty: missing1},message:"must have required property '"+missing1+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+else {
+const _errs11 = errors;
+for(const key1 in data1){
+if(!(((key1 === "pid") || (key1 === "pidfdId")) || (key1 === "bootId"))){
+const err2 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+break;
+}
+}
+if(_errs11 === errors){
+if(data1.pid !== undefined){
+let data2 = data1.pid;
+const _errs12 = errors;
+if((!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))) && (typeof data2 !== "string")){
+const err3 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/type",keyword:"type",params:{type: schema14.properties.pid.type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if(errors === _errs12){
+if(typeof data2 == "number"){
+if(data2 > 18446744073709552000 || isNaN(data2)){
+const err4 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+else {
+if(data2 < -9223372036854776000 || isNaN(data2)){
+const err5 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+}
+var valid3 = _errs12 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.pidfdId !== undefined){
+let data3 = data1.pidfdId;
+const _errs14 = errors;
+const _errs15 = errors;
+let valid4 = false;
+const _errs16 = errors;
+if(data3 !== null){
+const err6 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+var _valid1 = _errs16 === errors;
+valid4 = valid4 || _valid1;
+if(!valid4){
+const _errs18 = errors;
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+const err7 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/type",keyword:"type",params:{type: schema14.properties.pidfdId.anyOf[1].type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+if(errors === _errs18){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+const err8 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+else {
+if(data3 < -9223372036854776000 || isNaN(data3)){
+const err9 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+}
+}
+var _valid1 = _errs18 === errors;
+valid4 = valid4 || _valid1;
+}
+if(!valid4){
+const err10 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+else {
+errors = _errs15;
+if(vErrors !== null){
+if(_errs15){
+vErrors.length = _errs15;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid3 = _errs14 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.bootId !== undefined){
+let data4 = data1.bootId;
+const _errs20 = errors;
+if((typeof data4 !== "string") && (data4 !== null)){
+const err11 = {instancePath:instancePath+"/pid/bootId",schemaPath:"defs#/$defs/ProcessId/properties/bootId/type",keyword:"type",params:{type: schema14.properties.bootId.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+var valid3 = _errs20 === errors;
+}
+else {
+var valid3 = true;
+}
+}
+}
+}
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+var _valid0 = _errs8 === errors;
+valid1 = valid1 || _valid0;
+}
+if(!valid1){
+const err13 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+validate21.errors = vErrors;
+return false;
+}
+else {
+errors = _errs5;
+if(vErrors !== null){
+if(_errs5){
+vErrors.length = _errs5;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.allowInteractiveAuthentication !== undefined){
+let data5 = data.allowInteractiveAuthentication;
+const _errs22 = errors;
+if((typeof data5 !== "boolean") && (data5 !== null)){
+validate21.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema36.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs22 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.source !== undefined){
+const _errs24 = errors;
+if(typeof data.source !== "string"){
+validate21.errors = [{instancePath:instancePath+"/source",schemaPath:"#/properties/source/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+var valid0 = _errs24 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.destination !== undefined){
+let data7 = data.destination;
+const _errs26 = errors;
+if((typeof data7 !== "string") && (data7 !== null)){
+validate21.errors = [{instancePath:instancePath+"/destination",schemaPath:"#/properties/destination/type",keyword:"type",params:{type: schema36.properties.destination.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs26 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.replace !== undefined){
+let data8 = data.replace;
+const _errs28 = errors;
+if((typeof data8 !== "boolean") && (data8 !== null)){
+validate21.errors = [{instancePath:instancePath+"/replace",schemaPath:"#/properties/replace/type",keyword:"type",params:{type: schema36.properties.replace.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs28 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+}
+}
+}
+}
+else {
+validate21.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate21.errors = vErrors;
+return errors === 0;
+}
+
+export const OpenRootDirectory = validate22;
+const schema38 = {"type":"object","properties":{"name":{"type":["string","null"]},"pid":{"anyOf":[{"type":"null"},{"$ref":"defs#/$defs/ProcessId"}]},"allowInteractiveAuthentication":{"type":["boolean","null"]}},"additionalProperties":false};
+
+function validate22(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+const _errs1 = errors;
+for(const key0 in data){
+if(!(((key0 === "name") || (key0 === "pid")) || (key0 === "allowInteractiveAuthentication"))){
+validate22.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.name !== undefined){
+let data0 = data.name;
+const _errs2 = errors;
+if((typeof data0 !== "string") && (data0 !== null)){
+validate22.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: schema38.properties.name.type},message:"must be string,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.pid !== undefined){
+let data1 = data.pid;
+const _errs4 = errors;
+const _errs5 = errors;
+let valid1 = false;
+const _errs6 = errors;
+if(data1 !== null){
+const err0 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+var _valid0 = _errs6 === errors;
+valid1 = valid1 || _valid0;
+if(!valid1){
+const _errs8 = errors;
+const _errs9 = errors;
+if(errors === _errs9){
+if(data1 && typeof data1 == "object" && !Array.isArray(data1)){
+let missing0;
+if((data1.pid === undefined) && (missing0 = "pid")){
+const err1 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+else {
+const _errs11 = errors;
+for(const key1 in data1){
+if(!(((key1 === "pid") || (key1 === "pidfdId")) || (key1 === "bootId"))){
+const err2 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+break;
+}
+}
+if(_errs11 === errors){
+if(data1.pid !== undefined){
+let data2 = data1.pid;
+const _errs12 = errors;
+if((!((typeof data2 == "number") && (!(data2 % 1) && !isNaN(data2)))) && (typeof data2 !== "string")){
+const err3 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/type",keyword:"type",params:{type: schema14.properties.pid.type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+if(errors === _errs12){
+if(typeof data2 == "number"){
+if(data2 > 18446744073709552000 || isNaN(data2)){
+const err4 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+else {
+if(data2 < -9223372036854776000 || isNaN(data2)){
+const err5 = {instancePath:instancePath+"/pid/pid",schemaPath:"defs#/$defs/ProcessId/properties/pid/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+}
+}
+var valid3 = _errs12 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.pidfdId !== undefined){
+let data3 = data1.pidfdId;
+const _errs14 = errors;
+const _errs15 = errors;
+let valid4 = false;
+const _errs16 = errors;
+if(data3 !== null){
+const err6 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/0/type",keyword:"type",params:{type: "null"},message:"must be null"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+var _valid1 = _errs16 === errors;
+valid4 = valid4 || _valid1;
+if(!valid4){
+const _errs18 = errors;
+if((!((typeof data3 == "number") && (!(data3 % 1) && !isNaN(data3)))) && (typeof data3 !== "string")){
+const err7 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/type",keyword:"type",params:{type: schema14.properties.pidfdId.anyOf[1].type},message:"must be integer,string"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+if(errors === _errs18){
+if(typeof data3 == "number"){
+if(data3 > 18446744073709552000 || isNaN(data3)){
+const err8 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+else {
+if(data3 < -9223372036854776000 || isNaN(data3)){
+const err9 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf/1/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+}
+}
+}
+var _valid1 = _errs18 === errors;
+valid4 = valid4 || _valid1;
+}
+if(!valid4){
+const err10 = {instancePath:instancePath+"/pid/pidfdId",schemaPath:"defs#/$defs/ProcessId/properties/pidfdId/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+else {
+errors = _errs15;
+if(vErrors !== null){
+if(_errs15){
+vErrors.length = _errs15;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid3 = _errs14 === errors;
+}
+else {
+var valid3 = true;
+}
+if(valid3){
+if(data1.bootId !== undefined){
+let data4 = data1.bootId;
+const _errs20 = errors;
+if((typeof data4 !== "string") && (data4 !== null)){
+const err11 = {instancePath:instancePath+"/pid/bootId",schemaPath:"defs#/$defs/ProcessId/properties/bootId/type",keyword:"type",params:{type: schema14.properties.bootId.type},message:"must be string,null"};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+var valid3 = _errs20 === errors;
+}
+else {
+var valid3 = true;
+}
+}
+}
+}
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/pid",schemaPath:"defs#/$defs/ProcessId/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+var _valid0 = _errs8 === errors;
+valid1 = valid1 || _valid0;
+}
+if(!valid1){
+const err13 = {instancePath:instancePath+"/pid",schemaPath:"#/properties/pid/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+validate22.errors = vErrors;
+return false;
+}
+else {
+errors = _errs5;
+if(vErrors !== null){
+if(_errs5){
+vErrors.length = _errs5;
+}
+else {
+vErrors = null;
+}
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.allowInteractiveAuthentication !== undefined){
+let data5 = data.allowInteractiveAuthentication;
+const _errs22 = errors;
+if((typeof data5 !== "boolean") && (data5 !== null)){
+validate22.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema38.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs22 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+else {
+validate22.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate22.errors = vErrors;
+return errors === 0;
+}
+

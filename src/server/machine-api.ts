@@ -25,7 +25,7 @@ import {
 } from '../generated/io.systemd.Machine.js';
 import type { BerthContext } from './context.js';
 import type { Machine, Result } from './registry/machine.js';
-import { isAbsolutePath, isValidPath } from './registry/field-rules.js';
+import { isAbsolutePath, isNormalizedPath, isValidPath } from './registry/field-rules.js';
 import { parseKillWhom, validateKill, validateLookup, validateRegistration } from './machine-params.js';
 import { liveProcessProbe, type CallerContext } from './registry/registry.js';
 import { callerContext, MachineOperations, type OperationError, type OpResult } from './machine-operations.js';
@@ -128,6 +128,18 @@ function checkOpenField(key: string, v: unknown): boolean {
   }
 }
 
+const COPY_FIELDS = ['source', 'destination', 'replace'] as const;
+const BIND_FIELDS = ['source', 'destination', 'readOnly', 'mkdir'] as const;
+
+/**
+ * The path and flag fields of CopyTo, CopyFrom and BindMount, in key order: paths absolute and normalized
+ * (no `.`, `..` or `//`), flags booleans; 262 takes a null `destination` as invalid rather than absent.
+ */
+function checkFsField(key: string, v: unknown): boolean {
+  if (key === 'source' || key === 'destination') return typeof v === 'string' && isAbsolutePath(v) && isNormalizedPath(v);
+  return typeof v === 'boolean';
+}
+
 export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods> {
   const { registry } = ctx;
   const ops = new MachineOperations(ctx);
@@ -139,6 +151,16 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     extra: readonly string[] = [],
     checkExtra?: (key: string, v: unknown) => boolean,
   ): Machine => unwrap(ops.lookup(unwrap(validateLookup(params, extra, checkExtra)), call.peer));
+
+  /** CopyTo and CopyFrom: fields checked, `source` required, `destination` defaulting to it. */
+  const copy = async (direction: 'to' | 'from', params: Record<string, unknown>, call: Call) => {
+    const spec = unwrap(validateLookup(params, COPY_FIELDS, checkFsField));
+    if (typeof params.source !== 'string') throw new InvalidParameterError('source');
+    const m = unwrap(ops.lookup(spec, call.peer));
+    const destination = typeof params.destination === 'string' ? params.destination : params.source;
+    unwrap(await ops.copy(m, { direction, source: params.source, destination, replace: params.replace === true }, call.peer));
+    return {};
+  };
 
   return {
     Register(params, call) {
@@ -199,6 +221,28 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
       }
       const m = lookup(p, call, ['uid', 'gid']);
       return unwrap(ops.mapFrom(m, { ...(typeof p.uid === 'number' ? { uid: p.uid } : {}), ...(typeof p.gid === 'number' ? { gid: p.gid } : {}) }));
+    },
+
+    async CopyTo(params, call) {
+      return copy('to', params, call);
+    },
+
+    async CopyFrom(params, call) {
+      return copy('from', params, call);
+    },
+
+    async BindMount(params, call) {
+      const spec = unwrap(validateLookup(params, BIND_FIELDS, checkFsField));
+      if (typeof params.source !== 'string') throw new InvalidParameterError('source');
+      const m = unwrap(ops.lookup(spec, call.peer));
+      const req = { source: params.source, destination: params.destination ?? params.source, readOnly: params.readOnly === true, mkdir: params.mkdir === true };
+      unwrap(await ops.bindMount(m, req, call.peer));
+      return {};
+    },
+
+    OpenRootDirectory(params, call) {
+      const m = lookup(params, call);
+      return { fileDescriptor: call.pushFd(unwrap(ops.openRootDirectory(m, call.peer))) };
     },
 
     MapTo(params) {

@@ -8,7 +8,12 @@ import type { CallContext, InterfaceSpec, MethodSpec, PropertySpec } from '../db
 import type { Machine } from './registry/machine.js';
 import type { MachineOperations } from './machine-operations.js';
 import { machineAddresses, machineOsRelease, machineUidShift } from './registry/metadata.js';
-import { isAbsolutePath, isValidPath } from './registry/field-rules.js';
+import { isAbsolutePath, isNormalizedPath, isValidPath } from './registry/field-rules.js';
+import { hasFiles } from './machine-fs.js';
+import { DBusError, errnoError } from '../dbus/index.js';
+
+/** The C library's words for an errno, as sd-bus puts them after a message's colon. */
+const strerror = (errno: number): string => errnoError(errno).message;
 import { SIGNAL_MAX } from '../domain/signals.js';
 import { callerOf, invalidArgs, notSupported, unwrap } from './machine-dbus-errors.js';
 
@@ -35,12 +40,37 @@ function pairs(list: string[]): Map<string, string> {
   return out;
 }
 
+/** The replace bit of CopyToWithFlags/CopyFromWithFlags, the only public one. */
+const COPY_REPLACE = 1n;
+
+/** Source and destination of a copy or mount: absolute and normalized; an empty destination is the source. */
+function checkPaths(source: string, destination: string): string {
+  const good = (p: string) => isAbsolutePath(p) && isNormalizedPath(p);
+  if (!good(source)) throw invalidArgs('Source path must be absolute and normalized.');
+  if (destination === '') return source;
+  if (!good(destination)) throw invalidArgs('Destination path must be absolute and normalized.');
+  return destination;
+}
+
 const validEnv = (e: string) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(e);
 
 /** The per-machine methods, by their Machine-interface name. */
 export function machineMethods(ops: MachineOperations): Record<string, MachineMethod> {
-  const copyUnsupported = (): never => {
-    throw notSupported('Copying files is not supported by berth yet');
+  /** CopyTo/CopyFrom (and their WithFlags forms, whose only flag is replace), worded as machined words them. */
+  const copy = (direction: 'to' | 'from', withFlags: boolean): MachineMethod['run'] => async (m, [source, destination, flags]: any[], ctx) => {
+    if (!hasFiles(m)) throw notSupported('Copying files is only supported on container machines.');
+    if (withFlags && (BigInt(flags) & ~COPY_REPLACE) !== 0n) throw invalidArgs('Invalid argument');
+    const dest = checkPaths(source, destination);
+    const replace = withFlags && (BigInt(flags) & COPY_REPLACE) !== 0n;
+    const r = await ops.copy(m, { direction, source, destination: dest, replace }, await callerOf(ctx));
+    if (!r.ok && 'errno' in r.error) {
+      const { errno } = r.error;
+      // A failure before the copy began names the machine; one of the copy itself is the bare errno.
+      throw errnoError(errno, 'setup' in r.error && r.error.setup ? `Failed to copy from/to machine '${m.name}': ${strerror(errno)}` : undefined);
+    }
+    if (!r.ok && 'error' in r.error && r.error.error === 'io.systemd.Machine.TooManyOperations') throw new DBusError('org.freedesktop.DBus.Error.LimitsExceeded', 'Too many ongoing copies.');
+    unwrap(r, { name: m.name });
+    return [];
   };
   const open = async (m: Machine, req: Parameters<MachineOperations['open']>[1], ctx: CallContext) => {
     const pty = unwrap(ops.open(m, req, await callerOf(ctx)), { name: m.name });
@@ -106,19 +136,27 @@ export function machineMethods(ops: MachineOperations): Record<string, MachineMe
     OpenRootDirectory: {
       in: '', out: 'h', inNames: [], outNames: ['fd'], managerName: 'OpenMachineRootDirectory',
       async run(m, _a, ctx) {
-        return [unwrap(ops.openRootDirectory(m, await callerOf(ctx)), { name: m.name })];
+        const r = ops.openRootDirectory(m, await callerOf(ctx));
+        if (!r.ok && 'error' in r.error && r.error.error === 'io.systemd.Machine.NotSupported') throw notSupported('Opening the root directory is only supported on container machines.');
+        return [unwrap(r, { name: m.name })];
       },
     },
     BindMount: {
       in: 'ssbb', out: '', inNames: ['source', 'destination', 'read_only', 'mkdir'], outNames: [], managerName: 'BindMountMachine',
-      run: () => {
-        throw notSupported('Bind mounting is not supported by berth yet');
+      async run(m, [source, destination, readOnly, mkdir]: any[], ctx) {
+        if (!hasFiles(m)) throw notSupported('Bind mounting is only supported on container machines.');
+        const dest = checkPaths(source, destination);
+        const r = await ops.bindMount(m, { source, destination: dest, readOnly, mkdir }, await callerOf(ctx));
+        if (!r.ok && 'errno' in r.error) throw errnoError(r.error.errno, `Failed to mount ${source} on ${dest} in machine's namespace: ${strerror(r.error.errno)}`);
+        if (!r.ok && 'error' in r.error && r.error.error === 'io.systemd.Machine.NotSupported') throw notSupported("Can't bind mount on container with user namespacing applied.");
+        unwrap(r, { name: m.name });
+        return [];
       },
     },
-    CopyFrom: { in: 'ss', out: '', inNames: ['source', 'destination'], outNames: [], managerName: 'CopyFromMachine', run: copyUnsupported },
-    CopyTo: { in: 'ss', out: '', inNames: ['source', 'destination'], outNames: [], managerName: 'CopyToMachine', run: copyUnsupported },
-    CopyFromWithFlags: { in: 'sst', out: '', inNames: ['source', 'destination', 'flags'], outNames: [], managerName: 'CopyFromMachineWithFlags', run: copyUnsupported },
-    CopyToWithFlags: { in: 'sst', out: '', inNames: ['source', 'destination', 'flags'], outNames: [], managerName: 'CopyToMachineWithFlags', run: copyUnsupported },
+    CopyFrom: { in: 'ss', out: '', inNames: ['source', 'destination'], outNames: [], managerName: 'CopyFromMachine', run: copy('from', false) },
+    CopyTo: { in: 'ss', out: '', inNames: ['source', 'destination'], outNames: [], managerName: 'CopyToMachine', run: copy('to', false) },
+    CopyFromWithFlags: { in: 'sst', out: '', inNames: ['source', 'destination', 'flags'], outNames: [], managerName: 'CopyFromMachineWithFlags', run: copy('from', true) },
+    CopyToWithFlags: { in: 'sst', out: '', inNames: ['source', 'destination', 'flags'], outNames: [], managerName: 'CopyToMachineWithFlags', run: copy('to', true) },
   };
   return methods;
 }

@@ -1,7 +1,7 @@
 /**
  * The machine operations both API bindings (Varlink machine-api.ts, D-Bus machine-dbus.ts) share: the
  * policy checks, the registry calls, Open's terminal, shell and login, the root directory, and the user
- * and group mapping. Each takes typed arguments and the caller's identity as its transport vouches for it
+ * and group mapping, the copies and bind mounts (machine-fs.ts). Each takes typed arguments and the caller's identity as its transport vouches for it
  * (SO_PEERCRED for Varlink, the broker's credentials for D-Bus) and answers a Result whose error each
  * binding turns into its own wire error. Nothing here knows a wire.
  */
@@ -15,15 +15,18 @@ import { mapIdToHost } from './userdb/idmap.js';
 import { openMachinePty, type MachinePty } from './pty.js';
 import { startOnTerminal, type ShellRequest } from './machine-shell.js';
 import { O_CLOEXEC } from '../domain/libc.js';
+import { bindMount, copyFiles, hasFiles, type BindRequest, type CopyRequest, type FsResult } from './machine-fs.js';
 
 /** Failures beyond the registry's own: the user and group mapping's. */
 export type MappingErrorName =
   | 'io.systemd.Machine.NoSuchUser'
   | 'io.systemd.Machine.NoSuchGroup'
   | 'io.systemd.Machine.UserInHostRange'
-  | 'io.systemd.Machine.GroupInHostRange';
+  | 'io.systemd.Machine.GroupInHostRange'
+  | 'io.systemd.Machine.TooManyOperations';
 
-export type OperationError = RegistryError | { error: MappingErrorName };
+/** `setup`: a copy or mount that failed before its work began (D-Bus words those differently). */
+export type OperationError = RegistryError | { error: MappingErrorName } | { errno: number; setup: boolean };
 export type OpResult<T> = { ok: true; value: T } | { ok: false; error: OperationError };
 
 /** Who calls, as the transport says: a uid (-1 when unknown, treated as unprivileged) and a pid when known. */
@@ -68,6 +71,8 @@ function errnoOf(e: unknown): OperationError {
   if (e instanceof SystemError) return { errno: (e.parameters as { errno: number }).errno };
   throw e;
 }
+
+const fsResult = (r: FsResult): OpResult<void> => (r.ok ? ok(undefined) : no(r.failure));
 
 export class MachineOperations {
   constructor(private readonly ctx: BerthContext) {}
@@ -143,6 +148,23 @@ export class MachineOperations {
     } catch (e) {
       return no({ errno: Math.abs((e as NodeJS.ErrnoException).errno ?? Errno.EIO) });
     }
+  }
+
+  /**
+   * Copy files between the host and a container. Only root may ask: the copy acts as root on both sides,
+   * which for a machine in the host's namespaces is the host itself.
+   */
+  async copy(m: Machine, req: CopyRequest, c: Caller): Promise<OpResult<void>> {
+    if (!hasFiles(m)) return no({ error: 'io.systemd.Machine.NotSupported' });
+    if (c.uid !== 0) return no(denied);
+    return fsResult(await copyFiles(m, req));
+  }
+
+  /** Bind mount a host path into a container; root only, like copy. */
+  async bindMount(m: Machine, req: BindRequest, c: Caller): Promise<OpResult<void>> {
+    if (!hasFiles(m)) return no({ error: 'io.systemd.Machine.NotSupported' });
+    if (c.uid !== 0) return no(denied);
+    return fsResult(await bindMount(m, req));
   }
 
   /** Host ids for ids inside a container (undefined keys left out). */

@@ -2,7 +2,8 @@
 // scripts/reference-tools.sh with BERTH_REFERENCE_SUITE=sid): the same raw calls to 262 and to berthd,
 // replies compared after normalizing (fixture.ts, compare.ts), for what 262 added or changed: Register's
 // controlAddress and deprecated supervisor fields, vmspawn 262's registration, List's supervisor, subgroup,
-// controlAddress and UID, Kill's whom (supervisor), the state file lines 262 writes.
+// controlAddress and UID, Kill's whom (supervisor), the state file lines 262 writes, and the file methods
+// (CopyTo, CopyFrom, BindMount, OpenRootDirectory) with their bad input.
 //
 // machined 262 serves the same /run/systemd/machine socket as 257, so this file runs where no other
 // machined does, e.g. in a mount namespace of its own:
@@ -29,7 +30,7 @@
 // whom and no signal (berth's Varlink layer reports the missing signal first; 262 the whom). Not io.systemd.Machine but the Varlink layer: 262 sends no `parameters` for an error without any
 // and adds `origin`/`errnoName` to io.systemd.System; compare.ts compares both sides in 257's form.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asVarlink257, Comparison, err, invalid, type Step } from './compare.js';
 import { Pair, stateFile, useFixture, type Leader } from './fixture.js';
@@ -54,8 +55,9 @@ const { staticSkip, need } = useFixture(
   {
     setup: async (fx) => {
       const P = fx.prefix;
-      N = { a: `${P}-a`, vm: `${P}-vm`, sub: `${P}-sub`, svc: `${P}-svc`, k: `${P}-k`, gone: `${P}-gone`, d: `${P}-d`, nope: `${P}-nope` };
-      for (const key of ['a', 'vm', 'k', 'gone', 'd']) leaders[key] = await fx.plainLeader(N[key]!);
+      N = { a: `${P}-a`, vm: `${P}-vm`, sub: `${P}-sub`, svc: `${P}-svc`, k: `${P}-k`, gone: `${P}-gone`, d: `${P}-d`, nope: `${P}-nope`, cp: `${P}-cp`, cpu: `${P}-cpu` };
+      for (const key of ['a', 'vm', 'k', 'gone', 'd', 'cp']) leaders[key] = await fx.plainLeader(N[key]!);
+      leaders.cpu = await fx.usernsLeader(N.cpu!, 0x6c0000);
       leaders.sub = await fx.processIn(`machine.slice/machine-${N.sub}.scope/payload`);
       leaders.svc = await fx.processIn(`system.slice/${N.svc}.service/a/b`);
       for (const [k, l] of Object.entries(leaders)) pids.set(l.pid, `<${k}>`);
@@ -212,7 +214,7 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 262 and berth answer alike', 
     expect(existsSync(`/proc/${leaders.k!.pid}`)).toBe(true);
   });
 
-  it('describes io.systemd.Machine as 262 does, without the methods berth does not serve yet', async (ctx) => {
+  it('describes io.systemd.Machine as 262 does, BindMount, CopyFrom, CopyTo and OpenRootDirectory included', async (ctx) => {
     const f = need(ctx);
     const describe = JSON.stringify({ method: 'org.varlink.service.GetInterfaceDescription', parameters: { interface: 'io.systemd.Machine' } });
     const [r, b] = await Promise.all([Pair.replies(pair.real, describe), Pair.replies(pair.berth, describe)]);
@@ -221,11 +223,9 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 262 and berth answer alike', 
         .split('\n')
         .filter((l) => !/^\s*#/.test(l))
         .join('\n');
-    // Left for later pieces of issue 12 (a declared method must work): BindMount, CopyFrom, CopyTo and
-    // OpenRootDirectory. 262 declares its errors in another order.
+    // 262 declares its errors in another order: blocks are compared sorted.
     const notYet = (t: string) =>
       t
-        .replace(/\nmethod (BindMount|CopyFrom|CopyTo|OpenRootDirectory)\([^]*?\n\)( -> \([^]*?\n\))?\n/g, '\n')
         .replace(/\n{3,}/g, '\n\n')
         .split('\n\n')
         .map((block) => block.trim())
@@ -233,6 +233,73 @@ describe.skipIf(!!staticSkip)('io.systemd.Machine: 262 and berth answer alike', 
     const c = new Comparison(f, pair, pids);
     c.values('io.systemd.Machine, blocks without comments', notYet(text(r)), notYet(text(b)));
     expect(c.report()).toBe('');
+  });
+
+  it('copies, bind mounts and opens the root directory as 262 does, good calls and bad', async (ctx) => {
+    const f = need(ctx);
+    // Both daemons act on the same host files at once, so the good copies replace what is there (idempotent).
+    const dir = mkdtempSync('/tmp/berth-diffcp-');
+    writeFileSync(`${dir}/f`, 'f\n');
+    writeFileSync(`${dir}/exists`, 'old\n');
+    const cp = N.cp!;
+    const c = new Comparison(f, pair, pids);
+    const badPath = (field: 'source' | 'destination') => ['/../x', 'rel', '/a/./b', '/a//b', ''].map((p) => ({
+      label: `CopyTo ${field} ${JSON.stringify(p)}`,
+      send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/x`, [field]: p }),
+      leavesNothing: true,
+    }));
+    try {
+      await c.steps([
+        { label: 'Register cp', send: call('Register', { name: cp, class: 'container', leader: leaders.cp!.pid }) },
+        { label: 'Register cpu (user-namespaced)', send: call('Register', { name: N.cpu, class: 'container', leader: leaders.cpu!.pid }) },
+        { label: 'CopyTo onto an existing file with replace', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/exists`, replace: true }) },
+        { label: 'CopyTo onto an existing file', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/exists` }) },
+        { label: 'CopyTo by pid, replace', send: call('CopyTo', { pid: { pid: leaders.cp!.pid }, source: `${dir}/f`, destination: `${dir}/exists`, replace: true }) },
+        { label: 'CopyTo a missing source', send: call('CopyTo', { name: cp, source: `${dir}/nope`, destination: `${dir}/x` }) },
+        { label: 'CopyTo into a missing directory', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/nodir/x` }) },
+        { label: 'CopyTo /', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: '/' }) },
+        { label: 'CopyTo without destination (the source itself, which exists)', send: call('CopyTo', { name: cp, source: `${dir}/f` }) },
+        ...badPath('source'),
+        ...badPath('destination'),
+        { label: 'CopyTo destination null', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: null }) },
+        { label: 'CopyTo without source', send: call('CopyTo', { name: cp, destination: `${dir}/x` }) },
+        { label: 'CopyTo replace "yes"', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/x`, replace: 'yes' }) },
+        { label: 'CopyTo unknown key', send: call('CopyTo', { name: cp, source: `${dir}/f`, destination: `${dir}/x`, bogus: 1 }) },
+        { label: 'CopyTo unknown machine', send: call('CopyTo', { name: N.nope, source: `${dir}/f`, destination: `${dir}/x` }) },
+        { label: 'CopyTo without a machine', send: call('CopyTo', { source: `${dir}/f`, destination: `${dir}/x` }) },
+        { label: 'CopyTo .host', send: call('CopyTo', { name: '.host', source: `${dir}/f`, destination: `${dir}/x` }) },
+        { label: 'CopyFrom onto an existing file with replace', send: call('CopyFrom', { name: cp, source: `${dir}/f`, destination: `${dir}/exists`, replace: true }) },
+        { label: 'CopyFrom onto an existing file', send: call('CopyFrom', { name: cp, source: `${dir}/f`, destination: `${dir}/exists` }) },
+        { label: 'CopyFrom a missing source', send: call('CopyFrom', { name: cp, source: '/nonexistent-berth', destination: `${dir}/x` }) },
+        { label: 'CopyFrom source with ..', send: call('CopyFrom', { name: cp, source: '/../etc/hostname', destination: `${dir}/x` }) },
+        { label: 'CopyTo a user-namespaced machine, missing source', send: call('CopyTo', { name: N.cpu, source: `${dir}/nope`, destination: '/tmp/x' }) },
+        { label: 'BindMount into a machine without its own mount namespace', send: call('BindMount', { name: cp, source: dir, destination: '/mnt' }) },
+        { label: 'BindMount a missing source into it', send: call('BindMount', { name: cp, source: `${dir}/nope`, destination: '/mnt' }) },
+        { label: 'BindMount into a user-namespaced machine', send: call('BindMount', { name: N.cpu, source: dir, destination: '/mnt', mkdir: true }) },
+        { label: 'BindMount relative source', send: call('BindMount', { name: cp, source: 'rel', destination: '/mnt' }) },
+        { label: 'BindMount destination with ..', send: call('BindMount', { name: cp, source: dir, destination: '/../mnt' }) },
+        { label: 'BindMount readOnly "x"', send: call('BindMount', { name: cp, source: dir, readOnly: 'x' }) },
+        { label: 'BindMount mkdir 1', send: call('BindMount', { name: cp, source: dir, mkdir: 1 }) },
+        { label: 'BindMount unknown machine', send: call('BindMount', { name: N.nope, source: dir }) },
+        { label: 'BindMount .host', send: call('BindMount', { name: '.host', source: dir }) },
+        { label: 'BindMount without source', send: call('BindMount', { name: cp }) },
+        { label: 'OpenRootDirectory', send: call('OpenRootDirectory', { name: cp }) },
+        { label: 'OpenRootDirectory .host', send: call('OpenRootDirectory', { name: '.host' }) },
+        { label: 'OpenRootDirectory unknown', send: call('OpenRootDirectory', { name: N.nope }) },
+        { label: 'OpenRootDirectory unknown key', send: call('OpenRootDirectory', { name: cp, bogus: 1 }) },
+      ]);
+      const seen = (label: string) => c.outcomes.find((o) => o.label === label)?.berth;
+      expect(seen('CopyTo /')).toEqual([err('io.systemd.System', { errno: 99 })]);
+      expect(seen('CopyTo onto an existing file')).toEqual([err('io.systemd.System', { errno: 17 })]);
+      expect(seen('BindMount into a machine without its own mount namespace')).toEqual([err('io.systemd.System', { errno: 22 })]);
+      expect(seen('OpenRootDirectory')).toEqual([{ parameters: { fileDescriptor: 0 } }]);
+      expect(readFileSync(`${dir}/exists`, 'utf8')).toBe('f\n');
+      expect(existsSync(`${dir}/x`)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(c.report()).toBe('');
+    expect(c.outcomes.length).toBeGreaterThan(35);
   });
 
   it('unregisters, and forgets a machine whose leader ended', async (ctx) => {

@@ -9,7 +9,7 @@
 //   - berth's io.systemd.Machine has MapFrom and MapTo (added upstream after 257) with their four errors;
 //   - the comments of berth's interface texts are its own words: descriptions are compared without them.
 import { describe, expect, it } from 'vitest';
-import { Comparison, err, type Deliberate, type Step } from './compare.js';
+import { Comparison, err, invalid, type Deliberate, type Step } from './compare.js';
 import { Pair, useFixture } from './fixture.js';
 
 const { staticSkip, need } = useFixture('v', 'org.varlink.service');
@@ -49,6 +49,7 @@ function without257Missing(text: string): string {
     .replace('\tUIDShift: ?int,\n\tsubgroup: ?string,\n\tUID: ?int\n', '\tUIDShift: ?int\n')
     .replace(/\nmethod MapFrom\([^]*?\n\)\n/, '\n')
     .replace(/\nmethod MapTo\([^]*?\n\)\n/, '\n')
+    .replace(/\nmethod (BindMount|CopyFrom|CopyTo|OpenRootDirectory)\([^]*?\n\)( -> \([^]*?\n\))?\n/g, '\n')
     .replace(/\nerror (NoSuchUser|NoSuchGroup|UserInHostRange|GroupInHostRange)\(\)\n/g, '\n')
     .replace(/\n{3,}/g, '\n\n')
     .replace(/\n+$/, '\n');
@@ -109,7 +110,7 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
           const { real, berth } = await pair.call(JSON.stringify(describeIface('io.systemd.Machine')));
           const text = (r: typeof real) => (uncommented(r) as { parameters: { description: string } }[])[0]!.parameters.description;
           c.values('io.systemd.Machine without comments', text(real), text(berth), {
-            why: 'berth has MapFrom and MapTo (and their errors), added upstream after 257, and 262\'s fields and types of Register, Kill and List',
+            why: 'berth has MapFrom and MapTo (and their errors), added upstream after 257, 262\'s BindMount, CopyFrom, CopyTo and OpenRootDirectory, and 262\'s fields and types of Register, Kill and List',
             berth: (b: unknown[]) => without257Missing(b[0] as string) === text(real),
             real: () => true,
           });
@@ -139,8 +140,8 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
     try {
       const c = new Comparison(f, pair);
       await c.steps([
-        ...['io.systemd.Machine.Nope', 'io.nope.Foo', 'org.varlink.service.Nope', 'io.systemd.MachineImage.Nope', 'io.systemd.Machine.BindMount',
-          'io.systemd.Machine.OpenRootDirectory', 'io.systemd.MachineImage.CleanPool', 'io.systemd.UserDatabase.GetUserRecord', 'io.systemd.service.Reload', 'nope'].map(
+        ...['io.systemd.Machine.Nope', 'io.nope.Foo', 'org.varlink.service.Nope', 'io.systemd.MachineImage.Nope',
+          'io.systemd.MachineImage.CleanPool', 'io.systemd.UserDatabase.GetUserRecord', 'io.systemd.service.Reload', 'nope'].map(
           (m): Step => ({ label: `unknown method ${m}`, send: call(m, {}) }),
         ),
         { label: 'unknown method with more', send: call('io.systemd.Machine.Nope', {}, true) },
@@ -148,6 +149,16 @@ describe.skipIf(!!staticSkip)('org.varlink.service: 257 and berth answer alike',
           label: 'MapFrom',
           send: call('io.systemd.Machine.MapFrom', {}),
           deliberate: onlyBerth('io.systemd.Machine.MapFrom', err('io.systemd.Machine.NoSuchMachine'), 'MapFrom exists in berth (upstream after 257)'),
+        },
+        {
+          label: 'BindMount',
+          send: call('io.systemd.Machine.BindMount', {}),
+          deliberate: onlyBerth('io.systemd.Machine.BindMount', invalid('source'), 'BindMount exists in berth (upstream 262)'),
+        },
+        {
+          label: 'OpenRootDirectory',
+          send: call('io.systemd.Machine.OpenRootDirectory', {}),
+          deliberate: onlyBerth('io.systemd.Machine.OpenRootDirectory', err('io.systemd.Machine.NoSuchMachine'), 'OpenRootDirectory exists in berth (upstream 262)'),
         },
         {
           label: 'MapTo',
