@@ -10,6 +10,7 @@ import { formatFields, formatJson, formatTable, type JsonMode } from './output.j
 import { CliError } from './varlink-verbs.js';
 import { isValidLookupName, isValidMachineName, machineNameRefusal } from '../domain/machine-name.js';
 import { parseSignal as signalNumber } from '../domain/signals.js';
+import { unreachable } from './unreachable.js';
 
 export interface MachineVerbOptions {
   address: string;
@@ -34,7 +35,7 @@ async function connect(o: MachineVerbOptions): Promise<VarlinkClient> {
   try {
     return await VarlinkClient.connect(o.address, { interfaces: [IoSystemdMachine, IoBerthMachine] });
   } catch (e) {
-    throw new CliError(`Failed to connect to ${o.address}: ${(e as Error).message}`);
+    throw unreachable(o.address, e);
   }
 }
 
