@@ -1,7 +1,8 @@
 // systemd-nspawn 262 against berthd, from start to end: it must end without "Failed to unregister machine"
 // whether berthd is on the system bus or not (berthd dropped the machine when its leader died; the Unregister
 // nspawn sends right after is answered for its supervisor, src/server/registry/ended-machines.ts), and with
-// --network-veth the container's address shows in berthctl list and List, and its interface in the D-Bus
+// --network-veth the container's address shows in berthctl list and List, its interface in berthctl status/show
+// (io.berth.Machine.Describe's ifIndices) and in the D-Bus
 // NetworkInterfaces property (io.systemd.Machine.List has no interface field; machinectl 262 status refuses to
 // run without systemd as PID 1).
 //
@@ -40,8 +41,9 @@ async function nspawnCase(name: string, o: { dbus: 'yes' | 'no'; nspawnArgs?: st
 set -u
 mount -t tmpfs tmpfs /run/systemd
 mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus
+# In a network namespace of its own, a sysfs of that namespace (interface names by index).
+${o.netns ? 'ip link set lo up && mount -t sysfs sysfs /sys' : ''}
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-${o.netns ? 'ip link set lo up' : ''}
 dbus-daemon --system --fork --print-pid >"$WORK/dbus.pid"
 BERTH_DBUS=${o.dbus} node "${MAIN_JS}" --log-level warn 2>"$WORK/berthd.log" & B=$!
 trap 'kill $B 2>/dev/null; wait $B 2>/dev/null; kill $(cat "$WORK/dbus.pid") 2>/dev/null' EXIT
@@ -106,6 +108,8 @@ describe.skipIf(!!why)('systemd-nspawn 262 ends quietly against berthd', () => {
 for _ in $(seq 200); do berthctl list 2>/dev/null | grep -q 10.88.0.2 && break; sleep 0.05; done
 echo "== list"; berthctl list
 echo "== List"; BERTH_REFERENCE_SUITE=sid bash "${REFERENCE_SCRIPT}" run varlinkctl call --json=short /run/systemd/machine/io.systemd.Machine io.systemd.Machine.List '{"name":"${name}","acquireMetadata":"graceful"}'
+echo "== berthctl status"; berthctl status ${name}
+echo "== berthctl show"; berthctl show ${name}
 echo "== status"; BERTH_REFERENCE_SUITE=sid bash "${REFERENCE_SCRIPT}" run busctl --system get-property org.freedesktop.machine1 /org/freedesktop/machine1/machine/${name} org.freedesktop.machine1.Machine NetworkInterfaces 2>&1
 echo "== host side"; ip -o link show ve-${name} | cut -d: -f1
 echo "== end"`,
@@ -114,7 +118,7 @@ echo "== end"`,
     const part = (a: string, b: string) => r.stdout.split(a)[1]!.split(b)[0]!;
     expect(part('== list', '== List'), r.stdout).toMatch(new RegExp(`^${name}\\s+container\\s+systemd-nspawn.*10\\.88\\.0\\.2`, 'm'));
     // io.systemd.Machine.List has no interface field (262's IDL): the addresses show there, ...
-    const listed = JSON.parse(part('== List', '== status').trim()) as { addresses?: { family: number; address: number[] }[] };
+    const listed = JSON.parse(part('== List', '== berthctl status').trim()) as { addresses?: { family: number; address: number[] }[] };
     expect(listed.addresses, r.stdout).toContainEqual({ family: 2, address: [10, 88, 0, 2] });
     // ... and the interface nspawn registered (ifIndices: the host side of its veth) in the machine's
     // NetworkInterfaces on D-Bus (what machinectl status shows as Iface), read with busctl 262.
@@ -122,6 +126,9 @@ echo "== end"`,
     expect(hostIfindex, r.stdout).toBeGreaterThan(1);
     const status = part('== status', '== host side');
     expect(status.trim(), r.stdout).toBe(`ai 1 ${hostIfindex}`);
+    // berthctl shows it as machinectl does: the interface's name in status, its index in show.
+    expect(part('== berthctl status', '== berthctl show'), r.stdout).toMatch(new RegExp(`^\\s+Iface: ve-${name}$`, 'm'));
+    expect(part('== berthctl show', '== status'), r.stdout).toMatch(new RegExp(`^NetworkInterfaces=${hostIfindex}$`, 'm'));
     expect(r.stdout).toMatch(/== nspawn exit 0/);
     expect(r.stdout).not.toMatch(/Failed to unregister machine/);
   });
