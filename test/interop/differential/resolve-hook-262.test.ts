@@ -177,7 +177,7 @@ describe.skipIf(!!staticSkip)('io.systemd.Resolve.Hook: 262 and berth answer ali
     const tree = '/var/tmp/berth-reference-sid/tree';
     const resolved = ['usr/lib/systemd/systemd-resolved', 'lib/systemd/systemd-resolved'].map((p) => join(tree, p)).find((p) => existsSync(p));
     if (!resolved) {
-      ctx.skip('systemd-resolved 262 is not in the reference suite: Debian ships it in the package systemd-resolved, which scripts/reference-tools.sh does not unpack (and a resolved here would need the system bus and the stub port 53 of a network namespace of its own)');
+      ctx.skip('systemd-resolved 262 is not in the reference suite: Debian ships it in the package systemd-resolved, which scripts/reference-tools.sh does not unpack; run by hand it would also need the system user systemd-resolve (absent on this host), a system bus and the stub port 53 of a network namespace of its own');
     }
     // Not reached on this host. A suite that gains resolved must gain the resolvectl query here too.
     expect.fail(`${resolved} exists: start it in a network namespace of its own and resolve a machine name through the hook`);
