@@ -30,6 +30,7 @@ APT_PACKAGES=(
   dbus              # dbus-daemon, for the reference systemd-machined 257
   systemd-container # machinectl 252, a real client of org.freedesktop.machine1 on D-Bus
   socat             # ad-hoc socket plumbing in tests
+  openssh-server    # sshd: the berthctl -H test starts a private one on 127.0.0.1 (never the system service)
   busybox-static    # the test container and VM guest userland
   cpio              # packing the VM initramfs
   qemu-system-x86   # VM tests under TCG

@@ -16,6 +16,7 @@ import { parseSpawnArgs, UsageError, type SpawnArgs } from './spawn-container-ar
 import { parseVmOptions, VM_HELP } from './spawn-vm-args.js';
 import { VmUsageError } from '../launcher/vm/options.js';
 import type { VmMainIo } from '../launcher/vm/main.js';
+import { VERSION } from '../domain/version.js';
 
 const PROG = 'berth-spawn';
 
@@ -48,6 +49,7 @@ namespaces, in the cgroup scope machine.slice/machine-NAME.scope, registered wit
   -q --quiet                 no status messages
      --vm                    start a virtual machine instead (options of systemd-vmspawn)
   -h --help                  this text
+     --version               print the version
 
 Sockets passed in with LISTEN_FDS/LISTEN_PID are handed to PID 1 as fds 3… (LISTEN_PID=1).
 Exit status: 0 when the container powered off, 133 when it rebooted, otherwise PID 1's status.
@@ -76,6 +78,10 @@ export async function vmMain(argv: string[], io: VmMainIo = { stdout: process.st
     io.stdout.write(VM_HELP);
     return 0;
   }
+  if (opts.version) {
+    io.stdout.write(`${PROG} ${VERSION}\n`);
+    return 0;
+  }
   const vm = await vmLauncher();
   if (opts.firmwareList) {
     for (const f of vm.listFirmwareFiles()) io.stdout.write(`${f}\n`);
@@ -94,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (args.vm) return vmMain(argv);
   if (args.help) { process.stdout.write(HELP); return 0; }
+  if (args.version) { process.stdout.write(`${PROG} ${VERSION}\n`); return 0; }
   const { runContainer } = await import('../launcher/container/main.js');
   return runContainer({ options: args.options!, stopTimeoutMs: args.stopTimeoutMs });
 }

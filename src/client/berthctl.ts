@@ -11,6 +11,7 @@ import { copyVerb, COPY_VERBS } from './copy-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
+import { runRemote, withoutHost } from './remote.js';
 
 const USAGE = `berthctl [OPTIONS…] COMMAND …
 
@@ -54,6 +55,7 @@ Generic Varlink client (like varlinkctl):
   varlink validate-idl [FILE]
 
 Options:
+  -H --host=[USER@]HOST[:PORT]  run the command on HOST over ssh (needs berthctl there)
   --runtime-dir DIR          berthd's runtime prefix (default /run)
   --address ADDRESS          talk to this registry address instead
   --json=pretty|short, -j    JSON output
@@ -71,6 +73,7 @@ Exit status: 0 success, 1 failure, 2 invalid usage, 4 no such machine.
 const OPTIONS = {
     'runtime-dir': { type: 'string' },
     address: { type: 'string' },
+    host: { type: 'string', short: 'H' },
     json: { type: 'string' },
     j: { type: 'boolean', short: 'j' },
     'no-legend': { type: 'boolean' },
@@ -163,6 +166,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return EXIT.usage;
   }
+  if (v.host !== undefined) return runRemote(v.host, withoutHost(argv), { tty: SHELL_VERBS.has(verb) && process.stdin.isTTY === true });
   if (verb === 'varlink') {
     const [sub, ...args] = rest;
     if (!sub) throw new CliError('Usage: berthctl varlink info|list-interfaces|list-methods|introspect|call|validate-idl …', EXIT.usage);

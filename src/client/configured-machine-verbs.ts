@@ -8,6 +8,7 @@ import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
 import { formatJson, formatTable, type JsonMode } from './output.js';
 import { CliError } from './varlink-verbs.js';
 import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
+import { unreachable } from './unreachable.js';
 
 export const CONFIGURED_MACHINE_VERBS = new Set(['start', 'stop', 'poweroff', 'reboot', 'configured']);
 
@@ -35,7 +36,7 @@ export async function configuredMachineVerb(verb: string, names: string[], o: Co
   try {
     c = await VarlinkClient.connect(o.address, { interfaces: [IoBerthLauncher], timeout: 0 });
   } catch (e) {
-    throw new CliError(`Failed to connect to ${o.address}: ${(e as Error).message}`);
+    throw unreachable(o.address, e);
   }
   const l = c.proxy(IoBerthLauncher);
   try {

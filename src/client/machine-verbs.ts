@@ -2,6 +2,7 @@
  * `berthctl` verbs about machines: list, status, show, terminate, kill, register, users,
  * uid-owner, watch. They only speak Varlink to berthd (or to any machined-compatible registry).
  */
+import fs from 'node:fs';
 import { VarlinkClient } from '../varlink/client.js';
 import { VarlinkError } from '../varlink/errors.js';
 import { IoSystemdMachine, type ListResult, type MachineClass } from '../generated/io.systemd.Machine.js';
@@ -10,6 +11,7 @@ import { formatFields, formatJson, formatTable, type JsonMode } from './output.j
 import { CliError } from './varlink-verbs.js';
 import { isValidLookupName, isValidMachineName, machineNameRefusal } from '../domain/machine-name.js';
 import { parseSignal as signalNumber } from '../domain/signals.js';
+import { unreachable } from './unreachable.js';
 
 export interface MachineVerbOptions {
   address: string;
@@ -34,7 +36,7 @@ async function connect(o: MachineVerbOptions): Promise<VarlinkClient> {
   try {
     return await VarlinkClient.connect(o.address, { interfaces: [IoSystemdMachine, IoBerthMachine] });
   } catch (e) {
-    throw new CliError(`Failed to connect to ${o.address}: ${(e as Error).message}`);
+    throw unreachable(o.address, e);
   }
 }
 
@@ -249,6 +251,18 @@ export function parseSignal(s: string): number {
   return n;
 }
 
+/** A host interface's name by index, as machinectl's status shows it (the index when it is not found). */
+function interfaceName(index: number): string {
+  try {
+    for (const name of fs.readdirSync('/sys/class/net')) {
+      if (fs.readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim() === String(index)) return name;
+    }
+  } catch {
+    // no sysfs: the number has to do
+  }
+  return String(index);
+}
+
 function statusText(m: ListResult, extra: MachineInfo | undefined): string {
   const pretty = m.OSRelease?.find((l) => l.startsWith('PRETTY_NAME='))?.slice(12);
   const fields: [string, string | string[] | undefined][] = [
@@ -261,6 +275,7 @@ function statusText(m: ListResult, extra: MachineInfo | undefined): string {
     ['Control', m.controlAddress ?? undefined],
     ['OS', pretty],
     ['UID Shift', m.UIDShift === undefined || m.UIDShift === null ? undefined : String(m.UIDShift)],
+    ['Iface', (extra?.ifIndices ?? []).map(interfaceName)],
     ['Address', (m.addresses ?? []).map(formatAddress)],
     ['Registered by', extra?.registeredBy === undefined || extra.registeredBy === null ? undefined : `UID ${extra.registeredBy}`],
     ['Warnings', extra?.warnings ?? []],
@@ -288,6 +303,7 @@ function showProperties(m: ListResult, extra: MachineInfo | undefined): string {
     ['SSHAddress', m.sshAddress ?? ''],
     ['ControlAddress', m.controlAddress ?? ''],
     ['UIDShift', m.UIDShift ?? ''],
+    ['NetworkInterfaces', (extra?.ifIndices ?? []).join(' ')],
     ['RegisteredBy', extra?.registeredBy ?? ''],
     ['Warnings', (extra?.warnings ?? []).join('; ')],
   ];

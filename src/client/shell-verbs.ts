@@ -11,6 +11,7 @@ import { parseAddress } from '../varlink/address.js';
 import { setWindowSize } from '../domain/libc.js';
 import { CliError } from './varlink-verbs.js';
 import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
+import { unreachable } from './unreachable.js';
 
 export const SHELL_VERBS = new Set(['shell', 'login']);
 
@@ -32,7 +33,7 @@ async function callWithFds(socketPath: string, method: string, parameters: objec
   try {
     fd = connectPath(socketPath);
   } catch (e) {
-    throw new CliError(`Failed to connect to ${socketPath}: ${(e as Error).message}`);
+    throw unreachable(socketPath, e);
   }
   try {
     fs.writeSync(fd, JSON.stringify({ method, parameters }) + '\0');

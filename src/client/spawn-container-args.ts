@@ -25,6 +25,8 @@ export class UsageError extends Error {
 
 export interface SpawnArgs {
   help: boolean;
+  /** --version: print the version and exit */
+  version?: boolean;
   vm: boolean;
   options?: ContainerOptions;
   stopTimeoutMs: number;
@@ -118,6 +120,7 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   let runtimeDir = DEFAULT_RUNTIME_DIR;
   let quiet = false;
   let help = false;
+  let version = false;
 
   const addCredential = (id: string, data: Buffer): void => {
     if (!isValidCredentialName(id)) throw new UsageError(credentialNameRefusal(id));
@@ -192,10 +195,11 @@ export function parseSpawnArgs(argv: string[], env: NodeJS.ProcessEnv = process.
         break;
       case 'quiet': quiet = true; break;
       case 'help': help = true; break;
-      case 'version': help = true; break;
+      case 'version': version = true; break;
     }
   }
   if (help) return { help: true, vm: false, stopTimeoutMs };
+  if (version) return { help: false, version: true, vm: false, stopTimeoutMs };
   if (!directory) throw new UsageError('no container directory given (-D DIR)');
   directory = path.resolve(directory);
   name ??= defaultMachineName(directory);

@@ -21,6 +21,8 @@ interface Spec {
 
 const specs: Record<string, Spec> = {
   help: { arg: 'none', handle: (o) => void (o.help = true) },
+  version: { arg: 'none', handle: (o) => void (o.version = true) },
+  'discard-disk': { arg: 'optional', handle: (o, v, n) => void (o.discardDisk = v === undefined ? true : parseBoolean(v, n)) },
   vm: { arg: 'none', handle: () => {} }, // berth-spawn's own switch into this mode
   image: { arg: 'required', handle: (o, v) => void (o.image = v) },
   directory: { arg: 'required', handle: (o, v) => void (o.directory = v) },
@@ -185,7 +187,7 @@ export function parseVmOptions(argv: readonly string[]): VmOptions {
 }
 
 function validate(o: VmOptions): void {
-  if (o.help || o.firmwareList) return;
+  if (o.help || o.version || o.firmwareList) return;
   if (o.image && o.directory) throw new VmUsageError('--image and --directory are mutually exclusive');
   if (o.networkTap && o.networkUserMode) throw new VmUsageError('--network-tap and --network-user-mode are mutually exclusive');
   if (o.vsockCid !== undefined && o.vsock === 'no') throw new VmUsageError('--vsock-cid needs vsock (--vsock=no was given)');
@@ -210,6 +212,7 @@ export const VM_HELP = `berth-spawn --vm [OPTIONS...] [KERNEL ARGUMENTS...]
 Boot a virtual machine under qemu, the way systemd-vmspawn does, and register it with berthd.
 
   -h --help                 show this help
+     --version              show the version
   -i --image=PATH           disk image to boot (needs UEFI firmware unless --linux is given)
   -D --directory=PATH       directory to boot as the root file system over virtiofs (needs --linux)
      --cpus=N               number of virtual CPUs (default 1)
@@ -228,6 +231,7 @@ Boot a virtual machine under qemu, the way systemd-vmspawn does, and register it
      --bind=SRC[:DST]       share a host directory with the guest (virtiofs)
      --bind-ro=SRC[:DST]    the same, read-only
      --extra-drive=[FORMAT:]PATH  additional disk
+     --discard-disk=BOOL    pass the guest's discard requests on to the --image file (default yes)
      --forward-journal=PATH store the guest's journal on the host (needs vsock)
      --pass-ssh-key=BOOL    create an SSH key and pass its public half to the guest (needs vsock)
      --ssh-key-type=TYPE    ed25519, rsa, ecdsa, ecdsa-sk, ed25519-sk

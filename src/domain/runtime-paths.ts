@@ -21,6 +21,9 @@ export const machineSocketPaths = (runtimeDir: string): string[] => [machineSock
 export const userdbSocketPath = (runtimeDir: string, service: string = DEFAULT_USERDB_SERVICE): string =>
   join(runtimeDir, 'systemd/userdb', service);
 
+/** RUNTIME/systemd/resolve.hook/io.systemd.Machine: where systemd-resolved finds the machine-name hook. */
+export const resolveHookSocketPath = (runtimeDir: string): string => join(runtimeDir, 'systemd/resolve.hook/io.systemd.Machine');
+
 /** RUNTIME/systemd/machines: machined-compatible state files (NAME and unit:UNIT links). */
 export const machineStateDir = (runtimeDir: string): string => join(runtimeDir, 'systemd/machines');
 

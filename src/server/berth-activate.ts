@@ -4,7 +4,7 @@
  *
  *   berth-activate [--runtime-dir DIR] [--userdb-service NAME] [--idle-exit SECONDS] [-- BERTHD-ARGS…]
  *
- * Binds the registry sockets and the userdb socket and starts berthd on the first connection,
+ * Binds the registry sockets, the userdb socket and the resolve hook's socket and starts berthd on the first connection,
  * again after it exits when idle, or after it was killed. Where systemd is PID 1, install
  * units/berthd.socket instead.
  */
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Activator } from '../varlink/socket-activator.js';
-import { DEFAULT_RUNTIME_DIR, DEFAULT_USERDB_SERVICE, machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
+import { DEFAULT_RUNTIME_DIR, DEFAULT_USERDB_SERVICE, machineSocketPaths, resolveHookSocketPath, userdbSocketPath } from '../domain/runtime-paths.js';
 import { BERTHD_NODE_OPTIONS } from './node-options.js';
 
 const { values, positionals } = parseArgs({
@@ -40,6 +40,7 @@ const activator = new Activator({
   sockets: [
     ...machineSocketPaths(runtime).map((path) => ({ path, name: 'varlink' })),
     { path: userdbSocketPath(runtime, service), name: 'userdb' },
+    { path: resolveHookSocketPath(runtime), name: 'resolve-hook' },
   ],
   command: process.execPath,
   args,

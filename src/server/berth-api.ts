@@ -31,6 +31,7 @@ export function machineInfo(ctx: BerthContext, m: Machine): MachineInfo {
   info.timestamp = m.timestamp.realtime;
   if (m.vSockCid !== undefined) info.vSockCid = m.vSockCid;
   if (m.sshAddress !== undefined) info.sshAddress = m.sshAddress;
+  if (m.ifIndices?.length) info.ifIndices = [...m.ifIndices];
   info.registeredBy = m.registeredBy;
   const warnings = ctx.warnings.get(m.name);
   if (warnings?.length) info.warnings = warnings;

@@ -5,9 +5,10 @@
  *   RUNTIME/systemd/machine/io.systemd.MachineImage  io.berth.Machine, io.systemd.service, io.systemd,
  *                                                    org.varlink.service (one server, both paths)
  *   RUNTIME/systemd/userdb/<userdbService>           io.systemd.UserDatabase, io.systemd, org.varlink.service
+ *   RUNTIME/systemd/resolve.hook/io.systemd.Machine  io.systemd.Resolve.Hook, io.systemd, org.varlink.service
  *
  * Sockets handed over by an activator are used as they are: one named `userdb` serves the user
- * database, every other one the machine interfaces. Sockets not handed over are bound here.
+ * database, one named `resolve-hook` the resolve hook, every other one the machine interfaces. Sockets not handed over are bound here.
  * Once those serve, berthd also takes `org.freedesktop.machine1` on the system bus when one is there
  * (dbus-service.ts; --dbus). With an idle timeout the daemon exits once no connection has been open and no
  * D-Bus call has been in flight for that long, giving the bus name up first; the state files let the next
@@ -22,7 +23,8 @@ import { ParseOffload } from '../varlink/offload.js';
 import { serveSystemdService } from '../varlink/systemd-service.js';
 import { activatedSockets } from '../varlink/listen-fds.js';
 import { IoSystemd } from '../varlink/builtin/generated/io.systemd.js';
-import { IoBerthLauncher, IoBerthMachine, IoSystemdMachine, IoSystemdMachineImage, IoSystemdUserDatabase } from './interfaces.js';
+import { IoBerthLauncher, IoBerthMachine, IoSystemdMachine, IoSystemdMachineImage, IoSystemdResolveHook, IoSystemdUserDatabase } from './interfaces.js';
+import { resolveHookApi } from './resolve-hook.js';
 import { Registry } from './registry/registry.js';
 import { UserDb } from './userdb/userdb.js';
 import { Policy } from './policy.js';
@@ -36,7 +38,7 @@ import { berthApi } from './berth-api.js';
 import { launcherApi } from './launcher-api.js';
 import { LaunchService } from './launch/launch-service.js';
 import { VERSION } from '../domain/version.js';
-import { machineSocketPaths, userdbSocketPath } from '../domain/runtime-paths.js';
+import { machineSocketPaths, resolveHookSocketPath, userdbSocketPath } from '../domain/runtime-paths.js';
 import { DBusService } from './dbus-service.js';
 
 export const VENDOR = 'berth';
@@ -77,6 +79,7 @@ export class Daemon {
   readonly context: BerthContext;
   readonly machineServer: VarlinkServer;
   readonly userdbServer: VarlinkServer;
+  readonly hookServer: VarlinkServer;
   readonly dbus: DBusService;
   /** Settles once the D-Bus side is up (true), absent (false) or failed (rejects; fatal with --dbus=yes). */
   dbusReady: Promise<boolean> = Promise.resolve(false);
@@ -111,7 +114,11 @@ export class Daemon {
     this.userdbServer.describe(IoSystemd);
     this.userdbServer.implement(IoSystemdUserDatabase, userdbApi(this.context));
 
-    for (const s of [this.machineServer, this.userdbServer]) {
+    this.hookServer = new VarlinkServer({ ...info, product: 'berthd (resolve hook)' });
+    this.hookServer.describe(IoSystemd);
+    this.hookServer.implement(IoSystemdResolveHook, resolveHookApi(registry));
+
+    for (const s of [this.machineServer, this.userdbServer, this.hookServer]) {
       s.on('connection', () => this.cancelIdle());
       s.on('idle', () => this.armIdle());
     }
@@ -131,8 +138,12 @@ export class Daemon {
     const handed = activatedSockets();
     let userdbHanded = false;
     let machineHanded = false;
+    let hookHanded = false;
     for (const s of handed) {
-      if (s.name === 'userdb') {
+      if (s.name === 'resolve-hook') {
+        await this.hookServer.listenFd(s.fd);
+        hookHanded = true;
+      } else if (s.name === 'userdb') {
         await this.userdbServer.listenFd(s.fd);
         userdbHanded = true;
       } else {
@@ -146,6 +157,7 @@ export class Daemon {
     if (!userdbHanded) {
       await this.userdbServer.listen(`unix:${userdbSocketPath(this.options.runtimeDir, this.options.userdbService)}`);
     }
+    if (!hookHanded) await this.hookServer.listen(`unix:${resolveHookSocketPath(this.options.runtimeDir)}`);
     this.logger.info(
       { runtimeDir: this.options.runtimeDir, activated: handed.length, machines: registry.size },
       'berthd ready',
@@ -163,7 +175,7 @@ export class Daemon {
 
   /** Open Varlink connections and D-Bus calls being answered: while any, berthd does not idle out. */
   private get connections(): number {
-    return this.machineServer.connectionCount + this.userdbServer.connectionCount + this.dbus.callsInFlight;
+    return this.machineServer.connectionCount + this.userdbServer.connectionCount + this.hookServer.connectionCount + this.dbus.callsInFlight;
   }
 
   private cancelIdle(): void {
@@ -187,7 +199,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.cancelIdle();
       await this.dbus.stop();
-      await Promise.all([this.machineServer.close(), this.userdbServer.close()]);
+      await Promise.all([this.machineServer.close(), this.userdbServer.close(), this.hookServer.close()]);
       this.context.registry.close();
     })();
     return this.stopping;

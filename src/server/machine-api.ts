@@ -171,7 +171,7 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
     },
 
     Unregister(params, call) {
-      unwrap(ops.unregister(lookup(params, call), call.peer));
+      unwrap(ops.unregisterBy(unwrap(validateLookup(params)), call.peer));
       return {};
     },
 

@@ -127,7 +127,9 @@ export function machineBus(ctx: BerthContext): MachineBus {
     UnregisterMachine: {
       in: 's', out: '', inNames: ['name'], outNames: [],
       async handler([name]: any[], c) {
-        unwrap(ops.unregister(byName(name), await callerOf(c)), { name });
+        const caller = await callerOf(c);
+        const m = registry.get(name);
+        unwrap(m ? ops.unregister(m, caller) : ops.unregisterEnded({ name }, caller), { name });
         return [];
       },
     },

@@ -96,6 +96,22 @@ export class MachineOperations {
     return this.ctx.registry.unregister(m.name);
   }
 
+  /**
+   * Unregister of a machine the lookup did not find: success when it ended on its own a moment ago and the
+   * caller is the process that registered it (registry/ended-machines.ts says why), NoSuchMachine otherwise.
+   */
+  unregisterEnded(spec: LookupSpec, c: Caller): OpResult<void> {
+    if (spec.name !== undefined && this.ctx.registry.claimEnded(spec.name, callerContext(c))) return ok(undefined);
+    return no({ error: 'io.systemd.Machine.NoSuchMachine' });
+  }
+
+  /** Unregister by a lookup: the machine found, or a just-ended machine of the caller's (unregisterEnded). */
+  unregisterBy(spec: LookupSpec, c: Caller): OpResult<void> {
+    const m = this.lookup(spec, c);
+    if (!m.ok) return 'error' in m.error && m.error.error === 'io.systemd.Machine.NoSuchMachine' ? this.unregisterEnded(spec, c) : m;
+    return this.unregister(m.value, c);
+  }
+
   terminate(m: Machine, c: Caller): OpResult<void> {
     if (!this.mayManage(m, c)) return no(denied);
     return this.ctx.registry.terminate(m.name, signalAs(c));

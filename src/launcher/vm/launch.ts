@@ -220,7 +220,7 @@ function startQemu(l: Launch, procs: ScopeProcesses, parts: QemuSockets): Starte
     accel: l.host.accel,
     cpus: o.cpus,
     ramBytes: o.ramBytes,
-    image: o.image ? { path: resolvePath(o.image), format: /\.qcow2$/i.test(o.image) ? 'qcow2' : 'raw' } : undefined,
+    image: o.image ? { path: resolvePath(o.image), format: /\.qcow2$/i.test(o.image) ? 'qcow2' : 'raw', discard: o.discardDisk } : undefined,
     extraDrives: o.extraDrives.map((d) => ({ ...d, path: resolvePath(d.path) })),
     smbiosFiles: writeSmbiosFiles(join(l.runDir, 'smbios'), l.smbios),
     console: o.console,

@@ -59,6 +59,10 @@ export interface VmOptions {
   quiet: boolean;
   runtimeDir: string;
   help: boolean;
+  /** --version */
+  version: boolean;
+  /** --discard-disk: let the guest's discard (TRIM) requests free space in the image (vmspawn's default: yes) */
+  discardDisk: boolean;
   /** positional arguments: extra kernel command line */
   kernelCmdline: string[];
 }
@@ -90,6 +94,8 @@ export function defaultVmOptions(): VmOptions {
     quiet: false,
     runtimeDir: DEFAULT_RUNTIME_DIR,
     help: false,
+    version: false,
+    discardDisk: true,
     kernelCmdline: [],
   };
 }

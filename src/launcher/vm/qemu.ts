@@ -38,7 +38,8 @@ export interface QemuPlan {
   cpus: number;
   ramBytes: number;
   boot: FirmwareBoot | DirectBoot;
-  image?: { path: string; format: 'raw' | 'qcow2' };
+  /** `discard`: pass the guest's discard requests on to the image file (--discard-disk) */
+  image?: { path: string; format: 'raw' | 'qcow2'; discard?: boolean };
   extraDrives: { path: string; format: 'raw' | 'qcow2' }[];
   smbiosFiles: string[];
   /** unix socket the launcher listens on; qemu connects to it */
@@ -147,7 +148,7 @@ export function buildQemuArgv(plan: QemuPlan): string[] {
   }
 
   if (plan.image) {
-    a.push('-drive', `if=none,id=root,file=${qemuEscape(plan.image.path)},format=${plan.image.format},discard=unmap`);
+    a.push('-drive', `if=none,id=root,file=${qemuEscape(plan.image.path)},format=${plan.image.format},discard=${plan.image.discard === false ? 'ignore' : 'unmap'}`);
     a.push('-device', `virtio-blk-pci,drive=root,bootindex=1`);
   }
   plan.extraDrives.forEach((d, i) => {

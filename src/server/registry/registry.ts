@@ -34,6 +34,7 @@ import { MachineIndex, type Entry } from './machine-index.js';
 import { placeMachine } from './placement.js';
 import { killMachine, terminateMachine } from './machine-control.js';
 import { findMarkedScopes, LeftoverScopes } from './leftover-scopes.js';
+import { EndedMachines } from './ended-machines.js';
 
 /** The subset of a pino logger the registry uses. */
 export interface RegistryLogger {
@@ -90,6 +91,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #log: RegistryLogger;
   #index = new MachineIndex();
   #watcher = new LeaderWatcher();
+  /** Machines that ended on their own a moment ago, for their supervisor's late Unregister (ended-machines.ts). */
+  #ended = new EndedMachines();
   #leftovers: LeftoverScopes;
   #seq = 0;
   #host: boolean;
@@ -260,6 +263,11 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     return ok(undefined);
   }
 
+  /** Unregister of a machine that ended on its own a moment ago, by the process that registered it: true once. */
+  claimEnded(name: string, caller: CallerContext): boolean {
+    return !this.#index.byName(name) && this.#ended.claim(name, caller);
+  }
+
   /**
    * Stop a machine: SIGTERM (then SIGCONT) to every process of its unit, SIGKILL to what is left after the stop
    * timeout. The record goes when the leader exits.
@@ -340,6 +348,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   #insert(e: Entry): void {
+    this.#ended.forget(e.machine.name);
     this.#index.insert(e);
     this.#watcher.watch(e.machine.name, e.leader);
   }
@@ -367,6 +376,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       closeLeader(e.leader);
       if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
     }
+    if (reason === 'leader-exited') this.#ended.remember(m);
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');
     else this.#log.info({ machine: m.name }, 'machine unregistered');
     this.#emit('removed', m, reason);

@@ -200,7 +200,9 @@ export function generateModule(iface: Interface, validatorsModule: string, varli
     methodEntries.push(`    ${m.name}: { name: '${m.name}', more: '${m.more}', validate: validators.${m.name}${coerce} },`);
   }
   const usesWireInt = body.some((b) => b.includes('WireInt'));
-  out.push(`import { defineInterface, VarlinkError${usesWireInt ? ', type WireInt' : ''} } from '${varlinkImport}';`);
+  // An interface without errors (io.systemd.Resolve.Hook) has no error classes to derive from VarlinkError.
+  const usesError = iface.members.some((m) => m.kind === 'error');
+  out.push(`import { defineInterface${usesError ? ', VarlinkError' : ''}${usesWireInt ? ', type WireInt' : ''} } from '${varlinkImport}';`);
   if (iface.members.some((m) => m.kind === 'method')) out.push(`import * as validators from '${validatorsModule}';`);
   out.push('');
   out.push(...body);

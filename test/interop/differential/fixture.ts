@@ -262,6 +262,11 @@ export class Pair {
     return new Pair(await RawConnection.connect(fx.real[socket]), await RawConnection.connect(fx.berth[socket]));
   }
 
+  /** A pair on sockets the Daemon records do not name (the resolve hook's). */
+  static async between(real: string, berth: string): Promise<Pair> {
+    return new Pair(await RawConnection.connect(real), await RawConnection.connect(berth));
+  }
+
   /** Sends `text` (one message, no NUL) and reads every reply up to the one without `continues`. */
   static async replies(c: RawConnection, text: string, timeoutMs = 10_000): Promise<Reply[]> {
     c.send(text + '\0');

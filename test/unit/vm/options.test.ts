@@ -10,6 +10,15 @@ import { VmUsageError } from '../../../src/launcher/vm/options.js';
 const K = ['--linux=/boot/vmlinux'];
 
 describe('parseVmOptions', () => {
+  it('takes --discard-disk (default yes) and --version', () => {
+    expect(parseVmOptions(K).discardDisk).toBe(true);
+    expect(parseVmOptions(['--discard-disk=no', ...K]).discardDisk).toBe(false);
+    expect(parseVmOptions(['--discard-disk', ...K]).discardDisk).toBe(true);
+    expect(() => parseVmOptions(['--discard-disk=maybe', ...K])).toThrow(VmUsageError);
+    // --version needs nothing to boot, like --help.
+    expect(parseVmOptions(['--version']).version).toBe(true);
+  });
+
   it('has vmspawn defaults', () => {
     const o = parseVmOptions(K);
     expect(o).toMatchObject({ cpus: 1, ramBytes: 2 * 1024 ** 3, kvm: 'auto', vsock: 'auto', tpm: 'auto', console: 'interactive', register: 'auto', runtimeDir: '/run', sshKeyType: 'ed25519', machine: 'vmlinux' });

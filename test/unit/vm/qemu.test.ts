@@ -41,6 +41,14 @@ describe('buildQemuArgv', () => {
     ]);
   });
 
+  it('--discard-disk=no makes qemu ignore the guest\'s discard requests on the image', () => {
+    const boot = { kind: 'firmware' as const, codePath: '/c.fd', codeFormat: 'raw' as const, secureBoot: false, requiresSmm: false };
+    const off = buildQemuArgv(plan({ boot, image: { path: '/img/r.raw', format: 'raw', discard: false } }));
+    expect(values(off, '-drive')).toContain('if=none,id=root,file=/img/r.raw,format=raw,discard=ignore');
+    const on = buildQemuArgv(plan({ boot, image: { path: '/img/r.raw', format: 'raw', discard: true } }));
+    expect(values(on, '-drive')).toContain('if=none,id=root,file=/img/r.raw,format=raw,discard=unmap');
+  });
+
   it('KVM uses the host CPU', () => {
     const a = buildQemuArgv(plan({ accel: 'kvm' }));
     expect(values(a, '-accel')).toEqual(['kvm']);
