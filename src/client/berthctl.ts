@@ -7,6 +7,7 @@ import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
 import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH_VERBS } from './configured-machine-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
+import { instanceVerb, INSTANCE_VERBS } from './instance-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
@@ -18,6 +19,11 @@ Machines:
   status NAME…               Show a machine's state
   show NAME…                 Show a machine's properties as KEY=VALUE
   terminate NAME…            Stop machines and all their processes
+  poweroff NAME…             Shut machines down cleanly (through their control socket, else
+                             SIGRTMIN+4 to the leader; configured machines: see below)
+  reboot NAME…               Reboot machines (control socket, else SIGINT to the leader)
+  pause NAME…                Freeze machines (through their control socket)
+  resume NAME…               Thaw paused machines
   kill NAME…                 Send a signal (--kill-whom=leader|supervisor|all, --signal=SIG)
   register NAME --leader PID [--class container|vm] [--directory DIR]
                              Register a running process as a machine
@@ -182,6 +188,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (SHELL_VERBS.has(verb)) {
     return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
+  }
+  if (INSTANCE_VERBS.has(verb)) {
+    return instanceVerb(verb, rest, { address, quiet: v.quiet ?? false });
   }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });
