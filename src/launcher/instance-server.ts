@@ -27,8 +27,8 @@ export interface InstanceActions {
   describe(): Promise<{ running: boolean; status: string }>;
 }
 
-/** The file name of the control socket inside the run directory. */
-export const CONTROL_SOCKET = 'control';
+/** The file name of the control socket inside the run directory (vmspawn 262 names its socket so too). */
+export const CONTROL_SOCKET = 'io.systemd.MachineInstance';
 
 /** Longest path a Unix socket address holds (sun_path minus its terminating NUL). */
 const MAX_SOCKET_PATH = 107;

@@ -91,7 +91,7 @@ while :; do sleep 1 & wait $!; done`);
     }, { readyTimeoutMs: 10_000 });
     try {
       const m = await varlinkCall(machineSocketPath(rt), 'io.systemd.Machine.List', { name: 'inst-ctl' });
-      expect(m.controlAddress).toBe(path.join(sup.runDir!, 'control'));
+      expect(m.controlAddress).toBe(path.join(sup.runDir!, 'io.systemd.MachineInstance'));
       const scope = sup.scope!.freezable();
       if (!scope) ctx.skip('no cgroup v2 scope to freeze on this host');
 

@@ -31,7 +31,7 @@ function options(t: Tree, name: string, extra: Partial<ContainerOptions> = {}): 
 }
 
 async function control(sup: Supervisor) {
-  expect(sup.controlAddress).toBe(path.join(sup.runDir!, 'control'));
+  expect(sup.controlAddress).toBe(path.join(sup.runDir!, 'io.systemd.MachineInstance'));
   const c = await VarlinkClient.connect({ kind: 'unix', path: sup.controlAddress! }, { interfaces: [IoSystemdMachineInstance], timeout: 10_000 });
   return { c, m: c.proxy(IoSystemdMachineInstance) };
 }
