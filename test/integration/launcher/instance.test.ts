@@ -16,6 +16,7 @@ import { IoSystemdMachineInstance, NotSupported } from '../../../src/generated/i
 import { isCgroupFrozen } from '../../../src/launcher/cgroup.js';
 import { cannotRun, INIT, TRAP_READY_IDLE, useScratch, type Tree } from './fixture.js';
 import { leftovers } from './leftovers.js';
+import { waitFor } from '../../../src/launcher/teardown.js';
 
 const why = cannotRun();
 const scratch = useScratch(why);
@@ -120,6 +121,31 @@ while :; do sleep 1 & wait $!; done`);
       await m.Pause();
       expect((await sup.stop(5000)).reason).toBe('exit');
       expect(fs.readFileSync(path.join(t.root, 'data/stopped'), 'utf8')).toBe('stopped\n');
+    } finally {
+      c.close();
+      sup.kill();
+      await sup.wait().catch(() => {});
+    }
+  }, 60_000);
+
+  it('asks a booted init as machined does: SIGRTMIN+4 to power off, SIGINT to reboot', async () => {
+    // An "init" that records what it is asked; it ends on the power-off request.
+    const t = await scratch.tree('');
+    fs.writeFileSync(path.join(t.root, 'sbin/init'), `#!/bin/sh
+trap 'echo INT >> /data/asked' INT
+trap 'echo RTMIN+4 >> /data/asked; exit 0' 38
+/usr/bin/ct-helper notify READY=1
+while :; do sleep 0.05; done
+`, { mode: 0o755 });
+    const sup = await Supervisor.start(options(t, 'bt-inst-boot', { boot: true, command: [] }), { readyTimeoutMs: 10_000 });
+    const { c, m } = await control(sup);
+    try {
+      await m.Reboot();
+      await waitFor(() => fs.existsSync(path.join(t.root, 'data/asked')), 5000, 'the reboot request');
+      expect(sup.state).toBe('running');
+      await m.PowerOff();
+      expect(await sup.wait()).toMatchObject({ code: 0, reason: 'exit' });
+      expect(fs.readFileSync(path.join(t.root, 'data/asked'), 'utf8')).toBe('INT\nRTMIN+4\n');
     } finally {
       c.close();
       sup.kill();
