@@ -2,7 +2,7 @@
 // with berthd: machinectl looks the machine up over Varlink (io.systemd.Machine.List), finds its
 // controlAddress and calls io.systemd.MachineInstance there. Everything runs in a mount namespace of its
 // own (tmpfs on /run/systemd, /run/dbus and /run/berth; machinectl 262 wants /run/systemd/system and a
-// system bus), with berthd from dist/ on the usual /run/systemd/machine socket. varlinkctl 262 checks the
+// system bus), with berthd from dist/ on the usual /run/systemd/machine socket and on that bus. varlinkctl 262 checks the
 // control socket itself: introspection, Describe, and the IDL file.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,7 +34,7 @@ mkdir -p /run/dbus /run/berth /run/systemd/system
 mount -t tmpfs tmpfs /run/dbus
 mount -t tmpfs tmpfs /run/berth
 dbus-daemon --system --fork --print-pid >"$WORK/dbus.pid"
-node "${MAIN_JS}" --log-level warn 2>"$WORK/berthd.log" & B=$!
+node "${MAIN_JS}" --log-level warn --dbus=yes 2>"$WORK/berthd.log" & B=$!
 PIDS=""
 trap 'for p in $PIDS; do kill $p 2>/dev/null; done; sleep 0.5; kill $B 2>/dev/null; wait $B 2>/dev/null; kill $(cat "$WORK/dbus.pid") 2>/dev/null' EXIT
 for _ in $(seq 100); do [ -S /run/systemd/machine/io.systemd.Machine ] && break; sleep 0.05; done
@@ -113,5 +113,41 @@ echo "== scopes"; ls -d /sys/fs/cgroup/*/machine.slice/machine-${a}.scope /sys/f
     expect(out).toMatch(/== b exit 1\n/); // killed, as nspawn exits when its container is killed
     expect(section(out, 'gone')).toBe(`Failed to look up machine '${b}': io.systemd.Machine.NoSuchMachine\nrc=1`);
     expect(section(out, 'scopes')).toBe('end');
+  }, 180_000);
+
+  it('without a controlAddress poweroff falls back to D-Bus KillMachine; a dead one fails and touches nothing', async (ctx) => {
+    if (toolWhy) ctx.skip(toolWhy);
+    const plain = `mi262p${process.pid % 10000}`;
+    const dead = `mi262d${process.pid % 10000}`;
+    const scopes = [plain, dead].map((n) => `/sys/fs/cgroup/*/machine.slice/machine-${n}.scope`).join(' ');
+    const r = await inNamespace(`
+( trap 'echo RTMIN+4 >> "$WORK/plain.sig"; exit 0' RTMIN+4; while :; do sleep 0.05; done ) & P=$!
+sleep 300 & D=$!
+PIDS="$PIDS $P $D"
+bash "${REFERENCE_SCRIPT}" scope ${plain} $P
+bash "${REFERENCE_SCRIPT}" scope ${dead} $D
+R262 varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register '{"name":"${plain}","class":"container","leader":'$P',"allocateUnit":false}' >/dev/null
+R262 varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register '{"name":"${dead}","class":"container","leader":'$D',"allocateUnit":false,"controlAddress":"'$WORK'/nobody"}' >/dev/null
+# berthd takes org.freedesktop.machine1 after its Varlink sockets serve: wait for the name.
+for _ in $(seq 100); do dbus-send --system --print-reply --dest=org.freedesktop.DBus / org.freedesktop.DBus.NameHasOwner string:org.freedesktop.machine1 2>/dev/null | grep -q 'boolean true' && break; sleep 0.05; done
+echo "== plain pause"; R262 machinectl pause ${plain} 2>&1; echo "rc=$?"
+echo "== plain poweroff"; R262 machinectl poweroff ${plain} 2>&1; echo "rc=$?"
+for _ in $(seq 100); do [ -s "$WORK/plain.sig" ] && break; sleep 0.05; done
+echo "== plain signal"; cat "$WORK/plain.sig"
+echo "== dead poweroff"; R262 machinectl poweroff ${dead} 2>&1; echo "rc=$?"
+echo "== dead terminate"; R262 machinectl terminate ${dead} 2>&1; echo "rc=$?"
+echo "== dead alive"; kill -0 $D && echo yes
+kill $P $D 2>/dev/null; sleep 0.3
+for d in ${scopes}; do [ -d "$d" ] && rmdir "$d"; done
+echo "== end"
+`);
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout;
+    expect(section(out, 'plain pause')).toBe(`Machine '${plain}' does not expose a varlink control socket.\nrc=1`);
+    expect(section(out, 'plain poweroff')).toBe('rc=0');
+    expect(section(out, 'plain signal')).toBe('RTMIN+4');
+    expect(section(out, 'dead poweroff')).toBe('Failed to connect to machine control socket: No such file or directory\nrc=1');
+    expect(section(out, 'dead terminate')).toBe('Failed to connect to machine control socket: No such file or directory\nrc=1');
+    expect(section(out, 'dead alive')).toBe('yes');
   }, 180_000);
 });
