@@ -107,7 +107,8 @@ export async function serveContainerInstance(sup: Supervisor, runDir: string, t:
   server = await InstanceServer.start(socketPath, containerActions(sup, publish, stopTimeoutMs));
   const s = server;
   t.add('close the control socket', async () => {
-    s.publish({ event: 'SHUTDOWN' });
+    // QMP's SHUTDOWN says whether the guest asked; here: how PID 1 ended and what berth-spawn exits with.
+    s.publish({ event: 'SHUTDOWN', ...(sup.exit ? { data: { reason: sup.exit.reason, code: sup.exit.code } } : {}) });
     await s.close();
   });
   return socketPath;

@@ -79,6 +79,8 @@ export class Supervisor extends EventEmitter {
   private readonly stopTimeoutMs: number;
   /** The socket of its io.systemd.MachineInstance service (instance-server.ts), registered as controlAddress. */
   controlAddress?: string;
+  /** How the machine ended, known before its teardown runs. */
+  exit?: ExitInfo;
 
   private constructor(readonly options: ContainerOptions, o: SupervisorOptions) {
     super();
@@ -166,6 +168,7 @@ export class Supervisor extends EventEmitter {
     this.setState('running');
     this.exitInfo = early.then(async (r) => {
       const info = exitInfoFrom(r.exitCode, r.signal, this.killedByUs);
+      this.exit = info;
       await this.teardown.run(false);
       this.state = 'exited';
       this.emit('state', 'exited');

@@ -54,9 +54,13 @@ i=0; while :; do i=$((i+1)); echo $i > /data/tick; sleep 0.05; done`);
       expect(await m.Describe()).toEqual({ running: true, status: 'running' });
 
       const events: string[] = [];
+      let shutdown: unknown;
       const sub = await VarlinkClient.connect({ kind: 'unix', path: sup.controlAddress! }, { timeout: 0 });
       const stream = (async () => {
-        for await (const e of sub.proxy(IoSystemdMachineInstance).SubscribeEvents.more({})) events.push(e.event);
+        for await (const e of sub.proxy(IoSystemdMachineInstance).SubscribeEvents.more({})) {
+          events.push(e.event);
+          if (e.event === 'SHUTDOWN') shutdown = e.data;
+        }
       })().catch(() => {});
       await m.Describe(); // one round trip on another connection: the subscription is in place by now
 
@@ -83,6 +87,7 @@ i=0; while :; do i=$((i+1)); echo $i > /data/tick; sleep 0.05; done`);
       expect(await sup.wait()).toMatchObject({ code: 0, reason: 'exit' });
       await stream;
       expect(events).toEqual(['STOP', 'RESUME', 'POWERDOWN', 'SHUTDOWN']);
+      expect(shutdown).toEqual({ reason: 'exit', code: 0 });
       sub.close();
       expect(fs.existsSync(path.join(scratch.rt, 'machines', 'bt-inst'))).toBe(false);
       expect(leftovers(scratch.rt, 'bt-inst')).toEqual([]);
