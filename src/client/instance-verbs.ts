@@ -13,7 +13,7 @@ import { VarlinkError } from '../varlink/errors.js';
 import { IoSystemdMachine } from '../generated/io.systemd.Machine.js';
 import { IoBerthLauncher } from '../generated/io.berth.Launcher.js';
 import { IoSystemdMachineInstance } from '../generated/io.systemd.MachineInstance.js';
-import { SIGRTMIN } from '../domain/signals.js';
+import { POWEROFF_SIGNAL, REBOOT_SIGNAL } from '../domain/power-signals.js';
 import { CliError } from './varlink-verbs.js';
 import { EXIT, refuseBadMachineNames } from './machine-verbs.js';
 import { explainLauncherError } from './configured-machine-verbs.js';
@@ -29,7 +29,7 @@ type Verb = 'poweroff' | 'reboot' | 'pause' | 'resume';
 
 const METHOD = { poweroff: 'PowerOff', reboot: 'Reboot', pause: 'Pause', resume: 'Resume' } as const;
 /** What machined's D-Bus PowerOff/Reboot (machinectl before 262) send to a container's leader. */
-const SIGNAL = { poweroff: SIGRTMIN + 4, reboot: 2 /* SIGINT */ } as const;
+const SIGNAL = { poweroff: POWEROFF_SIGNAL, reboot: REBOOT_SIGNAL } as const;
 const DOING = { poweroff: 'power off', reboot: 'reboot', pause: 'pause', resume: 'resume' } as const;
 /** Launcher answers that mean "not one of mine": the machine is then acted on as any registered one. */
 const NOT_CONFIGURED = new Set([

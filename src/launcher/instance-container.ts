@@ -9,17 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { NotConnected, NotSupported } from '../generated/io.systemd.MachineInstance.js';
-import { SIGRTMIN } from '../domain/signals.js';
+import { POWEROFF_SIGNAL, REBOOT_SIGNAL } from '../domain/power-signals.js';
 import { waitFor } from './teardown.js';
 import { isCgroupFrozen } from './cgroup.js';
 import type { Supervisor } from './supervisor.js';
 import type { Teardown } from './teardown.js';
 import { controlSocketPath, InstanceServer, type InstanceActions, type InstanceEvent } from './instance-server.js';
-
-/** systemd as PID 1 powers off on SIGRTMIN+4 (what machinectl poweroff sends through machined). */
-export const SIGNAL_POWEROFF = SIGRTMIN + 4;
-/** ... and reboots on SIGINT (ctrl-alt-del). */
-export const SIGNAL_REBOOT = 'SIGINT';
 
 /** How long Pause waits for the kernel to report the scope frozen. */
 const FREEZE_TIMEOUT_MS = 5000;
@@ -59,7 +54,7 @@ export function containerActions(sup: Supervisor, publish: (e: InstanceEvent) =>
       live();
       await thaw();
       publish({ event: 'POWERDOWN' });
-      if (sup.options.boot) sup.signal(SIGNAL_POWEROFF);
+      if (sup.options.boot) sup.signal(POWEROFF_SIGNAL);
       else void sup.stop(stopTimeoutMs);
     },
     async reboot() {
@@ -67,7 +62,7 @@ export function containerActions(sup: Supervisor, publish: (e: InstanceEvent) =>
       if (!sup.options.boot) throw new NotSupported();
       await thaw();
       publish({ event: 'RESET' });
-      sup.signal(SIGNAL_REBOOT);
+      sup.signal(REBOOT_SIGNAL);
     },
     async pause() {
       live();
