@@ -61,6 +61,7 @@ async function inNamespace(script: string): Promise<{ code: number | null; stdou
 const section = (out: string, name: string): string => (out.split(`== ${name}\n`)[1]?.split('\n== ')[0] ?? '').trim();
 
 const why = cannotRun();
+if (why) console.warn(`machinectl 262 instance tests skipped: ${why}`);
 let toolWhy: string | undefined;
 
 describe.skipIf(!!why)('machinectl 262 acts through berth-spawn\'s control socket', () => {

@@ -24,6 +24,7 @@ import { leftovers } from './leftovers.js';
 
 const BERTHCTL = path.resolve(import.meta.dirname, '../../../dist/bin/berthctl.mjs');
 const why = cannotRun() ?? (fs.existsSync(BERTHCTL) ? undefined : `${BERTHCTL} is missing: run 'npm run build' first`);
+if (why) console.warn(`skipping the berthctl instance tests: ${why}`);
 let rt: string;
 let daemon: Daemon | undefined;
 const trees: Tree[] = [];

@@ -19,6 +19,7 @@ import { leftovers } from './leftovers.js';
 import { waitFor } from '../../../src/launcher/teardown.js';
 
 const why = cannotRun();
+if (why) console.warn(`skipping the container instance tests: ${why}`);
 const scratch = useScratch(why);
 
 function options(t: Tree, name: string, extra: Partial<ContainerOptions> = {}): ContainerOptions {

@@ -14,6 +14,7 @@ import { FakeRegistry, findGuest, GUEST_INIT, waitFor, writeCpio } from './guest
 
 const guest = findGuest();
 const skipReason = 'skip' in guest ? guest.skip : undefined;
+if (skipReason) console.warn(`VM instance tests skipped: ${skipReason}`);
 
 describe.skipIf(skipReason !== undefined)('io.systemd.MachineInstance of a VM', () => {
   const files = guest as { kernel: string; initrd: string };
