@@ -8,6 +8,7 @@ import { machineVerb, EXIT } from './machine-verbs.js';
 import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH_VERBS } from './configured-machine-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
 import { copyVerb, COPY_VERBS } from './copy-verbs.js';
+import { instanceVerb, INSTANCE_VERBS } from './instance-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
@@ -20,6 +21,11 @@ Machines:
   status NAME…               Show a machine's state
   show NAME…                 Show a machine's properties as KEY=VALUE
   terminate NAME…            Stop machines and all their processes
+  poweroff NAME…             Shut machines down cleanly (through their control socket, else
+                             SIGRTMIN+4 to the leader; configured machines: see below)
+  reboot NAME…               Reboot machines (control socket, else SIGINT to the leader)
+  pause NAME…                Freeze machines (through their control socket)
+  resume NAME…               Thaw paused machines
   kill NAME…                 Send a signal (--kill-whom=leader|supervisor|all, --signal=SIG)
   register NAME --leader PID [--class container|vm] [--directory DIR]
                              Register a running process as a machine
@@ -196,6 +202,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (COPY_VERBS.has(verb)) {
     return copyVerb(verb, rest, { address, force: v.force ?? false, readOnly: v['read-only'] ?? false, mkdir: v.mkdir ?? false });
+  }
+  if (INSTANCE_VERBS.has(verb)) {
+    return instanceVerb(verb, rest, { address, quiet: v.quiet ?? false });
   }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });

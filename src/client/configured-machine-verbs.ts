@@ -19,7 +19,8 @@ export interface ConfiguredMachineVerbOptions {
   quiet: boolean;
 }
 
-function explain(e: unknown, what: string): never {
+/** Turns a Launcher error into berthctl's message and exit status (also for instance-verbs.ts). */
+export function explainLauncherError(e: unknown, what: string): never {
   if (!(e instanceof VarlinkError)) throw e;
   const p = e.parameters as { log?: string[]; reason?: string; path?: string; line?: number };
   let detail = '';
@@ -41,7 +42,7 @@ export async function configuredMachineVerb(verb: string, names: string[], o: Co
   const l = c.proxy(IoBerthLauncher);
   try {
     if (verb === 'configured') {
-      const { machines } = await l.ListConfigured().catch((e) => explain(e, 'Could not list configurations'));
+      const { machines } = await l.ListConfigured().catch((e) => explainLauncherError(e, 'Could not list configurations'));
       if (o.json) process.stdout.write(formatJson(machines, o.json) + '\n');
       else {
         const rows = machines.map((m) => [m.name, m.class, m.state ?? '-', m.supervisor ? String(m.supervisor) : '-', m.path]);
@@ -58,17 +59,17 @@ export async function configuredMachineVerb(verb: string, names: string[], o: Co
               else if (!o.quiet) process.stdout.write(`${name}: ${s.state}${s.leader ? ` (leader ${s.leader})` : s.supervisor ? ` (supervisor ${s.supervisor})` : ''}\n`);
             }
           } catch (e) {
-            explain(e, `Could not start ${name}`);
+            explainLauncherError(e, `Could not start ${name}`);
           }
           break;
         case 'stop':
-          await l.Stop({ name }).catch((e) => explain(e, `Could not stop ${name}`));
+          await l.Stop({ name }).catch((e) => explainLauncherError(e, `Could not stop ${name}`));
           break;
         case 'poweroff':
-          await l.Poweroff({ name }).catch((e) => explain(e, `Could not power off ${name}`));
+          await l.Poweroff({ name }).catch((e) => explainLauncherError(e, `Could not power off ${name}`));
           break;
         case 'reboot': {
-          const r = await l.Reboot({ name }).catch((e) => explain(e, `Could not reboot ${name}`));
+          const r = await l.Reboot({ name }).catch((e) => explainLauncherError(e, `Could not reboot ${name}`));
           if (!o.quiet) process.stdout.write(`${name}: running again (supervisor ${r.supervisor})\n`);
           break;
         }

@@ -57,6 +57,17 @@ export class Scope {
     for (const p of this.paths) killCgroupTree(p);
   }
 
+  /** The scope's cgroup v2 directory, which can be frozen (cgroup.freeze); undefined without one. */
+  freezable(): string | undefined {
+    return this.paths.find((p) => fs.existsSync(path.join(p, 'cgroup.freeze')));
+  }
+
+  /** Thaw a frozen scope (Pause of io.systemd.MachineInstance), so that its processes can act on a stop or die. */
+  thaw(): void {
+    const d = this.freezable();
+    if (d) try { fs.writeFileSync(path.join(d, 'cgroup.freeze'), '0'); } catch { /* gone */ }
+  }
+
   /** Remove the scope depth-first (a payload systemd creates its own sub-cgroups). Returns false if busy. */
   remove(): boolean {
     return this.paths.map(removeCgroupTree).every(Boolean);
@@ -84,4 +95,13 @@ export function removeCgroupTree(dir: string): boolean {
   };
   rm(dir);
   return ok;
+}
+
+/** Whether the kernel reports a cgroup v2 directory frozen (every process of it stopped). */
+export function isCgroupFrozen(dir: string): boolean {
+  try {
+    return /^frozen 1$/m.test(fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8'));
+  } catch {
+    return false;
+  }
 }

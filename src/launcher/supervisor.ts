@@ -14,6 +14,8 @@ import type { ContainerOptions } from './container/options.js';
 import type { NotifyMessage } from './notify.js';
 import { registerMachine, unregisterMachine } from './registry-client.js';
 import { machineSocketPath } from '../domain/runtime-paths.js';
+import type { Scope } from './cgroup.js';
+import { serveContainerInstance } from './instance-container.js';
 
 export type MachineState = 'allocating' | 'starting' | 'running' | 'stopping' | 'exited';
 
@@ -52,6 +54,8 @@ export interface SupervisorOptions {
   log?: Log;
   /** How long start() waits for READY=1 (when notifyReady) before giving up. */
   readyTimeoutMs?: number;
+  /** How long PowerOff of a payload that is not an init waits before killing (as berth-spawn's clean stop). */
+  stopTimeoutMs?: number;
 }
 
 export declare interface Supervisor {
@@ -72,15 +76,22 @@ export class Supervisor extends EventEmitter {
   private readonly t0 = performance.now();
   private readonly log: Log;
   private stateFile?: string;
+  private readonly stopTimeoutMs: number;
+  /** The socket of its io.systemd.MachineInstance service (instance-server.ts), registered as controlAddress. */
+  controlAddress?: string;
+  /** How the machine ended, known before its teardown runs. */
+  exit?: ExitInfo;
 
   private constructor(readonly options: ContainerOptions, o: SupervisorOptions) {
     super();
     this.log = o.log ?? (() => {});
+    this.stopTimeoutMs = o.stopTimeoutMs ?? 10_000;
   }
 
   get name(): string { return this.options.name; }
   get scopePaths(): string[] { return this.launched?.scope.paths ?? []; }
   get runDir(): string | undefined { return this.launched?.runDir; }
+  get scope(): Scope | undefined { return this.launched?.scope; }
 
   private setState(s: MachineState): void {
     this.state = s;
@@ -123,10 +134,11 @@ export class Supervisor extends EventEmitter {
     });
     const early = Promise.resolve(l.child);
 
+    this.controlAddress = await serveContainerInstance(this, l.runDir, this.teardown, this.stopTimeoutMs, this.log);
     const socket = machineSocketPath(o.runtimeDir);
     this.registered = await registerMachine(socket, {
       name: o.name, id: o.uuid.replace(/-/g, ''), class: 'container', service: 'berth', leader: l.leader,
-      rootDirectory: l.root, ifIndices: l.veth ? [l.veth.hostIndex] : undefined,
+      rootDirectory: l.root, ifIndices: l.veth ? [l.veth.hostIndex] : undefined, controlAddress: this.controlAddress,
     }, o.register);
     if (this.registered) this.teardown.add('unregister', () => unregisterMachine(socket, o.name));
 
@@ -156,6 +168,7 @@ export class Supervisor extends EventEmitter {
     this.setState('running');
     this.exitInfo = early.then(async (r) => {
       const info = exitInfoFrom(r.exitCode, r.signal, this.killedByUs);
+      this.exit = info;
       await this.teardown.run(false);
       this.state = 'exited';
       this.emit('state', 'exited');
@@ -192,6 +205,7 @@ export class Supervisor extends EventEmitter {
     if (this.state === 'running' || this.state === 'starting') {
       const t = performance.now();
       this.setState('stopping');
+      this.launched?.scope.thaw(); // a paused container must run to act on the stop
       this.signal(this.options.killSignal);
       const timer = setTimeout(() => this.kill(), timeoutMs);
       const info = await done;
@@ -208,6 +222,7 @@ export class Supervisor extends EventEmitter {
     this.killedByUs = true;
     const l = this.launched;
     try { process.kill(l.leader, 'SIGKILL'); } catch { /* gone */ }
+    l.scope.thaw(); // unshare, frozen with a paused container, must run to reap PID 1
     // Anything outside the PID namespace but inside the scope (only unshare, normally) once PID 1 is reaped.
     void l.child.then(() => l.scope.killAll());
   }

@@ -39,7 +39,7 @@ export async function runContainer({ options: o, stopTimeoutMs }: ContainerRun):
 
   say(`Spawning container ${o.name} on ${o.directory}.`);
   try {
-    sup = await Supervisor.start(o, { log: (m) => say(m) });
+    sup = await Supervisor.start(o, { log: (m) => say(m), stopTimeoutMs });
   } catch (e) {
     if (e instanceof Error) { process.stderr.write(`${PROG}: ${e.message}\n`); return 1; }
     throw e;

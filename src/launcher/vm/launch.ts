@@ -28,6 +28,7 @@ import { berthSpawnMark, type LaunchRecord } from '../launch-record.js';
 import { detectCgroupLayout, machineScopeDirs } from '../../domain/cgroup-paths.js';
 import { credentialString, kernelCmdlineExtraStrings, writeSmbiosFiles } from './smbios.js';
 import { registerMachine, type Registration } from '../registry-client.js';
+import { serveVmInstance } from '../instance-vm.js';
 import { machineSocketPath } from '../../domain/runtime-paths.js';
 
 export interface LaunchIo {
@@ -92,6 +93,8 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
       name, uuid, boot, virtiofs, tpmSocket, vsockCid, notifySocket: notify.path, qmpSocket: join(runDir, 'qmp.sock'),
     });
     const qmp = await connectQmp(l, qmpConnection, qemu);
+    let running: RunningVm | undefined;
+    const controlAddress = await serveVmInstance({ qmp, kill: () => running?.kill() }, runDir, t, io.info);
 
     const registration: Registration = {
       name,
@@ -103,8 +106,10 @@ export async function launchVm(o: VmOptions, io: LaunchIo, s: LaunchSettings = {
       vSockCid: vsockCid,
       sshAddress: vsockCid !== undefined && sshPrivateKeyPath ? `vsock/${vsockCid}` : undefined,
       sshPrivateKeyPath,
+      controlAddress,
     };
     const vm = new RunningVm(name, uuid, runDir, qemu.process, qemu.pid, qmp, notify, scope, registration, qemu.exited, t, registrySocket);
+    running = vm;
     await register(l, vm, registrySocket);
     return vm;
   } catch (e) {

@@ -262,7 +262,7 @@ describe.skipIf(!!why)('registration', () => {
       const reg = calls.find((c) => c.method === 'io.systemd.Machine.Register')!;
       expect(reg.parameters).toEqual({
         name: 'bt-reg', id: uuid.replace(/-/g, ''), class: 'container', service: 'berth', leader: sup.leader,
-        rootDirectory: fs.realpathSync(t.root), allocateUnit: false,
+        rootDirectory: fs.realpathSync(t.root), controlAddress: path.join(sup.runDir!, 'io.systemd.MachineInstance'), allocateUnit: false,
       });
       await sup.stop(5000);
       expect(calls.at(-1)).toEqual({ method: 'io.systemd.Machine.Unregister', parameters: { name: 'bt-reg' } });
