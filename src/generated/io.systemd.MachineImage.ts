@@ -2,64 +2,121 @@
 import { defineInterface, VarlinkError, type WireInt } from '../varlink/runtime.js';
 import * as validators from './io.systemd.MachineImage.validators.js';
 
-/** How much of an image's inside to read when listing it */
+/** A enum field allowing to gracefully get metadata */
 export type AcquireMetadata = 'no' | 'yes' | 'graceful';
 
-/** Lists images: one by name, otherwise all of them as a stream. */
+/** A enum field allowing to control what type of images are cleaned up */
+export type CleanPoolMode = 'all' | 'hidden';
+
+/** List images */
 export type ListParameters = {
+  /** If non-null the name of a image to report details on. */
   name?: string | null;
+  /** If true the output will include image metadata fields such as 'machineInfo' and 'OSRelease'. */
   acquireMetadata?: AcquireMetadata | null;
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type ListResult = {
+  /** Name of the image */
   name: string;
+  /** The file system path where image is stored */
   path?: string | null;
+  /** The type of this image */
   type: string;
+  /** The class of this image */
   class: string;
+  /** Whether the image is read-only */
   readOnly: boolean;
+  /** The image creation timestamp */
   creationTimestamp?: number | null;
+  /** The image creation timestamp */
   modificationTimestamp?: number | null;
+  /** The image creation timestamp */
   usage?: number | null;
+  /** The image disk usage (exclusive) */
   usageExclusive?: number | null;
+  /** The image disk usage (exclusive) */
   limit?: number | null;
+  /** The image disk usage limit (exclusive) */
   limitExclusive?: number | null;
+  /** The hostname of the image */
   hostname?: string | null;
+  /** The machine ID of the image */
   machineId?: string | null;
+  /** Machine info information of an image. It contains an array of key value pairs read from the machine-info(5) file in the image. */
   machineInfo?: string[] | null;
+  /** OS release information of an image. It contains an array of key value pairs read from the os-release(5) file in the image. */
   OSRelease?: string[] | null;
 };
 
-/** Renames an image, changes its read-only flag or its size limit. */
+/** Update image allowing to rename, toggle read-only flag, or set a limit */
 export type UpdateParameters = {
+  /** The name of an image */
   name: string;
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
   allowInteractiveAuthentication?: boolean | null;
+  /** If non-null the new name of the image */
   newName?: string | null;
+  /** If non-null value of the read-only flag of the image */
   readOnly?: boolean | null;
+  /** If non-null value of image quota limit */
   limit?: WireInt | null;
 };
 
 export type UpdateResult = Record<string, never>;
 
-/** Copies an image under a new name. */
+/** Clone image */
 export type CloneParameters = {
+  /** The name of an image */
   name: string;
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
   allowInteractiveAuthentication?: boolean | null;
+  /** The new name of the image */
   newName: string;
+  /** If non-null value of the read-only flag of the image */
   readOnly?: boolean | null;
 };
 
 export type CloneResult = Record<string, never>;
 
-/** Deletes an image. */
+/** Remove image */
 export type RemoveParameters = {
+  /** The name of an image */
   name: string;
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type RemoveResult = Record<string, never>;
 
-/** No image matches. */
+/** Sets an overall quota limit on the pool of images */
+export type SetPoolLimitParameters = {
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  allowInteractiveAuthentication?: boolean | null;
+  /** New image quota limit */
+  limit: WireInt;
+};
+
+export type SetPoolLimitResult = Record<string, never>;
+
+/** Clean unused images depending on the specified mode. Note that it does not process vendon and host images. */
+export type CleanPoolParameters = {
+  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  allowInteractiveAuthentication?: boolean | null;
+  /** Allows removing all or only hidden images */
+  mode: CleanPoolMode;
+};
+
+export type CleanPoolResult = {
+  /** Image name */
+  name: string;
+  /** The image disk usage (exclusive) */
+  usageExclusive?: number | null;
+};
+
+/** No matching image exists */
 export class NoSuchImage extends VarlinkError {
   static readonly errorName = 'io.systemd.MachineImage.NoSuchImage';
   constructor() {
@@ -67,11 +124,19 @@ export class NoSuchImage extends VarlinkError {
   }
 }
 
-/** Too many image operations are already running. */
+/** Too many ongoing background operations */
 export class TooManyOperations extends VarlinkError {
   static readonly errorName = 'io.systemd.MachineImage.TooManyOperations';
   constructor() {
     super('io.systemd.MachineImage.TooManyOperations');
+  }
+}
+
+/** Requested operation is not supported */
+export class NotSupported extends VarlinkError {
+  static readonly errorName = 'io.systemd.MachineImage.NotSupported';
+  constructor() {
+    super('io.systemd.MachineImage.NotSupported');
   }
 }
 
@@ -80,16 +145,20 @@ export type IoSystemdMachineImageMethods = {
   Update: { parameters: UpdateParameters; result: UpdateResult };
   Clone: { parameters: CloneParameters; result: CloneResult };
   Remove: { parameters: RemoveParameters; result: RemoveResult };
+  SetPoolLimit: { parameters: SetPoolLimitParameters; result: SetPoolLimitResult };
+  CleanPool: { parameters: CleanPoolParameters; result: CleanPoolResult };
 };
 
 export const IoSystemdMachineImage = defineInterface<IoSystemdMachineImageMethods>({
   name: 'io.systemd.MachineImage',
-  description: "# Machine images stored on this host.\ninterface io.systemd.MachineImage\n\n# How much of an image's inside to read when listing it\ntype AcquireMetadata(\n\t# Only what the directory entry tells\n\tno,\n\t# Also hostname, machine id, machine-info and os-release; a failure ends the listing\n\tyes,\n\t# Like yes, but leave out what cannot be read\n\tgraceful\n)\n\n# Lists images: one by name, otherwise all of them as a stream.\n# [Supports 'more' flag]\nmethod List(\n\tname: ?string,\n\tacquireMetadata: ?AcquireMetadata,\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\tname: string,\n\tpath: ?string,\n\ttype: string,\n\tclass: string,\n\treadOnly: bool,\n\tcreationTimestamp: ?int,\n\tmodificationTimestamp: ?int,\n\tusage: ?int,\n\tusageExclusive: ?int,\n\tlimit: ?int,\n\tlimitExclusive: ?int,\n\thostname: ?string,\n\tmachineId: ?string,\n\tmachineInfo: ?[]string,\n\tOSRelease: ?[]string\n)\n\n# Renames an image, changes its read-only flag or its size limit.\nmethod Update(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool,\n\tnewName: ?string,\n\treadOnly: ?bool,\n\tlimit: ?int\n) -> ()\n\n# Copies an image under a new name.\nmethod Clone(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool,\n\tnewName: string,\n\treadOnly: ?bool\n) -> ()\n\n# Deletes an image.\nmethod Remove(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# No image matches.\nerror NoSuchImage()\n\n# Too many image operations are already running.\nerror TooManyOperations()\n",
+  description: "interface io.systemd.MachineImage\n\n# A enum field allowing to gracefully get metadata\ntype AcquireMetadata(\n\t# Do not include metadata in the output\n\tno,\n\t# Include metadata in the output\n\tyes,\n\t# Include metadata in the output, but gracefully eat up errors\n\tgraceful\n)\n\n# A enum field allowing to control what type of images are cleaned up\ntype CleanPoolMode(\n\t# Remove all unused images\n\tall,\n\t# Remove only hidden images\n\thidden\n)\n\n# List images\n# [Supports 'more' flag]\nmethod List(\n\t# If non-null the name of a image to report details on.\n\tname: ?string,\n\t# If true the output will include image metadata fields such as 'machineInfo' and 'OSRelease'.\n\tacquireMetadata: ?AcquireMetadata,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\t# Name of the image\n\tname: string,\n\t# The file system path where image is stored\n\tpath: ?string,\n\t# The type of this image\n\ttype: string,\n\t# The class of this image\n\tclass: string,\n\t# Whether the image is read-only\n\treadOnly: bool,\n\t# The image creation timestamp\n\tcreationTimestamp: ?int,\n\t# The image creation timestamp\n\tmodificationTimestamp: ?int,\n\t# The image creation timestamp\n\tusage: ?int,\n\t# The image disk usage (exclusive)\n\tusageExclusive: ?int,\n\t# The image disk usage (exclusive)\n\tlimit: ?int,\n\t# The image disk usage limit (exclusive)\n\tlimitExclusive: ?int,\n\t# The hostname of the image\n\thostname: ?string,\n\t# The machine ID of the image\n\tmachineId: ?string,\n\t# Machine info information of an image. It contains an array of key value pairs read from the machine-info(5) file in the image.\n\tmachineInfo: ?[]string,\n\t# OS release information of an image. It contains an array of key value pairs read from the os-release(5) file in the image.\n\tOSRelease: ?[]string\n)\n\n# Update image allowing to rename, toggle read-only flag, or set a limit\nmethod Update(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# If non-null the new name of the image\n\tnewName: ?string,\n\t# If non-null value of the read-only flag of the image\n\treadOnly: ?bool,\n\t# If non-null value of image quota limit\n\tlimit: ?int\n) -> ()\n\n# Clone image\nmethod Clone(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# The new name of the image\n\tnewName: string,\n\t# If non-null value of the read-only flag of the image\n\treadOnly: ?bool\n) -> ()\n\n# Remove image\nmethod Remove(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# Sets an overall quota limit on the pool of images\nmethod SetPoolLimit(\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# New image quota limit\n\tlimit: int\n) -> ()\n\n# Clean unused images depending on the specified mode. Note that it does not process vendon and host images.\n# [Requires 'more' flag]\nmethod CleanPool(\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# Allows removing all or only hidden images\n\tmode: CleanPoolMode\n) -> (\n\t# Image name\n\tname: string,\n\t# The image disk usage (exclusive)\n\tusageExclusive: ?int\n)\n\n# No matching image exists\nerror NoSuchImage()\n\n# Too many ongoing background operations\nerror TooManyOperations()\n\n# Requested operation is not supported\nerror NotSupported()\n",
   methods: {
     List: { name: 'List', more: 'supports', validate: validators.List },
     Update: { name: 'Update', more: 'none', validate: validators.Update },
     Clone: { name: 'Clone', more: 'none', validate: validators.Clone },
     Remove: { name: 'Remove', more: 'none', validate: validators.Remove },
+    SetPoolLimit: { name: 'SetPoolLimit', more: 'none', validate: validators.SetPoolLimit },
+    CleanPool: { name: 'CleanPool', more: 'requires', validate: validators.CleanPool },
   },
-  errors: { NoSuchImage, TooManyOperations },
+  errors: { NoSuchImage, TooManyOperations, NotSupported },
 });

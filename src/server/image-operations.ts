@@ -1,0 +1,176 @@
+/**
+ * The image operations both bindings serve (io.systemd.MachineImage over Varlink, the Manager's and the
+ * Image objects' methods over D-Bus): the checks in the order machined 262 makes them (the names'
+ * syntax, the image's existence, then the caller, then what is asked), the host and vendor images
+ * refused as read-only, and the pool's limit answered as unsupported (berth sets up no btrfs quota).
+ * Failures are thrown as ImageError; each binding words them as machined does on its protocol.
+ */
+import type { BerthContext } from './context.js';
+import { ImageStore, isHiddenImage, isHostImage, isValidImageName, isVendorImage, type Image, type ImageMetadata } from './images.js';
+
+/** What went wrong, for the binding to name. */
+export type ImageFailure =
+  | { kind: 'noSuchImage'; name: string }
+  | { kind: 'invalidName'; parameter: 'name' | 'newName'; name: string }
+  | { kind: 'invalidLimit' }
+  | { kind: 'invalidMode'; mode: string }
+  | { kind: 'permissionDenied' }
+  | { kind: 'poolLimitNotSupported' }
+  /** A system error; `during` names the step whose failure machined's D-Bus message prefixes. */
+  | { kind: 'errno'; errno: number; during?: 'rename' | 'metadata' };
+
+export class ImageError extends Error {
+  constructor(readonly failure: ImageFailure) {
+    super(failure.kind);
+  }
+}
+
+/** Who asks: the uid the transport vouches for. */
+export interface ImageCaller {
+  uid: number;
+}
+
+export interface ImageChanges {
+  newName?: string | null;
+  readOnly?: boolean | null;
+  /** Bytes; null or undefined leaves the limit alone. */
+  limit?: number | bigint | null;
+}
+
+export type CleanMode = 'all' | 'hidden';
+
+export interface Cleaned {
+  name: string;
+  usageExclusive?: number;
+}
+
+const EROFS = 30;
+const EIO = 5;
+
+const errnoOf = (err: unknown): number => {
+  const e = (err as { errno?: number }).errno;
+  return typeof e === 'number' ? Math.abs(e) : EIO;
+};
+
+/** Runs a file system step, turning its failure into an ImageError. */
+function step<T>(action: () => T, during?: 'rename' | 'metadata'): T {
+  try {
+    return action();
+  } catch (err) {
+    if (err instanceof ImageError) throw err;
+    throw new ImageError({ kind: 'errno', errno: errnoOf(err), ...(during ? { during } : {}) });
+  }
+}
+
+export class ImageOperations {
+  readonly store: ImageStore;
+
+  constructor(private readonly ctx: BerthContext) {
+    this.store = new ImageStore(ctx.options.imageDirectories);
+  }
+
+  get poolPath(): string {
+    return this.store.pool;
+  }
+
+  list(): Image[] {
+    return this.store.list();
+  }
+
+  /** The image of a name, without judging the name (D-Bus GetImage and object paths answer "unknown"). */
+  find(name: string): Image | undefined {
+    return this.store.find(name);
+  }
+
+  /** The image of a valid name. */
+  get(name: string, parameter: 'name' | 'newName' = 'name'): Image {
+    if (!isValidImageName(name)) throw new ImageError({ kind: 'invalidName', parameter, name });
+    const image = this.store.find(name);
+    if (!image) throw new ImageError({ kind: 'noSuchImage', name });
+    return image;
+  }
+
+  metadata(image: Image): ImageMetadata {
+    return step(() => this.store.metadata(image), 'metadata');
+  }
+
+  private authorize(caller: ImageCaller): void {
+    if (!this.ctx.policy.isPrivileged({ uid: caller.uid, gid: -1, pid: 0 })) throw new ImageError({ kind: 'permissionDenied' });
+  }
+
+  private checkNewName(newName: string): void {
+    if (!isValidImageName(newName) || newName === '.host') throw new ImageError({ kind: 'invalidName', parameter: 'newName', name: newName });
+  }
+
+  /**
+   * Rename, then read-only, then limit, as machined applies them; a failure of the read-only or limit
+   * step is reported after the other steps ran. The host and vendor images refuse any change (EROFS).
+   */
+  update(caller: ImageCaller, name: string, changes: ImageChanges): void {
+    if (!isValidImageName(name)) throw new ImageError({ kind: 'invalidName', parameter: 'name', name });
+    const { newName, readOnly, limit } = changes;
+    const renames = newName !== undefined && newName !== null;
+    if (renames) this.checkNewName(newName);
+    const image = this.get(name);
+    this.authorize(caller);
+    const setsReadOnly = readOnly !== undefined && readOnly !== null;
+    const setsLimit = limit !== undefined && limit !== null;
+    if (!renames && !setsReadOnly && !setsLimit) return;
+    if (isHostImage(image) || isVendorImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS, ...(renames ? { during: 'rename' as const } : {}) });
+    let current = image;
+    if (renames) {
+      step(() => this.store.rename(image, newName), 'rename');
+      current = this.store.find(newName) ?? image;
+    }
+    let deferred: ImageError | undefined;
+    if (setsReadOnly) {
+      try {
+        step(() => this.store.setReadOnly(current, readOnly));
+      } catch (err) {
+        deferred ??= err as ImageError;
+      }
+    }
+    // Limits need btrfs quota groups, which berth does not set up.
+    if (setsLimit) deferred ??= new ImageError({ kind: 'errno', errno: 95 });
+    if (deferred) throw deferred;
+  }
+
+  clone(caller: ImageCaller, name: string, newName: string, readOnly: boolean): void {
+    if (!isValidImageName(name)) throw new ImageError({ kind: 'invalidName', parameter: 'name', name });
+    this.checkNewName(newName);
+    const image = this.get(name);
+    this.authorize(caller);
+    if (isHostImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS });
+    step(() => this.store.clone(image, newName, readOnly));
+  }
+
+  remove(caller: ImageCaller, name: string): void {
+    const image = this.get(name);
+    this.authorize(caller);
+    if (isHostImage(image) || isVendorImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS });
+    step(() => this.store.remove(image));
+  }
+
+  /** A size in bytes, or UINT64_MAX for no limit; berth has no quota to apply it with. */
+  setPoolLimit(caller: ImageCaller, limit: number | bigint | string): never {
+    const ok = typeof limit === 'bigint' ? limit >= 0n : typeof limit === 'number' ? Number.isInteger(limit) && limit >= 0 : /^[0-9]+$/.test(limit);
+    if (!ok) throw new ImageError({ kind: 'invalidLimit' });
+    this.authorize(caller);
+    throw new ImageError({ kind: 'poolLimitNotSupported' });
+  }
+
+  /** Removes the unused images (all, or the hidden ones), never the host's or the vendor's; lists what went. */
+  cleanPool(caller: ImageCaller, mode: string): Cleaned[] {
+    if (mode !== 'all' && mode !== 'hidden') throw new ImageError({ kind: 'invalidMode', mode });
+    this.authorize(caller);
+    const removed: Cleaned[] = [];
+    for (const image of this.store.list()) {
+      if (isHostImage(image) || isVendorImage(image)) continue;
+      if (mode === 'hidden' && !isHiddenImage(image)) continue;
+      if (this.store.inUse(image)) continue;
+      step(() => this.store.remove(image));
+      removed.push({ name: image.name, ...(image.usageExclusive !== undefined ? { usageExclusive: image.usageExclusive } : {}) });
+    }
+    return removed;
+  }
+}
