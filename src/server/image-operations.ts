@@ -46,6 +46,7 @@ export interface Cleaned {
 
 const EROFS = 30;
 const EIO = 5;
+const EBUSY = 16;
 
 const errnoOf = (err: unknown): number => {
   const e = (err as { errno?: number }).errno;
@@ -99,7 +100,7 @@ export class ImageOperations {
   }
 
   private checkNewName(newName: string): void {
-    if (!isValidImageName(newName) || newName === '.host') throw new ImageError({ kind: 'invalidName', parameter: 'newName', name: newName });
+    if (!isValidImageName(newName)) throw new ImageError({ kind: 'invalidName', parameter: 'newName', name: newName });
   }
 
   /**
@@ -117,6 +118,8 @@ export class ImageOperations {
     const setsLimit = limit !== undefined && limit !== null;
     if (!renames && !setsReadOnly && !setsLimit) return;
     if (isHostImage(image) || isVendorImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS, ...(renames ? { during: 'rename' as const } : {}) });
+    // The host's name is always taken (machined 262: EBUSY).
+    if (renames && newName === '.host') throw new ImageError({ kind: 'errno', errno: EBUSY, during: 'rename' });
     let current = image;
     if (renames) {
       step(() => this.store.rename(image, newName), 'rename');
@@ -125,6 +128,8 @@ export class ImageOperations {
     let deferred: ImageError | undefined;
     if (setsReadOnly) {
       try {
+        // Hidden images are read-only for good (machined 262).
+        if (isHiddenImage(current)) throw new ImageError({ kind: 'errno', errno: EROFS });
         step(() => this.store.setReadOnly(current, readOnly));
       } catch (err) {
         deferred ??= err as ImageError;
@@ -141,6 +146,7 @@ export class ImageOperations {
     const image = this.get(name);
     this.authorize(caller);
     if (isHostImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS });
+    if (newName === '.host') throw new ImageError({ kind: 'errno', errno: EBUSY });
     step(() => this.store.clone(image, newName, readOnly));
   }
 

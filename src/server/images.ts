@@ -65,8 +65,9 @@ function describe(name: string, path: string, st: Stats): Image | undefined {
   else if (st.isFile() && path.endsWith('.raw')) type = 'raw';
   else if (st.isBlockDevice()) type = 'block';
   else return undefined;
-  // A directory is read-only by its immutable flag; a file by having no write bits.
-  const readOnly = type === 'directory' ? isImmutable(path) : (st.mode & 0o222) === 0;
+  // A directory is read-only by its immutable flag, a file by having no write bits; machined 262 reports
+  // every hidden image read-only.
+  const readOnly = name.startsWith('.') || (type === 'directory' ? isImmutable(path) : (st.mode & 0o222) === 0);
   const image: Image = { name, path, type, readOnly };
   const created = microseconds(st.birthtimeMs);
   if (created !== undefined) image.creationTimestamp = created;

@@ -230,8 +230,8 @@ bash ${REFERENCE_SCRIPT} machined stop >/dev/null 2>&1 || true
       text = text.replace(/\bPID \d+\b/g, 'PID N').replace(/\bu \d{3,}\b/g, 'u N');
       // Image creation times (µs since the epoch) differ between the two pools.
       text = text.replace(/\b1\d{15}\b/g, 'TIME');
-      // 262 reports the host's image read-only, 257 writable; berth follows 262.
-      text = text.replace(/"\.host","directory",true/, '".host","directory",false');
+      // 262 reports the host's and the hidden images read-only, 257 writable; berth follows 262.
+      text = text.replace(/"(\.host|\.hid)","directory",true/g, '"$1","directory",false');
       calls.set(block.slice(0, nl), text);
     }
     return calls;
