@@ -7,6 +7,7 @@ import { varlinkVerb, CliError } from './varlink-verbs.js';
 import { machineVerb, EXIT } from './machine-verbs.js';
 import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH_VERBS } from './configured-machine-verbs.js';
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
+import { imageVerb, IMAGE_VERBS } from './image-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
@@ -33,6 +34,17 @@ Machines:
                              (killed outright): links, scopes, mounts, run directories,
                              locks, leases (--dry-run: only print; --kill: also stop
                              processes left without their berth-spawn)
+
+Images (in /var/lib/machines and the other image directories):
+  list-images                List images (-a: also hidden ones and the host)
+  image-status NAME…         Show an image's state
+  show-image [NAME…]         Show an image's (or the pool's) properties (-p PROP, --value)
+  clone NAME NEWNAME         Copy an image (--read-only)
+  rename NAME NEWNAME        Rename an image
+  read-only NAME [BOOL]      Mark an image read-only (or writable with false)
+  remove NAME…               Remove images
+  set-limit [NAME] BYTES     Limit an image's or the pool's size
+  clean                      Remove hidden images (-a: all unused images)
 
 Machines from configuration files (NAME.berth, see README):
   start NAME…                Start machines under their own supervisor
@@ -89,6 +101,9 @@ const OPTIONS = {
     uid: { type: 'string' },
   setenv: { type: 'string', short: 'E', multiple: true },
   'dry-run': { type: 'boolean' },
+  property: { type: 'string', short: 'p', multiple: true },
+  value: { type: 'boolean' },
+  'read-only': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
 } as const;
@@ -182,6 +197,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (SHELL_VERBS.has(verb)) {
     return shellVerb(verb, [...rest, ...program], { address, ...(v.uid !== undefined ? { uid: v.uid } : {}), setenv: v.setenv ?? [], quiet: v.quiet ?? false });
+  }
+  if (IMAGE_VERBS.has(verb)) {
+    return imageVerb(verb, rest, {
+      address, ...(json ? { json } : {}), legend: !v['no-legend'], all: v.all ?? false,
+      properties: v.property ?? [], value: v.value ?? false, readOnly: v['read-only'] ?? false,
+    });
   }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });

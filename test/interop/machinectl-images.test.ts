@@ -1,7 +1,8 @@
 // machinectl's image verbs against berthd over D-Bus, compared with the real systemd-machined 262 (the version
 // berth follows) on the same pool: Debian's machinectl 252 and the reference 257 and 262 each run list-images
 // (-a), image-status, show-image (-p, --value, the pool), set-limit, read-only, clone, rename, remove and clean
-// (-a), good and bad, and print the same on both sides once dates are masked. machinectl needs
+// (-a), good and bad, and print the same on both sides once dates are masked. berthctl's verbs of the same
+// names (over Varlink) print what machinectl prints for berthd. machinectl needs
 // /run/systemd/system and the standard bus socket, so every run is in a mount namespace of its own; the pool is
 // /var/lib/machines, so this file runs only where that is a private tmpfs (bash /work/wt/isolated.sh …).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/run.js';
 import { referenceTool, REFERENCE_SCRIPT } from '../helpers/reference.js';
 import { BERTHD, berthdOnBus, type BerthdOnBus } from '../integration/dbus-api/fixture.js';
+import { REPO } from '../helpers/generated.js';
+
+const BERTHCTL = join(REPO, 'dist/src/client/berthctl.js');
 
 const privatePool = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === '/var/lib/machines' && l.includes(' - tmpfs '));
 const machined262 = process.getuid?.() === 0 ? await referenceTool('systemd-machined', { suite: 'sid' }) : '';
@@ -104,9 +108,8 @@ describe.skipIf(!!why)('machinectl image verbs against berthd and machined 262',
   });
 
   /** Runs every client's verbs in a private namespace: `prelude` makes the bus (and Varlink sockets) appear. */
-  async function runAll(prelude: string, epilogue = ''): Promise<Map<string, string>> {
-    const clientsRun = variants
-      .filter((v) => v.command)
+  async function runAll(prelude: string, epilogue = '', extra: { label: string; command: string }[] = []): Promise<Map<string, string>> {
+    const clientsRun = [...variants.filter((v) => v.command), ...extra]
       .map((v) => `echo "### ${v.label}"\nbash ${join(dir, 'setup.sh')}\nMC="${v.command}" VERBS=${join(dir, 'verbs')} bash ${join(dir, 'loop.sh')}`)
       .join('\n');
     const script = `set -e\nmount -t tmpfs tmpfs /run/systemd\nmkdir -p /run/systemd/system /run/dbus\nmount -t tmpfs tmpfs /run/dbus\n${prelude}\nset +e\n${clientsRun}\n${epilogue}\n`;
@@ -131,8 +134,11 @@ describe.skipIf(!!why)('machinectl image verbs against berthd and machined 262',
 
   it('prints for every client and verb what machined 262 gives', async () => {
     const runtime = join(t.runtime, 'systemd/machine');
+    const berthctl = `${process.execPath} ${BERTHCTL} --address unix:${join(runtime, 'io.systemd.MachineImage')}`;
     const ours = await runAll(
       `mkdir -p /run/systemd/machine && mount --bind ${runtime} /run/systemd/machine\ntouch /run/dbus/system_bus_socket\nmount --bind ${t.bus.socketPath} /run/dbus/system_bus_socket`,
+      '',
+      [{ label: 'berthctl', command: berthctl }],
     );
     const theirs = await runAll(
       `mkdir -p /var/tmp/berth-reference-sid/state && mount -t tmpfs tmpfs /var/tmp/berth-reference-sid/state\nBERTH_REFERENCE_SUITE=sid bash ${REFERENCE_SCRIPT} machined start >/dev/null 2>&1`,
@@ -150,5 +156,17 @@ describe.skipIf(!!why)('machinectl image verbs against berthd and machined 262',
     if (process.env.BERTH_DEBUG_DIFF) console.log([...theirs].map(([c, a]) => `${c}\n  machined: ${a}  berthd:   ${ours.get(c)}`).join('\n'));
     const differ = [...theirs].filter(([k, v]) => ours.get(k) !== v).map(([k, v]) => ({ call: k, machined: v, berthd: ours.get(k) }));
     expect(differ).toEqual([]);
+
+    // berthctl against machinectl (the newest that ran), both on berthd. berthctl prints no age after a date,
+    // and splits -p at commas where machinectl 262 prints nothing.
+    const newest = [...variants].reverse().find((v) => v.command)!.label;
+    const unlike = new Set(['show-image -p ReadOnly,Type alpha']);
+    const bare = (s: string | undefined) => s?.replace(/; AGO/g, '');
+    const verbsDiffer = VERBS.map((verb, i) => `${i + 1} ${verb}`)
+      .filter((k) => !unlike.has(k.replace(/^\d+ /, '')))
+      .filter((k) => bare(ours.get(`berthctl: ${k}`)) !== bare(ours.get(`${newest}: ${k}`)))
+      .map((k) => ({ verb: k, machinectl: ours.get(`${newest}: ${k}`), berthctl: ours.get(`berthctl: ${k}`) }));
+    expect(ours.get('berthctl: 1 list-images')).toContain('alpha');
+    expect(verbsDiffer).toEqual([]);
   }, 300_000);
 });
