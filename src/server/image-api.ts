@@ -9,6 +9,7 @@ import { Replies, type Handlers } from '../varlink/call.js';
 import {
   NoSuchImage,
   NotSupported,
+  TooManyOperations,
   type IoSystemdMachineImageMethods,
   type ListResult,
   type AcquireMetadata,
@@ -35,14 +36,16 @@ function toVarlink(err: unknown): unknown {
       return new PermissionDeniedError();
     case 'poolLimitNotSupported':
       return new NotSupported();
+    case 'tooManyOperations':
+      return new TooManyOperations();
     case 'errno':
       return new SystemError(f.errno);
   }
 }
 
-function varlink<T>(action: () => T): T {
+async function varlink<T>(action: () => T | Promise<T>): Promise<T> {
   try {
-    return action();
+    return await action();
   } catch (err) {
     throw toVarlink(err);
   }
@@ -50,7 +53,7 @@ function varlink<T>(action: () => T): T {
 
 const callerOf = (peer: PeerCredentials) => ({ uid: peer.uid });
 
-export function imageApi(ctx: BerthContext, ops = new ImageOperations(ctx)): Handlers<IoSystemdMachineImageMethods> {
+export function imageApi(ctx: BerthContext, ops = ImageOperations.of(ctx)): Handlers<IoSystemdMachineImageMethods> {
   const render = (image: Image, metadata: AcquireMetadata | null | undefined): ListResult => {
     const out: ListResult = { name: image.name, path: image.path, type: image.type, class: 'machine', readOnly: image.readOnly };
     for (const key of ['creationTimestamp', 'modificationTimestamp', 'usage', 'usageExclusive', 'limit', 'limitExclusive'] as const) {
@@ -84,20 +87,20 @@ export function imageApi(ctx: BerthContext, ops = new ImageOperations(ctx)): Han
         return {};
       }),
     Clone: ({ name, newName, readOnly }, call) =>
-      varlink(() => {
-        ops.clone(callerOf(call.peer), name, newName, readOnly === true);
+      varlink(async () => {
+        await ops.clone(callerOf(call.peer), name, newName, readOnly === true);
         return {};
       }),
     Remove: ({ name }, call) =>
-      varlink(() => {
-        ops.remove(callerOf(call.peer), name);
+      varlink(async () => {
+        await ops.remove(callerOf(call.peer), name);
         return {};
       }),
     SetPoolLimit: ({ limit }, call) => varlink(() => ops.setPoolLimit(callerOf(call.peer), limit)),
     CleanPool: ({ mode }, call) =>
-      varlink(() => {
+      varlink(async () => {
         if (!call.more) throw new ExpectedMoreError();
-        return new Replies(ops.cleanPool(callerOf(call.peer), mode), () => new NoSuchImage());
+        return new Replies(await ops.cleanPool(callerOf(call.peer), mode), () => new NoSuchImage());
       }),
   };
 }

@@ -33,6 +33,8 @@ function toDBus(err: unknown): unknown {
       return new DBusError(DBusErrors.AccessDenied, 'Access denied');
     case 'poolLimitNotSupported':
       return new DBusError(DBusErrors.NotSupported, 'Quota is only supported on btrfs.');
+    case 'tooManyOperations':
+      return new DBusError(DBusErrors.LimitsExceeded, 'Too many ongoing operations.');
     case 'errno': {
       const prefix = f.during === 'rename' ? 'Failed to rename image: ' : f.during === 'metadata' ? 'Failed to read image metadata: ' : '';
       return errnoError(f.errno, prefix + strerror(f.errno));
@@ -78,7 +80,7 @@ function imageMethods(ops: ImageOperations): Record<string, ImageMethod> {
     Remove: {
       in: '', out: '', inNames: [], outNames: [], managerName: 'RemoveImage',
       async run(image, _a, c) {
-        ops.remove(await uid(c), image.name);
+        await ops.remove(await uid(c), image.name);
         return [];
       },
     },
@@ -92,7 +94,7 @@ function imageMethods(ops: ImageOperations): Record<string, ImageMethod> {
     Clone: {
       in: 'sb', out: '', inNames: ['new_name', 'read_only'], outNames: [], managerName: 'CloneImage',
       async run(image, [newName, readOnly]: any[], c) {
-        ops.clone(await uid(c), image.name, newName, readOnly);
+        await ops.clone(await uid(c), image.name, newName, readOnly);
         return [];
       },
     },
@@ -165,7 +167,7 @@ export function imageBus(ops: ImageOperations): ImageBus {
     },
     CleanPool: {
       in: 's', out: 'a(st)', inNames: ['mode'], outNames: ['images'],
-      handler: async ([mode]: any[], c) => dbus(async () => [ops.cleanPool(await caller(c), mode).map((r) => [r.name, t(r.usageExclusive, UINT64_MAX)])]),
+      handler: async ([mode]: any[], c) => dbus(async () => [(await ops.cleanPool(await caller(c), mode)).map((r) => [r.name, t(r.usageExclusive, UINT64_MAX)])]),
     },
   };
   for (const m of Object.values(methods)) {

@@ -16,6 +16,8 @@ export type ImageFailure =
   | { kind: 'invalidMode'; mode: string }
   | { kind: 'permissionDenied' }
   | { kind: 'poolLimitNotSupported' }
+  /** As many copies and removals as machined allows are already running. */
+  | { kind: 'tooManyOperations' }
   /** A system error; `during` names the step whose failure machined's D-Bus message prefixes. */
   | { kind: 'errno'; errno: number; during?: 'rename' | 'metadata' };
 
@@ -53,21 +55,48 @@ const errnoOf = (err: unknown): number => {
   return typeof e === 'number' ? Math.abs(e) : EIO;
 };
 
+const asImageError = (err: unknown, during?: 'rename' | 'metadata'): ImageError =>
+  err instanceof ImageError ? err : new ImageError({ kind: 'errno', errno: errnoOf(err), ...(during ? { during } : {}) });
+
 /** Runs a file system step, turning its failure into an ImageError. */
 function step<T>(action: () => T, during?: 'rename' | 'metadata'): T {
   try {
     return action();
   } catch (err) {
-    if (err instanceof ImageError) throw err;
-    throw new ImageError({ kind: 'errno', errno: errnoOf(err), ...(during ? { during } : {}) });
+    throw asImageError(err, during);
   }
 }
 
+/** machined's bound on copies and removals running at once. */
+const MAX_OPERATIONS = 64;
+const shared = new WeakMap<BerthContext, ImageOperations>();
+
 export class ImageOperations {
   readonly store: ImageStore;
+  private running = 0;
 
   constructor(private readonly ctx: BerthContext) {
     this.store = new ImageStore(ctx.options.imageDirectories);
+  }
+
+  /** The one instance of a daemon, so that both bindings count the same running operations. */
+  static of(ctx: BerthContext): ImageOperations {
+    let ops = shared.get(ctx);
+    if (!ops) shared.set(ctx, (ops = new ImageOperations(ctx)));
+    return ops;
+  }
+
+  /** A copy or removal, counted against machined's bound. */
+  private async background<T>(action: () => Promise<T>): Promise<T> {
+    if (this.running >= MAX_OPERATIONS) throw new ImageError({ kind: 'tooManyOperations' });
+    this.running++;
+    try {
+      return await action();
+    } catch (err) {
+      throw asImageError(err);
+    } finally {
+      this.running--;
+    }
   }
 
   get poolPath(): string {
@@ -140,21 +169,23 @@ export class ImageOperations {
     if (deferred) throw deferred;
   }
 
-  clone(caller: ImageCaller, name: string, newName: string, readOnly: boolean): void {
+  async clone(caller: ImageCaller, name: string, newName: string, readOnly: boolean): Promise<void> {
+    if (this.running >= MAX_OPERATIONS) throw new ImageError({ kind: 'tooManyOperations' });
     if (!isValidImageName(name)) throw new ImageError({ kind: 'invalidName', parameter: 'name', name });
     this.checkNewName(newName);
     const image = this.get(name);
     this.authorize(caller);
     if (isHostImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS });
     if (newName === '.host') throw new ImageError({ kind: 'errno', errno: EBUSY });
-    step(() => this.store.clone(image, newName, readOnly));
+    await this.background(() => this.store.clone(image, newName, readOnly));
   }
 
-  remove(caller: ImageCaller, name: string): void {
+  async remove(caller: ImageCaller, name: string): Promise<void> {
+    if (this.running >= MAX_OPERATIONS) throw new ImageError({ kind: 'tooManyOperations' });
     const image = this.get(name);
     this.authorize(caller);
     if (isHostImage(image) || isVendorImage(image)) throw new ImageError({ kind: 'errno', errno: EROFS });
-    step(() => this.store.remove(image));
+    await this.background(() => this.store.remove(image));
   }
 
   /** A size in bytes, or UINT64_MAX for no limit; berth has no quota to apply it with. */
@@ -166,17 +197,20 @@ export class ImageOperations {
   }
 
   /** Removes the unused images (all, or the hidden ones), never the host's or the vendor's; lists what went. */
-  cleanPool(caller: ImageCaller, mode: string): Cleaned[] {
+  async cleanPool(caller: ImageCaller, mode: string): Promise<Cleaned[]> {
+    if (this.running >= MAX_OPERATIONS) throw new ImageError({ kind: 'tooManyOperations' });
     if (mode !== 'all' && mode !== 'hidden') throw new ImageError({ kind: 'invalidMode', mode });
     this.authorize(caller);
-    const removed: Cleaned[] = [];
-    for (const image of this.store.list()) {
-      if (isHostImage(image) || isVendorImage(image)) continue;
-      if (mode === 'hidden' && !isHiddenImage(image)) continue;
-      if (this.store.inUse(image)) continue;
-      step(() => this.store.remove(image));
-      removed.push({ name: image.name, ...(image.usageExclusive !== undefined ? { usageExclusive: image.usageExclusive } : {}) });
-    }
-    return removed;
+    return this.background(async () => {
+      const removed: Cleaned[] = [];
+      for (const image of this.store.list()) {
+        if (isHostImage(image) || isVendorImage(image)) continue;
+        if (mode === 'hidden' && !isHiddenImage(image)) continue;
+        if (this.store.inUse(image)) continue;
+        await this.store.remove(image);
+        removed.push({ name: image.name, ...(image.usageExclusive !== undefined ? { usageExclusive: image.usageExclusive } : {}) });
+      }
+      return removed;
+    });
   }
 }

@@ -4,7 +4,8 @@
  * itself as `.host`. The first directory holding a name wins, as upstream. What an image is and how it
  * is renamed, cloned, marked read-only and removed lives here; who may ask is image-operations.ts's.
  */
-import { chmodSync, closeSync, constants, cpSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, openSync, readFileSync, readdirSync, renameSync, statSync, type Stats } from 'node:fs';
+import { cp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseOsRelease } from './registry/metadata.js';
 import { isImmutable, setImmutable } from './image-flags.js';
@@ -178,11 +179,11 @@ export class ImageStore {
     }
   }
 
-  /** Copies an image into the pool under a new name, read-only if asked. */
-  clone(image: Image, newName: string, readOnly: boolean): void {
+  /** Copies an image into the pool under a new name, read-only if asked; the copy runs beside other calls. */
+  async clone(image: Image, newName: string, readOnly: boolean): Promise<void> {
     if (this.find(newName)) throw errnoFailure(17);
     const target = join(this.pool, fileName(image, newName));
-    cpSync(image.path, target, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, errorOnExist: true, force: false });
+    await cp(image.path, target, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true, errorOnExist: true, force: false });
     if (image.type === 'directory' && image.readOnly) setImmutable(target, false);
     const copy = describeAt(newName, target);
     if (copy && copy.readOnly !== readOnly) this.setReadOnly(copy, readOnly);
@@ -197,9 +198,10 @@ export class ImageStore {
     chmodSync(image.path, readOnly ? mode & ~0o222 : mode | 0o200);
   }
 
-  remove(image: Image): void {
+  /** Deletes an image (a tree may take a while: it runs beside other calls). */
+  async remove(image: Image): Promise<void> {
     if (image.type === 'directory' && image.readOnly) setImmutable(image.path, false);
-    rmSync(image.path, { recursive: true, force: false });
+    await rm(image.path, { recursive: true, force: false });
   }
 
   /** Whether a running container holds the image (nspawn keeps an flock on the image's path). */

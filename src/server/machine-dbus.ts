@@ -131,7 +131,7 @@ export function machineBus(ctx: BerthContext): MachineBus {
       handler: ([name, ...rest], c) => mm.run(byName(name), rest, c),
     };
   }
-  const imageOps = new ImageOperations(ctx);
+  const imageOps = ImageOperations.of(ctx);
   const { managerMethods: imageMethods, images } = imageBus(imageOps);
   Object.assign(managerMethods, imageMethods);
 

@@ -139,6 +139,30 @@ describe.skipIf(!!why)('images on D-Bus and Varlink', () => {
     expect(existsSync(join(pool, 'disk.raw'))).toBe(false);
   });
 
+  it('answers other calls while a clone copies', async () => {
+    // A tree big enough that copying it takes far longer than a lookup.
+    const big = join(pool, 'big');
+    for (let d = 0; d < 40; d++) {
+      mkdirSync(join(big, `d${d}`), { recursive: true });
+      for (let f = 0; f < 250; f++) writeFileSync(join(big, `d${d}`, `f${f}`), 'x');
+    }
+    const order: string[] = [];
+    const clone = img().Clone({ name: 'big', newName: 'big2' }).then(() => order.push('clone'));
+    const other = await VarlinkClient.connect(`unix:${join(runtime, 'systemd/machine/io.systemd.MachineImage')}`);
+    try {
+      await other.proxy(IoSystemdMachineImage).List({ name: 'beta' }).then(() => order.push('list'));
+      expect((await call('GetImage', 's', 'beta')).code).toBe(0);
+      order.push('dbus');
+    } finally {
+      other.close();
+    }
+    await clone;
+    expect(order).toEqual(['list', 'dbus', 'clone']);
+    expect(existsSync(join(pool, 'big2/d39/f249'))).toBe(true);
+    await img().Remove({ name: 'big2' });
+    await img().Remove({ name: 'big' });
+  }, 120_000);
+
   it('cleans the pool: hidden images over Varlink as a stream, the rest over D-Bus', async () => {
     const stream: unknown[] = [];
     for await (const r of img().CleanPool.more({ mode: 'hidden' })) stream.push(r);
