@@ -2,121 +2,121 @@
 import { defineInterface, VarlinkError, type WireInt } from '../varlink/runtime.js';
 import * as validators from './io.systemd.MachineImage.validators.js';
 
-/** A enum field allowing to gracefully get metadata */
+/** How much of an image's inside to read when listing it */
 export type AcquireMetadata = 'no' | 'yes' | 'graceful';
 
-/** A enum field allowing to control what type of images are cleaned up */
+/** Which images a pool cleanup takes */
 export type CleanPoolMode = 'all' | 'hidden';
 
-/** List images */
+/** Lists images: one by name, otherwise all of them as a stream. */
 export type ListParameters = {
-  /** If non-null the name of a image to report details on. */
+  /** The image to describe; without it, every image */
   name?: string | null;
-  /** If true the output will include image metadata fields such as 'machineInfo' and 'OSRelease'. */
+  /** Whether to read the image's own identity files too */
   acquireMetadata?: AcquireMetadata | null;
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type ListResult = {
-  /** Name of the image */
+  /** The image's name */
   name: string;
-  /** The file system path where image is stored */
+  /** Where the image lives */
   path?: string | null;
-  /** The type of this image */
+  /** directory, subvolume, raw or block */
   type: string;
-  /** The class of this image */
+  /** Always machine here */
   class: string;
-  /** Whether the image is read-only */
+  /** Whether the image may be changed */
   readOnly: boolean;
-  /** The image creation timestamp */
+  /** When the image was made (µs since the epoch) */
   creationTimestamp?: number | null;
-  /** The image creation timestamp */
+  /** When a file image was last written (µs since the epoch) */
   modificationTimestamp?: number | null;
-  /** The image creation timestamp */
+  /** Bytes the image takes on disk */
   usage?: number | null;
-  /** The image disk usage (exclusive) */
+  /** Bytes only this image takes */
   usageExclusive?: number | null;
-  /** The image disk usage (exclusive) */
+  /** Most bytes the image may take */
   limit?: number | null;
-  /** The image disk usage limit (exclusive) */
+  /** Most bytes only this image may take */
   limitExclusive?: number | null;
-  /** The hostname of the image */
+  /** The host name the image's /etc/hostname gives */
   hostname?: string | null;
-  /** The machine ID of the image */
+  /** The image's /etc/machine-id */
   machineId?: string | null;
-  /** Machine info information of an image. It contains an array of key value pairs read from the machine-info(5) file in the image. */
+  /** The image's /etc/machine-info as KEY=VALUE lines */
   machineInfo?: string[] | null;
-  /** OS release information of an image. It contains an array of key value pairs read from the os-release(5) file in the image. */
+  /** The image's os-release as KEY=VALUE lines */
   OSRelease?: string[] | null;
 };
 
-/** Update image allowing to rename, toggle read-only flag, or set a limit */
+/** Renames an image, changes its read-only flag or its size limit. */
 export type UpdateParameters = {
-  /** The name of an image */
+  /** The image to change */
   name: string;
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
-  /** If non-null the new name of the image */
+  /** A new name for it */
   newName?: string | null;
-  /** If non-null value of the read-only flag of the image */
+  /** Whether it is to be read-only */
   readOnly?: boolean | null;
-  /** If non-null value of image quota limit */
+  /** A new size limit in bytes */
   limit?: WireInt | null;
 };
 
 export type UpdateResult = Record<string, never>;
 
-/** Clone image */
+/** Copies an image under a new name. */
 export type CloneParameters = {
-  /** The name of an image */
+  /** The image to copy */
   name: string;
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
-  /** The new name of the image */
+  /** The copy's name */
   newName: string;
-  /** If non-null value of the read-only flag of the image */
+  /** Whether the copy is to be read-only */
   readOnly?: boolean | null;
 };
 
 export type CloneResult = Record<string, never>;
 
-/** Remove image */
+/** Deletes an image. */
 export type RemoveParameters = {
-  /** The name of an image */
+  /** The image to delete */
   name: string;
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type RemoveResult = Record<string, never>;
 
-/** Sets an overall quota limit on the pool of images */
+/** Limits the size of the whole image pool. */
 export type SetPoolLimitParameters = {
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
-  /** New image quota limit */
+  /** Most bytes the pool may take */
   limit: WireInt;
 };
 
 export type SetPoolLimitResult = Record<string, never>;
 
-/** Clean unused images depending on the specified mode. Note that it does not process vendon and host images. */
+/** Deletes the unused images of the pool (never the host's or those under /usr), one reply per deleted image. */
 export type CleanPoolParameters = {
-  /** Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false. */
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
-  /** Allows removing all or only hidden images */
+  /** Which images to take */
   mode: CleanPoolMode;
 };
 
 export type CleanPoolResult = {
-  /** Image name */
+  /** The deleted image's name */
   name: string;
-  /** The image disk usage (exclusive) */
+  /** Bytes its deletion freed, when known */
   usageExclusive?: number | null;
 };
 
-/** No matching image exists */
+/** No image matches. */
 export class NoSuchImage extends VarlinkError {
   static readonly errorName = 'io.systemd.MachineImage.NoSuchImage';
   constructor() {
@@ -124,7 +124,7 @@ export class NoSuchImage extends VarlinkError {
   }
 }
 
-/** Too many ongoing background operations */
+/** Too many image operations are already running. */
 export class TooManyOperations extends VarlinkError {
   static readonly errorName = 'io.systemd.MachineImage.TooManyOperations';
   constructor() {
@@ -132,7 +132,7 @@ export class TooManyOperations extends VarlinkError {
   }
 }
 
-/** Requested operation is not supported */
+/** The file system cannot do what was asked. */
 export class NotSupported extends VarlinkError {
   static readonly errorName = 'io.systemd.MachineImage.NotSupported';
   constructor() {
@@ -151,7 +151,7 @@ export type IoSystemdMachineImageMethods = {
 
 export const IoSystemdMachineImage = defineInterface<IoSystemdMachineImageMethods>({
   name: 'io.systemd.MachineImage',
-  description: "interface io.systemd.MachineImage\n\n# A enum field allowing to gracefully get metadata\ntype AcquireMetadata(\n\t# Do not include metadata in the output\n\tno,\n\t# Include metadata in the output\n\tyes,\n\t# Include metadata in the output, but gracefully eat up errors\n\tgraceful\n)\n\n# A enum field allowing to control what type of images are cleaned up\ntype CleanPoolMode(\n\t# Remove all unused images\n\tall,\n\t# Remove only hidden images\n\thidden\n)\n\n# List images\n# [Supports 'more' flag]\nmethod List(\n\t# If non-null the name of a image to report details on.\n\tname: ?string,\n\t# If true the output will include image metadata fields such as 'machineInfo' and 'OSRelease'.\n\tacquireMetadata: ?AcquireMetadata,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\t# Name of the image\n\tname: string,\n\t# The file system path where image is stored\n\tpath: ?string,\n\t# The type of this image\n\ttype: string,\n\t# The class of this image\n\tclass: string,\n\t# Whether the image is read-only\n\treadOnly: bool,\n\t# The image creation timestamp\n\tcreationTimestamp: ?int,\n\t# The image creation timestamp\n\tmodificationTimestamp: ?int,\n\t# The image creation timestamp\n\tusage: ?int,\n\t# The image disk usage (exclusive)\n\tusageExclusive: ?int,\n\t# The image disk usage (exclusive)\n\tlimit: ?int,\n\t# The image disk usage limit (exclusive)\n\tlimitExclusive: ?int,\n\t# The hostname of the image\n\thostname: ?string,\n\t# The machine ID of the image\n\tmachineId: ?string,\n\t# Machine info information of an image. It contains an array of key value pairs read from the machine-info(5) file in the image.\n\tmachineInfo: ?[]string,\n\t# OS release information of an image. It contains an array of key value pairs read from the os-release(5) file in the image.\n\tOSRelease: ?[]string\n)\n\n# Update image allowing to rename, toggle read-only flag, or set a limit\nmethod Update(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# If non-null the new name of the image\n\tnewName: ?string,\n\t# If non-null value of the read-only flag of the image\n\treadOnly: ?bool,\n\t# If non-null value of image quota limit\n\tlimit: ?int\n) -> ()\n\n# Clone image\nmethod Clone(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# The new name of the image\n\tnewName: string,\n\t# If non-null value of the read-only flag of the image\n\treadOnly: ?bool\n) -> ()\n\n# Remove image\nmethod Remove(\n\t# The name of an image\n\tname: string,\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# Sets an overall quota limit on the pool of images\nmethod SetPoolLimit(\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# New image quota limit\n\tlimit: int\n) -> ()\n\n# Clean unused images depending on the specified mode. Note that it does not process vendon and host images.\n# [Requires 'more' flag]\nmethod CleanPool(\n\t# Controls whether interactive authentication (via polkit) shall be allowed. If unspecified defaults to false.\n\tallowInteractiveAuthentication: ?bool,\n\t# Allows removing all or only hidden images\n\tmode: CleanPoolMode\n) -> (\n\t# Image name\n\tname: string,\n\t# The image disk usage (exclusive)\n\tusageExclusive: ?int\n)\n\n# No matching image exists\nerror NoSuchImage()\n\n# Too many ongoing background operations\nerror TooManyOperations()\n\n# Requested operation is not supported\nerror NotSupported()\n",
+  description: "# Machine images stored on this host.\ninterface io.systemd.MachineImage\n\n# How much of an image's inside to read when listing it\ntype AcquireMetadata(\n\t# Only what the directory entry tells\n\tno,\n\t# Also hostname, machine id, machine-info and os-release; a failure ends the listing\n\tyes,\n\t# Like yes, but leave out what cannot be read\n\tgraceful\n)\n\n# Which images a pool cleanup takes\ntype CleanPoolMode(\n\t# Every image not in use\n\tall,\n\t# Only the images whose names start with a dot\n\thidden\n)\n\n# Lists images: one by name, otherwise all of them as a stream.\n# [Supports 'more' flag]\nmethod List(\n\t# The image to describe; without it, every image\n\tname: ?string,\n\t# Whether to read the image's own identity files too\n\tacquireMetadata: ?AcquireMetadata,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\t# The image's name\n\tname: string,\n\t# Where the image lives\n\tpath: ?string,\n\t# directory, subvolume, raw or block\n\ttype: string,\n\t# Always machine here\n\tclass: string,\n\t# Whether the image may be changed\n\treadOnly: bool,\n\t# When the image was made (µs since the epoch)\n\tcreationTimestamp: ?int,\n\t# When a file image was last written (µs since the epoch)\n\tmodificationTimestamp: ?int,\n\t# Bytes the image takes on disk\n\tusage: ?int,\n\t# Bytes only this image takes\n\tusageExclusive: ?int,\n\t# Most bytes the image may take\n\tlimit: ?int,\n\t# Most bytes only this image may take\n\tlimitExclusive: ?int,\n\t# The host name the image's /etc/hostname gives\n\thostname: ?string,\n\t# The image's /etc/machine-id\n\tmachineId: ?string,\n\t# The image's /etc/machine-info as KEY=VALUE lines\n\tmachineInfo: ?[]string,\n\t# The image's os-release as KEY=VALUE lines\n\tOSRelease: ?[]string\n)\n\n# Renames an image, changes its read-only flag or its size limit.\nmethod Update(\n\t# The image to change\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# A new name for it\n\tnewName: ?string,\n\t# Whether it is to be read-only\n\treadOnly: ?bool,\n\t# A new size limit in bytes\n\tlimit: ?int\n) -> ()\n\n# Copies an image under a new name.\nmethod Clone(\n\t# The image to copy\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# The copy's name\n\tnewName: string,\n\t# Whether the copy is to be read-only\n\treadOnly: ?bool\n) -> ()\n\n# Deletes an image.\nmethod Remove(\n\t# The image to delete\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# Limits the size of the whole image pool.\nmethod SetPoolLimit(\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# Most bytes the pool may take\n\tlimit: int\n) -> ()\n\n# Deletes the unused images of the pool (never the host's or those under /usr), one reply per deleted image.\n# [Requires 'more' flag]\nmethod CleanPool(\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# Which images to take\n\tmode: CleanPoolMode\n) -> (\n\t# The deleted image's name\n\tname: string,\n\t# Bytes its deletion freed, when known\n\tusageExclusive: ?int\n)\n\n# No image matches.\nerror NoSuchImage()\n\n# Too many image operations are already running.\nerror TooManyOperations()\n\n# The file system cannot do what was asked.\nerror NotSupported()\n",
   methods: {
     List: { name: 'List', more: 'supports', validate: validators.List },
     Update: { name: 'Update', more: 'none', validate: validators.Update },
