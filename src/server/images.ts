@@ -119,11 +119,11 @@ export class ImageStore {
       for (const entry of entries) {
         // `.#…` are the temporary files of an operation under way.
         if (entry.startsWith('.#')) continue;
-        const name = entry.endsWith('.raw') ? entry.slice(0, -4) : entry;
-        if (seen.has(name) || !isValidImageName(name)) continue;
-        const image = describeAt(name, join(dir, entry));
-        if (!image) continue;
-        seen.add(name);
+        // Only a file drops its `.raw`: a directory called `x.raw` is the image `x.raw`.
+        const asRaw = entry.endsWith('.raw') ? describeAt(entry.slice(0, -4), join(dir, entry)) : undefined;
+        const image = asRaw?.type === 'raw' ? asRaw : describeAt(entry, join(dir, entry));
+        if (!image || seen.has(image.name) || !isValidImageName(image.name)) continue;
+        seen.add(image.name);
         out.push(image);
       }
     }
@@ -132,12 +132,13 @@ export class ImageStore {
 
   find(name: string): Image | undefined {
     if (name === '.host') return HOST;
-    if (!isValidImageName(name)) return undefined;
+    // machined 262 finds no image by a name ending in `.raw`: a directory so named is listed, not found.
+    if (!isValidImageName(name) || name.endsWith('.raw')) return undefined;
     for (const dir of this.directories) {
-      for (const path of [join(dir, name), join(dir, `${name}.raw`)]) {
-        const image = describeAt(name, path);
-        if (image) return image;
-      }
+      const plain = describeAt(name, join(dir, name));
+      if (plain) return plain;
+      const raw = describeAt(name, join(dir, `${name}.raw`));
+      if (raw?.type === 'raw') return raw;
     }
     return undefined;
   }

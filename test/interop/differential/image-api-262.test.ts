@@ -28,7 +28,7 @@ if (why) console.warn(`skipping the MachineImage differential against 262: ${why
 
 const SETUP = `
 cd /var/lib/machines && find . -mindepth 1 -maxdepth 1 -exec chattr -i {} + 2>/dev/null; find . -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-mkdir -p alpha/etc beta .hid
+mkdir -p alpha/etc beta .hid dir.raw
 echo alphahost >alpha/etc/hostname
 echo 0123456789abcdef0123456789abcdef >alpha/etc/machine-id
 printf 'ID=test\\nNAME="Test OS"\\n' >alpha/etc/os-release
@@ -45,6 +45,8 @@ const CALLS = [
   'List {"name":"disk"}',
   'List {"name":".hid"}',
   'List {"name":".host"}',
+  'List {"name":"dir.raw"}',
+  'List {"name":"dir"}',
   'List {"name":"a/b"}',
   'List {"name":"nope"}',
   'List {"name":"alpha","acquireMetadata":"yes"}',
