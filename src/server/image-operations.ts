@@ -201,12 +201,13 @@ export class ImageOperations {
     if (this.running >= MAX_OPERATIONS) throw new ImageError({ kind: 'tooManyOperations' });
     if (mode !== 'all' && mode !== 'hidden') throw new ImageError({ kind: 'invalidMode', mode });
     this.authorize(caller);
+    const roots = new Set([...this.ctx.registry.list()].flatMap((m) => (m.rootDirectory ? [m.rootDirectory] : [])));
     return this.background(async () => {
       const removed: Cleaned[] = [];
       for (const image of this.store.list()) {
         if (isHostImage(image) || isVendorImage(image)) continue;
         if (mode === 'hidden' && !isHiddenImage(image)) continue;
-        if (this.store.inUse(image)) continue;
+        if (this.store.inUse(image, roots)) continue;
         await this.store.remove(image);
         removed.push({ name: image.name, ...(image.usageExclusive !== undefined ? { usageExclusive: image.usageExclusive } : {}) });
       }

@@ -4,12 +4,11 @@
  * itself as `.host`. The first directory holding a name wins, as upstream. What an image is and how it
  * is renamed, cloned, marked read-only and removed lives here; who may ask is image-operations.ts's.
  */
-import { chmodSync, closeSync, constants, openSync, readFileSync, readdirSync, renameSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, renameSync, statSync, type Stats } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseOsRelease } from './registry/metadata.js';
 import { isImmutable, setImmutable } from './image-flags.js';
-import { libc, LOCK_EX, LOCK_NB, LOCK_UN } from '../domain/libc.js';
 
 export type ImageType = 'directory' | 'subvolume' | 'raw' | 'block';
 
@@ -205,21 +204,13 @@ export class ImageStore {
     await rm(image.path, { recursive: true, force: false });
   }
 
-  /** Whether a running container holds the image (nspawn keeps an flock on the image's path). */
-  inUse(image: Image): boolean {
-    let fd: number;
-    try {
-      fd = openSync(image.path, constants.O_RDONLY | constants.O_NONBLOCK);
-    } catch {
-      return false;
-    }
-    try {
-      if (libc().flock(fd, LOCK_EX | LOCK_NB) !== 0) return true;
-      libc().flock(fd, LOCK_UN);
-      return false;
-    } finally {
-      closeSync(fd);
-    }
+  /**
+   * Whether the image is in use: a machine runs from it (`roots`: the registered machines' root
+   * directories), or nspawn holds its lock file `.#NAME.lck` beside it (removed when nspawn lets go).
+   */
+  inUse(image: Image, roots: ReadonlySet<string>): boolean {
+    if (roots.has(image.path)) return true;
+    return existsSync(join(dirname(image.path), `.#${basename(image.path)}.lck`));
   }
 }
 
