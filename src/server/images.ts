@@ -4,7 +4,7 @@
  * itself as `.host`. The first directory holding a name wins, as upstream. What an image is and how it
  * is renamed, cloned, marked read-only and removed lives here; who may ask is image-operations.ts's.
  */
-import { chmodSync, existsSync, readFileSync, readdirSync, renameSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync, renameSync, statSync, type Stats } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseOsRelease } from './registry/metadata.js';
@@ -206,11 +206,32 @@ export class ImageStore {
 
   /**
    * Whether the image is in use: a machine runs from it (`roots`: the registered machines' root
-   * directories), or nspawn holds its lock file `.#NAME.lck` beside it (removed when nspawn lets go).
+   * directories), or someone (nspawn) holds a lock on its lock file `.#NAME.lck` beside it.
    */
   inUse(image: Image, roots: ReadonlySet<string>): boolean {
     if (roots.has(image.path)) return true;
-    return existsSync(join(dirname(image.path), `.#${basename(image.path)}.lck`));
+    return lockHeld(join(dirname(image.path), `.#${basename(image.path)}.lck`));
+  }
+}
+
+/**
+ * Whether any process holds a lock (OFD, POSIX or flock, as nspawn and tools take them) on a file: the
+ * kernel lists every lock in /proc/locks by device and inode. A lock file nobody holds is stale.
+ */
+function lockHeld(path: string): boolean {
+  let st;
+  try {
+    st = statSync(path, { bigint: true });
+  } catch {
+    return false;
+  }
+  const major = ((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn);
+  const minor = (st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn);
+  const id = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${st.ino}`;
+  try {
+    return readFileSync('/proc/locks', 'utf8').split('\n').some((line) => line.split(/\s+/).includes(id));
+  } catch {
+    return false;
   }
 }
 

@@ -2,14 +2,15 @@
 // on a private system-like bus (Debian's busctl asks), io.systemd.MachineImage over Varlink, each seeing what
 // the other changed; machined 262's errors for unknown images, taken and invalid names, the host image, the
 // pool limit (no quota here: NotSupported) and a caller who may look but not act.
-import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VarlinkClient } from '../../../src/varlink/client.js';
 import { IoSystemdMachineImage } from '../../../src/generated/io.systemd.MachineImage.js';
 import { isImmutable, setImmutable } from '../../../src/server/image-flags.js';
-import { tearDown } from '../../helpers/processes.js';
+import { exited, tearDown } from '../../helpers/processes.js';
+import { waitFor } from '../../helpers/wait.js';
 import { BERTHD, busctl, startBerthd, startSystemBus, type SystemBus } from './fixture.js';
 
 const why = process.getuid?.() !== 0 ? 'needs root (bus policy, immutable flag)' : !existsSync(BERTHD) ? 'not built (npm run build)' : '';
@@ -169,12 +170,19 @@ describe.skipIf(!!why)('images on D-Bus and Varlink', () => {
     expect(stream).toEqual([{ name: '.hid' }]);
     expect(await varlinkError(img().CleanPool({ mode: 'hidden' }))).toEqual({ error: 'org.varlink.service.ExpectedMore', parameters: {} });
     expect(await varlinkError((async () => { for await (const _ of img().CleanPool.more({ mode: 'hidden' })) void _; })())).toEqual({ error: 'io.systemd.MachineImage.NoSuchImage', parameters: {} });
-    // nspawn's lock file beside an image marks it in use: cleaning leaves it.
-    writeFileSync(join(pool, '.#gamma.lck'), '');
+    // A lock held on the lock file beside an image (as nspawn holds it) marks it in use: cleaning leaves it.
+    const lock = join(pool, '.#gamma.lck');
+    writeFileSync(lock, '');
+    // flock and its sleep share the lock: both are stopped, as a process group.
+    const holder = spawn('flock', [lock, 'sleep', '60'], { stdio: 'ignore', detached: true });
+    await waitFor(() => readFileSync('/proc/locks', 'utf8').includes(`:${statSync(lock).ino} `), 'flock to hold the lock');
     const cleaned = (await json(['call', ...M, 'CleanPool', 's', 'all']))[0] as unknown[][];
     expect(cleaned.map((e) => e[0])).toEqual(['beta']);
     expect(existsSync(join(pool, 'gamma'))).toBe(true);
-    rmSync(join(pool, '.#gamma.lck'));
+    process.kill(-holder.pid!, 'SIGKILL');
+    await exited(holder, 5000);
+    await waitFor(() => !readFileSync('/proc/locks', 'utf8').includes(`:${statSync(lock).ino} `), 'the lock to go');
+    // The file alone, with nobody holding it, is stale.
     expect((await call('CleanPool', 's', 'all')).stdout).toBe('a(st) 1 "gamma" 18446744073709551615\n');
     expect((await call('CleanPool', 's', 'all')).stdout).toBe('a(st) 0\n');
     const left = (await json(['call', ...M, 'ListImages']))[0] as unknown[][];
