@@ -232,6 +232,10 @@ export async function runPermissions(opts: ScenarioOptions): Promise<ScenarioRes
       { label: 'MachineImage.Update', expect: ROOT, req: async () => M('io.systemd.MachineImage.Update', { name: image(), newName: fresh() }) },
       { label: 'MachineImage.Clone', expect: ROOT, req: async () => M('io.systemd.MachineImage.Clone', { name: image(), newName: fresh() }) },
       { label: 'MachineImage.Remove', expect: ROOT, req: async () => M('io.systemd.MachineImage.Remove', { name: image() }) },
+      // No quota here: root gets NotSupported, the others PermissionDenied before that.
+      { label: 'MachineImage.SetPoolLimit', expect: ROOT, req: async () => M('io.systemd.MachineImage.SetPoolLimit', { limit: 1 << 30 }) },
+      // Only hidden images, so that the other rows' images stay.
+      { label: 'MachineImage.CleanPool', expect: ROOT, req: async () => M('io.systemd.MachineImage.CleanPool', { mode: 'hidden' }, true) },
       { label: 'berth.Watch', expect: ALL, req: async () => M('io.berth.Machine.Watch', {}, true) },
       { label: "berth.RegisterReplacingDead (owner's leader)", expect: OWNER, req: async () => M('io.berth.Machine.RegisterReplacingDead', { name: fresh(), class: 'container', leader: await ownersLeader(), allocateUnit: true }) },
       { label: 'berth.RegisterReplacingDead (own leader)', expect: ALL, req: async (c) => M('io.berth.Machine.RegisterReplacingDead', { name: fresh(), class: 'container', leader: await ownLeader(c), allocateUnit: true }) },

@@ -9,6 +9,7 @@ import { configuredMachineVerb as launchVerb, CONFIGURED_MACHINE_VERBS as LAUNCH
 import { shellVerb, SHELL_VERBS } from './shell-verbs.js';
 import { copyVerb, COPY_VERBS } from './copy-verbs.js';
 import { instanceVerb, INSTANCE_VERBS } from './instance-verbs.js';
+import { imageVerb, IMAGE_VERBS } from './image-verbs.js';
 import type { JsonMode } from './output.js';
 import { VERSION } from '../domain/version.js';
 import { DEFAULT_RUNTIME_DIR, machineSocketPath } from '../domain/runtime-paths.js';
@@ -44,6 +45,17 @@ Machines:
                              (killed outright): links, scopes, mounts, run directories,
                              locks, leases (--dry-run: only print; --kill: also stop
                              processes left without their berth-spawn)
+
+Images (in /var/lib/machines and the other image directories):
+  list-images                List images (-a: also hidden ones and the host)
+  image-status NAME…         Show an image's state
+  show-image [NAME…]         Show an image's (or the pool's) properties (-p PROP, --value)
+  clone NAME NEWNAME         Copy an image (--read-only)
+  rename NAME NEWNAME        Rename an image
+  read-only NAME [BOOL]      Mark an image read-only (or writable with false)
+  remove NAME…               Remove images
+  set-limit [NAME] BYTES     Limit an image's or the pool's size
+  clean                      Remove hidden images (-a: all unused images)
 
 Machines from configuration files (NAME.berth, see README):
   start NAME…                Start machines under their own supervisor
@@ -105,6 +117,8 @@ const OPTIONS = {
     force: { type: 'boolean' },
     'read-only': { type: 'boolean' },
     mkdir: { type: 'boolean' },
+    property: { type: 'string', short: 'p', multiple: true },
+    value: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
 } as const;
@@ -205,6 +219,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (INSTANCE_VERBS.has(verb)) {
     return instanceVerb(verb, rest, { address, quiet: v.quiet ?? false });
+  }
+  if (IMAGE_VERBS.has(verb)) {
+    return imageVerb(verb, rest, {
+      address, ...(json ? { json } : {}), legend: !v['no-legend'], all: v.all ?? false,
+      properties: v.property ?? [], value: v.value ?? false, readOnly: v['read-only'] ?? false,
+    });
   }
   if (LAUNCH_VERBS.has(verb)) {
     return launchVerb(verb, rest, { address, ...(json ? { json } : {}), legend: !v['no-legend'], quiet: v.quiet ?? false });

@@ -5,37 +5,63 @@ import * as validators from './io.systemd.MachineImage.validators.js';
 /** How much of an image's inside to read when listing it */
 export type AcquireMetadata = 'no' | 'yes' | 'graceful';
 
+/** Which images a pool cleanup takes */
+export type CleanPoolMode = 'all' | 'hidden';
+
 /** Lists images: one by name, otherwise all of them as a stream. */
 export type ListParameters = {
+  /** The image to describe; without it, every image */
   name?: string | null;
+  /** Whether to read the image's own identity files too */
   acquireMetadata?: AcquireMetadata | null;
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type ListResult = {
+  /** The image's name */
   name: string;
+  /** Where the image lives */
   path?: string | null;
+  /** directory, subvolume, raw or block */
   type: string;
+  /** Always machine here */
   class: string;
+  /** Whether the image may be changed */
   readOnly: boolean;
+  /** When the image was made (µs since the epoch) */
   creationTimestamp?: number | null;
+  /** When a file image was last written (µs since the epoch) */
   modificationTimestamp?: number | null;
+  /** Bytes the image takes on disk */
   usage?: number | null;
+  /** Bytes only this image takes */
   usageExclusive?: number | null;
+  /** Most bytes the image may take */
   limit?: number | null;
+  /** Most bytes only this image may take */
   limitExclusive?: number | null;
+  /** The host name the image's /etc/hostname gives */
   hostname?: string | null;
+  /** The image's /etc/machine-id */
   machineId?: string | null;
+  /** The image's /etc/machine-info as KEY=VALUE lines */
   machineInfo?: string[] | null;
+  /** The image's os-release as KEY=VALUE lines */
   OSRelease?: string[] | null;
 };
 
 /** Renames an image, changes its read-only flag or its size limit. */
 export type UpdateParameters = {
+  /** The image to change */
   name: string;
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
+  /** A new name for it */
   newName?: string | null;
+  /** Whether it is to be read-only */
   readOnly?: boolean | null;
+  /** A new size limit in bytes */
   limit?: WireInt | null;
 };
 
@@ -43,9 +69,13 @@ export type UpdateResult = Record<string, never>;
 
 /** Copies an image under a new name. */
 export type CloneParameters = {
+  /** The image to copy */
   name: string;
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
+  /** The copy's name */
   newName: string;
+  /** Whether the copy is to be read-only */
   readOnly?: boolean | null;
 };
 
@@ -53,11 +83,38 @@ export type CloneResult = Record<string, never>;
 
 /** Deletes an image. */
 export type RemoveParameters = {
+  /** The image to delete */
   name: string;
+  /** Accepted for compatibility; berth never asks interactively */
   allowInteractiveAuthentication?: boolean | null;
 };
 
 export type RemoveResult = Record<string, never>;
+
+/** Limits the size of the whole image pool. */
+export type SetPoolLimitParameters = {
+  /** Accepted for compatibility; berth never asks interactively */
+  allowInteractiveAuthentication?: boolean | null;
+  /** Most bytes the pool may take */
+  limit: WireInt;
+};
+
+export type SetPoolLimitResult = Record<string, never>;
+
+/** Deletes the unused images of the pool (never the host's or those under /usr), one reply per deleted image. */
+export type CleanPoolParameters = {
+  /** Accepted for compatibility; berth never asks interactively */
+  allowInteractiveAuthentication?: boolean | null;
+  /** Which images to take */
+  mode: CleanPoolMode;
+};
+
+export type CleanPoolResult = {
+  /** The deleted image's name */
+  name: string;
+  /** Bytes its deletion freed, when known */
+  usageExclusive?: number | null;
+};
 
 /** No image matches. */
 export class NoSuchImage extends VarlinkError {
@@ -75,21 +132,33 @@ export class TooManyOperations extends VarlinkError {
   }
 }
 
+/** The file system cannot do what was asked. */
+export class NotSupported extends VarlinkError {
+  static readonly errorName = 'io.systemd.MachineImage.NotSupported';
+  constructor() {
+    super('io.systemd.MachineImage.NotSupported');
+  }
+}
+
 export type IoSystemdMachineImageMethods = {
   List: { parameters: ListParameters; result: ListResult };
   Update: { parameters: UpdateParameters; result: UpdateResult };
   Clone: { parameters: CloneParameters; result: CloneResult };
   Remove: { parameters: RemoveParameters; result: RemoveResult };
+  SetPoolLimit: { parameters: SetPoolLimitParameters; result: SetPoolLimitResult };
+  CleanPool: { parameters: CleanPoolParameters; result: CleanPoolResult };
 };
 
 export const IoSystemdMachineImage = defineInterface<IoSystemdMachineImageMethods>({
   name: 'io.systemd.MachineImage',
-  description: "# Machine images stored on this host.\ninterface io.systemd.MachineImage\n\n# How much of an image's inside to read when listing it\ntype AcquireMetadata(\n\t# Only what the directory entry tells\n\tno,\n\t# Also hostname, machine id, machine-info and os-release; a failure ends the listing\n\tyes,\n\t# Like yes, but leave out what cannot be read\n\tgraceful\n)\n\n# Lists images: one by name, otherwise all of them as a stream.\n# [Supports 'more' flag]\nmethod List(\n\tname: ?string,\n\tacquireMetadata: ?AcquireMetadata,\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\tname: string,\n\tpath: ?string,\n\ttype: string,\n\tclass: string,\n\treadOnly: bool,\n\tcreationTimestamp: ?int,\n\tmodificationTimestamp: ?int,\n\tusage: ?int,\n\tusageExclusive: ?int,\n\tlimit: ?int,\n\tlimitExclusive: ?int,\n\thostname: ?string,\n\tmachineId: ?string,\n\tmachineInfo: ?[]string,\n\tOSRelease: ?[]string\n)\n\n# Renames an image, changes its read-only flag or its size limit.\nmethod Update(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool,\n\tnewName: ?string,\n\treadOnly: ?bool,\n\tlimit: ?int\n) -> ()\n\n# Copies an image under a new name.\nmethod Clone(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool,\n\tnewName: string,\n\treadOnly: ?bool\n) -> ()\n\n# Deletes an image.\nmethod Remove(\n\tname: string,\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# No image matches.\nerror NoSuchImage()\n\n# Too many image operations are already running.\nerror TooManyOperations()\n",
+  description: "# Machine images stored on this host.\ninterface io.systemd.MachineImage\n\n# How much of an image's inside to read when listing it\ntype AcquireMetadata(\n\t# Only what the directory entry tells\n\tno,\n\t# Also hostname, machine id, machine-info and os-release; a failure ends the listing\n\tyes,\n\t# Like yes, but leave out what cannot be read\n\tgraceful\n)\n\n# Which images a pool cleanup takes\ntype CleanPoolMode(\n\t# Every image not in use\n\tall,\n\t# Only the images whose names start with a dot\n\thidden\n)\n\n# Lists images: one by name, otherwise all of them as a stream.\n# [Supports 'more' flag]\nmethod List(\n\t# The image to describe; without it, every image\n\tname: ?string,\n\t# Whether to read the image's own identity files too\n\tacquireMetadata: ?AcquireMetadata,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool\n) -> (\n\t# The image's name\n\tname: string,\n\t# Where the image lives\n\tpath: ?string,\n\t# directory, subvolume, raw or block\n\ttype: string,\n\t# Always machine here\n\tclass: string,\n\t# Whether the image may be changed\n\treadOnly: bool,\n\t# When the image was made (µs since the epoch)\n\tcreationTimestamp: ?int,\n\t# When a file image was last written (µs since the epoch)\n\tmodificationTimestamp: ?int,\n\t# Bytes the image takes on disk\n\tusage: ?int,\n\t# Bytes only this image takes\n\tusageExclusive: ?int,\n\t# Most bytes the image may take\n\tlimit: ?int,\n\t# Most bytes only this image may take\n\tlimitExclusive: ?int,\n\t# The host name the image's /etc/hostname gives\n\thostname: ?string,\n\t# The image's /etc/machine-id\n\tmachineId: ?string,\n\t# The image's /etc/machine-info as KEY=VALUE lines\n\tmachineInfo: ?[]string,\n\t# The image's os-release as KEY=VALUE lines\n\tOSRelease: ?[]string\n)\n\n# Renames an image, changes its read-only flag or its size limit.\nmethod Update(\n\t# The image to change\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# A new name for it\n\tnewName: ?string,\n\t# Whether it is to be read-only\n\treadOnly: ?bool,\n\t# A new size limit in bytes\n\tlimit: ?int\n) -> ()\n\n# Copies an image under a new name.\nmethod Clone(\n\t# The image to copy\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# The copy's name\n\tnewName: string,\n\t# Whether the copy is to be read-only\n\treadOnly: ?bool\n) -> ()\n\n# Deletes an image.\nmethod Remove(\n\t# The image to delete\n\tname: string,\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# Limits the size of the whole image pool.\nmethod SetPoolLimit(\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# Most bytes the pool may take\n\tlimit: int\n) -> ()\n\n# Deletes the unused images of the pool (never the host's or those under /usr), one reply per deleted image.\n# [Requires 'more' flag]\nmethod CleanPool(\n\t# Accepted for compatibility; berth never asks interactively\n\tallowInteractiveAuthentication: ?bool,\n\t# Which images to take\n\tmode: CleanPoolMode\n) -> (\n\t# The deleted image's name\n\tname: string,\n\t# Bytes its deletion freed, when known\n\tusageExclusive: ?int\n)\n\n# No image matches.\nerror NoSuchImage()\n\n# Too many image operations are already running.\nerror TooManyOperations()\n\n# The file system cannot do what was asked.\nerror NotSupported()\n",
   methods: {
     List: { name: 'List', more: 'supports', validate: validators.List },
     Update: { name: 'Update', more: 'none', validate: validators.Update },
     Clone: { name: 'Clone', more: 'none', validate: validators.Clone },
     Remove: { name: 'Remove', more: 'none', validate: validators.Remove },
+    SetPoolLimit: { name: 'SetPoolLimit', more: 'none', validate: validators.SetPoolLimit },
+    CleanPool: { name: 'CleanPool', more: 'requires', validate: validators.CleanPool },
   },
-  errors: { NoSuchImage, TooManyOperations },
+  errors: { NoSuchImage, TooManyOperations, NotSupported },
 });

@@ -453,3 +453,144 @@ validate14.errors = vErrors;
 return errors === 0;
 }
 
+export const SetPoolLimit = validate15;
+const schema17 = {"type":"object","properties":{"allowInteractiveAuthentication":{"type":["boolean","null"]},"limit":{"type":["integer","string"],"minimum":-9223372036854776000,"maximum":18446744073709552000}},"additionalProperties":false,"required":["limit"]};
+
+function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.limit === undefined) && (missing0 = "limit")){
+validate15.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!((key0 === "allowInteractiveAuthentication") || (key0 === "limit"))){
+validate15.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.allowInteractiveAuthentication !== undefined){
+let data0 = data.allowInteractiveAuthentication;
+const _errs2 = errors;
+if((typeof data0 !== "boolean") && (data0 !== null)){
+validate15.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema17.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.limit !== undefined){
+let data1 = data.limit;
+const _errs4 = errors;
+if((!((typeof data1 == "number") && (!(data1 % 1) && !isNaN(data1)))) && (typeof data1 !== "string")){
+validate15.errors = [{instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/type",keyword:"type",params:{type: schema17.properties.limit.type},message:"must be integer,string"}];
+return false;
+}
+if(errors === _errs4){
+if(typeof data1 == "number"){
+if(data1 > 18446744073709552000 || isNaN(data1)){
+validate15.errors = [{instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/maximum",keyword:"maximum",params:{comparison: "<=", limit: 18446744073709552000},message:"must be <= 18446744073709552000"}];
+return false;
+}
+else {
+if(data1 < -9223372036854776000 || isNaN(data1)){
+validate15.errors = [{instancePath:instancePath+"/limit",schemaPath:"#/properties/limit/minimum",keyword:"minimum",params:{comparison: ">=", limit: -9223372036854776000},message:"must be >= -9223372036854776000"}];
+return false;
+}
+}
+}
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+else {
+validate15.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate15.errors = vErrors;
+return errors === 0;
+}
+
+export const CleanPool = validate16;
+const schema18 = {"type":"object","properties":{"allowInteractiveAuthentication":{"type":["boolean","null"]},"mode":{"$ref":"defs#/$defs/CleanPoolMode"}},"additionalProperties":false,"required":["mode"]};
+const schema19 = {"type":"string","enum":["all","hidden"]};
+
+function validate16(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+let missing0;
+if((data.mode === undefined) && (missing0 = "mode")){
+validate16.errors = [{instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: missing0},message:"must have required property '"+missing0+"'"}];
+return false;
+}
+else {
+const _errs1 = errors;
+for(const key0 in data){
+if(!((key0 === "allowInteractiveAuthentication") || (key0 === "mode"))){
+validate16.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+if(_errs1 === errors){
+if(data.allowInteractiveAuthentication !== undefined){
+let data0 = data.allowInteractiveAuthentication;
+const _errs2 = errors;
+if((typeof data0 !== "boolean") && (data0 !== null)){
+validate16.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema18.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+var valid0 = _errs2 === errors;
+}
+else {
+var valid0 = true;
+}
+if(valid0){
+if(data.mode !== undefined){
+let data1 = data.mode;
+const _errs4 = errors;
+if(typeof data1 !== "string"){
+validate16.errors = [{instancePath:instancePath+"/mode",schemaPath:"defs#/$defs/CleanPoolMode/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+if(!((data1 === "all") || (data1 === "hidden"))){
+validate16.errors = [{instancePath:instancePath+"/mode",schemaPath:"defs#/$defs/CleanPoolMode/enum",keyword:"enum",params:{allowedValues: schema19.enum},message:"must be equal to one of the allowed values"}];
+return false;
+}
+var valid0 = _errs4 === errors;
+}
+else {
+var valid0 = true;
+}
+}
+}
+}
+}
+else {
+validate16.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate16.errors = vErrors;
+return errors === 0;
+}
+

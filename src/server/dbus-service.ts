@@ -13,7 +13,7 @@ import {
 } from '../dbus/index.js';
 import type { BerthContext } from './context.js';
 import type { RegistryEvent } from './registry/registry.js';
-import { BUS_NAME, MANAGER_PATH, MACHINE_PREFIX, machinePath } from './machine-dbus-errors.js';
+import { BUS_NAME, IMAGE_PREFIX, MANAGER_PATH, MACHINE_PREFIX, machinePath } from './machine-dbus-errors.js';
 import { machineBus } from './machine-dbus.js';
 
 export type DBusMode = 'auto' | 'yes' | 'no';
@@ -112,6 +112,7 @@ export class DBusService {
     const manager = this.tracked(bus.manager);
     server.addObject(MANAGER_PATH, [manager]);
     server.addSubtree(MACHINE_PREFIX, { ...bus.machines, interfaces: bus.machines.interfaces.map((i) => this.tracked(i)) });
+    server.addSubtree(IMAGE_PREFIX, { ...bus.images, interfaces: bus.images.interfaces.map((i) => this.tracked(i)) });
     const onEvent = (e: RegistryEvent) => {
       const { name } = e.machine;
       if (e.type === 'added') bus.closing.delete(name);

@@ -1,96 +1,106 @@
 /**
- * io.systemd.MachineImage bound to the image store: List as machined 257 answers it (one image by
- * name, or a stream that needs `more`; `.host` first; NoSuchImage when nothing matches), and
- * Update, Clone and Remove of directory and raw images for privileged callers.
+ * io.systemd.MachineImage as machined 262 serves it: List (one image by name, or a stream that needs
+ * `more`; NoSuchImage when nothing matches), Update, Clone, Remove, SetPoolLimit and CleanPool (a stream
+ * of the removed images). This only translates: the checks and the file system work are
+ * image-operations.ts's, shared with the D-Bus binding.
  */
-import { InvalidParameterError, PermissionDeniedError, SystemError, ExpectedMoreError, VarlinkError } from '../varlink/errors.js';
+import { InvalidParameterError, PermissionDeniedError, SystemError, ExpectedMoreError } from '../varlink/errors.js';
 import { Replies, type Handlers } from '../varlink/call.js';
 import {
   NoSuchImage,
+  NotSupported,
+  TooManyOperations,
   type IoSystemdMachineImageMethods,
   type ListResult,
   type AcquireMetadata,
 } from '../generated/io.systemd.MachineImage.js';
 import type { BerthContext } from './context.js';
 import type { PeerCredentials } from '../varlink/peer.js';
-import { ImageStore, isValidImageName, type Image } from './images.js';
+import type { Image } from './images.js';
+import { ImageError, ImageOperations } from './image-operations.js';
 
-function errnoOf(err: unknown): number {
-  const e = (err as { errno?: number }).errno;
-  return typeof e === 'number' ? Math.abs(e) : 5;
+/** An ImageError as machined 262 names it over Varlink; anything else passes unchanged. */
+function toVarlink(err: unknown): unknown {
+  if (!(err instanceof ImageError)) return err;
+  const f = err.failure;
+  switch (f.kind) {
+    case 'noSuchImage':
+      return new NoSuchImage();
+    case 'invalidName':
+      return new InvalidParameterError(f.parameter);
+    case 'invalidLimit':
+      return new InvalidParameterError('limit');
+    case 'invalidMode':
+      return new InvalidParameterError('mode');
+    case 'permissionDenied':
+      return new PermissionDeniedError();
+    case 'poolLimitNotSupported':
+      return new NotSupported();
+    case 'tooManyOperations':
+      return new TooManyOperations();
+    case 'errno':
+      return new SystemError(f.errno);
+  }
 }
 
-export function imageApi(ctx: BerthContext): Handlers<IoSystemdMachineImageMethods> {
-  const store = new ImageStore(ctx.options.imageDirectories);
+async function varlink<T>(action: () => T | Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (err) {
+    throw toVarlink(err);
+  }
+}
 
+const callerOf = (peer: PeerCredentials) => ({ uid: peer.uid });
+
+export function imageApi(ctx: BerthContext, ops = ImageOperations.of(ctx)): Handlers<IoSystemdMachineImageMethods> {
   const render = (image: Image, metadata: AcquireMetadata | null | undefined): ListResult => {
     const out: ListResult = { name: image.name, path: image.path, type: image.type, class: 'machine', readOnly: image.readOnly };
-    if (image.creationTimestamp !== undefined) out.creationTimestamp = image.creationTimestamp;
-    if (image.modificationTimestamp !== undefined) out.modificationTimestamp = image.modificationTimestamp;
-    if (image.usage !== undefined) out.usage = image.usage;
-    if (image.usageExclusive !== undefined) out.usageExclusive = image.usageExclusive;
+    for (const key of ['creationTimestamp', 'modificationTimestamp', 'usage', 'usageExclusive', 'limit', 'limitExclusive'] as const) {
+      if (image[key] !== undefined) out[key] = image[key];
+    }
     if (metadata === 'yes' || metadata === 'graceful') {
       try {
-        Object.assign(out, store.metadata(image));
+        Object.assign(out, ops.metadata(image));
       } catch (err) {
-        if (metadata === 'yes') throw new SystemError(errnoOf(err));
+        if (metadata === 'yes') throw err;
       }
     }
     return out;
   };
 
-  const lookup = (name: string): Image => {
-    if (!isValidImageName(name)) throw new InvalidParameterError('name');
-    const image = store.find(name);
-    if (!image) throw new NoSuchImage();
-    return image;
-  };
-
-  /**
-   * The order machined 257 checks in: the names' syntax, then the image's existence, then the
-   * caller, then what is asked. The host's own image cannot be changed (EROFS), though an Update
-   * that changes nothing succeeds.
-   */
-  const modify = (peer: PeerCredentials, name: string, newName: string | null | undefined, changes: boolean, action: (image: Image) => void) => {
-    if (!isValidImageName(name)) throw new InvalidParameterError('name');
-    if (newName !== undefined && newName !== null && (!isValidImageName(newName) || newName === '.host')) throw new InvalidParameterError('newName');
-    const image = lookup(name);
-    if (!ctx.policy.isPrivileged(peer)) throw new PermissionDeniedError();
-    if (image.name === '.host') {
-      if (changes) throw new SystemError(30);
-      return {};
-    }
-    try {
-      action(image);
-    } catch (err) {
-      if (err instanceof VarlinkError) throw err;
-      throw new SystemError(errnoOf(err));
-    }
-    return {};
-  };
-
   return {
-    List: ({ name, acquireMetadata }, call) => {
-      if (name !== undefined && name !== null) return render(lookup(name), acquireMetadata);
-      if (!call.more) throw new ExpectedMoreError();
-      const images = store.list();
-      return new Replies(
-        images.map((i) => render(i, acquireMetadata)),
-        () => new NoSuchImage(),
-      );
-    },
-    Update: ({ name, newName, readOnly, limit }, call) => {
-      // The interface check lets any string through for integers; 257 takes a decimal one for the limit.
-      if (typeof limit === 'string' && !/^[0-9]+$/.test(limit)) throw new InvalidParameterError('limit');
-      const setsReadOnly = readOnly !== undefined && readOnly !== null;
-      const setsLimit = limit !== undefined && limit !== null;
-      const renames = newName !== undefined && newName !== null;
-      return modify(call.peer, name, newName, renames || setsReadOnly || setsLimit, (image) => {
-        if (setsReadOnly || setsLimit) throw Object.assign(new Error('not supported'), { errno: 95 });
-        if (renames) store.rename(image, newName);
-      });
-    },
-    Clone: ({ name, newName }, call) => modify(call.peer, name, newName, true, (image) => store.clone(image, newName)),
-    Remove: ({ name }, call) => modify(call.peer, name, undefined, true, (image) => store.remove(image)),
+    List: ({ name, acquireMetadata }, call) =>
+      varlink(() => {
+        if (name !== undefined && name !== null) return render(ops.get(name), acquireMetadata);
+        if (!call.more) throw new ExpectedMoreError();
+        return new Replies(
+          ops.list().map((i) => render(i, acquireMetadata)),
+          () => new NoSuchImage(),
+        );
+      }),
+    Update: ({ name, newName, readOnly, limit }, call) =>
+      varlink(() => {
+        // The interface check lets any string through for integers; machined takes a decimal one for the limit.
+        if (typeof limit === 'string' && !/^[0-9]+$/.test(limit)) throw new InvalidParameterError('limit');
+        ops.update(callerOf(call.peer), name, { newName, readOnly, limit: limit === undefined || limit === null ? limit : BigInt(limit) });
+        return {};
+      }),
+    Clone: ({ name, newName, readOnly }, call) =>
+      varlink(async () => {
+        await ops.clone(callerOf(call.peer), name, newName, readOnly === true);
+        return {};
+      }),
+    Remove: ({ name }, call) =>
+      varlink(async () => {
+        await ops.remove(callerOf(call.peer), name);
+        return {};
+      }),
+    SetPoolLimit: ({ limit }, call) => varlink(() => ops.setPoolLimit(callerOf(call.peer), limit)),
+    CleanPool: ({ mode }, call) =>
+      varlink(async () => {
+        if (!call.more) throw new ExpectedMoreError();
+        return new Replies(await ops.cleanPool(callerOf(call.peer), mode), () => new NoSuchImage());
+      }),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * org.freedesktop.machine1 bound to the registry: the Manager object's interface (lookups, the
  * registrations, the per-machine methods under their Manager names, the user and group mapping, the pool
- * properties, MachineNew/MachineRemoved) and the Machine objects' subtree. Like machine-api.ts this only
+ * properties, MachineNew/MachineRemoved), the Machine objects' subtree, and the image methods and Image
+ * objects of image-dbus.ts. Like machine-api.ts this only
  * translates: the policy and the operations are machine-operations.ts's, the registry's state is the one
  * the Varlink API sees.
  */
@@ -11,34 +12,22 @@ import type { BerthContext } from './context.js';
 import type { Machine } from './registry/machine.js';
 import { MachineOperations } from './machine-operations.js';
 import { isValidUid } from './userdb/names.js';
-import { callerOf, invalidArgs, MACHINE_PREFIX, machinePath, noMachineForPid, noSuchMachine, notSupported, unwrap } from './machine-dbus-errors.js';
+import { callerOf, invalidArgs, MACHINE_PREFIX, machinePath, noMachineForPid, noSuchMachine, unwrap } from './machine-dbus-errors.js';
 import { machineInterface, machineMethods, type MachineState } from './machine-dbus-object.js';
 import { fromProperties, toSpec, type DBusRegistration } from './machine-dbus-register.js';
+import { ImageOperations } from './image-operations.js';
+import { imageBus } from './image-dbus.js';
 
 const UINT64_MAX = (1n << 64n) - 1n;
 
 export interface MachineBus {
   manager: InterfaceSpec;
   machines: SubtreeSpec;
+  /** The Image objects (image-dbus.ts). */
+  images: SubtreeSpec;
   /** Machines Terminate was asked to stop, until they are gone (State "closing"). */
   closing: Set<string>;
 }
-
-const IMAGE_METHODS: Record<string, [string, string]> = {
-  GetImage: ['s', 'o'],
-  ListImages: ['', 'a(ssbttto)'],
-  RemoveImage: ['s', ''],
-  RenameImage: ['ss', ''],
-  CloneImage: ['ssb', ''],
-  MarkImageReadOnly: ['sb', ''],
-  GetImageHostname: ['s', 's'],
-  GetImageMachineID: ['s', 'ay'],
-  GetImageMachineInfo: ['s', 'a{ss}'],
-  GetImageOSRelease: ['s', 'a{ss}'],
-  SetPoolLimit: ['t', ''],
-  SetImageLimit: ['st', ''],
-  CleanPool: ['s', 'a(st)'],
-};
 
 export function machineBus(ctx: BerthContext): MachineBus {
   const { registry } = ctx;
@@ -144,19 +133,15 @@ export function machineBus(ctx: BerthContext): MachineBus {
       handler: ([name, ...rest], c) => mm.run(byName(name), rest, c),
     };
   }
-  for (const [name, [sig, out]] of Object.entries(IMAGE_METHODS)) {
-    managerMethods[name] = {
-      in: sig, out, handler: () => {
-        throw notSupported('Images are not served over D-Bus by berth yet; use io.systemd.MachineImage');
-      },
-    };
-  }
+  const imageOps = ImageOperations.of(ctx);
+  const { managerMethods: imageMethods, images } = imageBus(imageOps);
+  Object.assign(managerMethods, imageMethods);
 
   const manager: InterfaceSpec = {
     name: 'org.freedesktop.machine1.Manager',
     methods: managerMethods,
     properties: {
-      PoolPath: { type: 's', emitsChange: 'false', get: () => ctx.options.imageDirectories[0] ?? '/var/lib/machines' },
+      PoolPath: { type: 's', emitsChange: 'false', get: () => imageOps.poolPath },
       PoolUsage: { type: 't', emitsChange: 'false', get: () => UINT64_MAX },
       PoolLimit: { type: 't', emitsChange: 'false', get: () => UINT64_MAX },
     },
@@ -177,5 +162,5 @@ export function machineBus(ctx: BerthContext): MachineBus {
     },
     children: () => [...registry.list()].map((m) => machinePath(m.name)),
   };
-  return { manager, machines, closing };
+  return { manager, machines, images, closing };
 }

@@ -49,7 +49,7 @@ describe.skipIf(!!why)('berthctl varlink', () => {
     const ifaces = ctl('list-interfaces', sock).stdout.trim().split('\n');
     expect(ifaces).toContain('io.systemd.Machine');
     expect(ctl('list-methods', sock, 'io.systemd.MachineImage').stdout).toBe(
-      'io.systemd.MachineImage.Clone\nio.systemd.MachineImage.List\nio.systemd.MachineImage.Remove\nio.systemd.MachineImage.Update\n',
+      'io.systemd.MachineImage.CleanPool\nio.systemd.MachineImage.Clone\nio.systemd.MachineImage.List\nio.systemd.MachineImage.Remove\nio.systemd.MachineImage.SetPoolLimit\nio.systemd.MachineImage.Update\n',
     );
     const intro = ctl('introspect', sock, 'io.systemd.Machine');
     expect(intro.stdout).toMatch(/^# The machine registry/);
