@@ -4,7 +4,7 @@
 // (-a), good and bad, and print the same on both sides once dates are masked. berthctl's verbs of the same
 // names (over Varlink) print what machinectl prints for berthd. machinectl needs
 // /run/systemd/system and the standard bus socket, so every run is in a mount namespace of its own; the pool is
-// /var/lib/machines, so this file runs only where that is a private tmpfs (bash /work/wt/isolated.sh …).
+// /var/lib/machines, so this file runs only where that is a private tmpfs (npm test gives it one: scripts/test-namespace.sh).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ const machined262 = process.getuid?.() === 0 ? await referenceTool('systemd-mach
 const why =
   process.getuid?.() !== 0 ? 'needs root (mount namespaces)'
   : !existsSync(BERTHD) ? 'not built (npm run build)'
-  : !privatePool ? '/var/lib/machines is not a private tmpfs: run through /work/wt/isolated.sh'
+  : !privatePool ? '/var/lib/machines is not a private tmpfs: npm test runs the tests with one (scripts/test-namespace.sh)'
   : typeof machined262 === 'string' ? `no systemd-machined 262 to compare with: ${machined262}`
   : '';
 if (why) console.warn(`skipping the machinectl image tests: ${why}`);

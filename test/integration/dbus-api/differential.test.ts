@@ -170,7 +170,7 @@ const IMAGE_CALLS = [
   `call --timeout=30 --json=short ${M} ListImages`,
 ];
 
-/** /var/lib/machines is a tmpfs of this mount namespace (isolated.sh), so the image calls touch nothing real. */
+/** /var/lib/machines is a tmpfs of this mount namespace (scripts/test-namespace.sh, as npm test runs), so the image calls touch nothing real. */
 const privatePool = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === '/var/lib/machines' && l.includes(' - tmpfs '));
 
 /** Runs every call with `busctl ARGS`, printing a header, the output and the exit status of each. */
@@ -281,7 +281,7 @@ bash ${REFERENCE_SCRIPT} machined stop >/dev/null 2>&1 || true
   }, 180_000);
 
   it('answers every image call as machined does', async (ctx) => {
-    if (!privatePool) ctx.skip('/var/lib/machines is not a private tmpfs: run through /work/wt/isolated.sh');
+    if (!privatePool) ctx.skip('/var/lib/machines is not a private tmpfs: npm test runs the tests with one (scripts/test-namespace.sh)');
     const theirs = normalise(await againstMachined('image-calls', IMAGE_SETUP));
     const ours = normalise(await againstBerthd('image-calls', IMAGE_SETUP));
     expect(theirs.size).toBe(IMAGE_CALLS.length);

@@ -3,7 +3,7 @@
 // answers compared after masking times and the origin/errnoName that 262's Varlink layer adds to
 // io.systemd.System (compare.ts's rule). machined runs in a mount namespace of its own (tmpfs over /run/systemd,
 // /run/dbus, /var/lib/machines and its state dir); berthd runs on a private bus with its own runtime dir and
-// the test's /var/lib/machines, so this file runs only where that is a private tmpfs (bash /work/wt/isolated.sh).
+// the test's /var/lib/machines, so this file runs only where that is a private tmpfs (npm test gives it one: scripts/test-namespace.sh).
 //
 // Answers of 262 berth gives (observed on 262.1-1): hidden images are read-only and refuse to change that
 // (EROFS); a new name `.host` is busy (EBUSY); SetPoolLimit takes a decimal string, refuses a negative or
@@ -22,7 +22,7 @@ const reference = process.getuid?.() === 0 ? await referenceTool('systemd-machin
 const why =
   typeof reference === 'string' ? reference
   : !existsSync(BERTHD) ? 'not built (npm run build)'
-  : !privatePool ? '/var/lib/machines is not a private tmpfs: run through /work/wt/isolated.sh'
+  : !privatePool ? '/var/lib/machines is not a private tmpfs: npm test runs the tests with one (scripts/test-namespace.sh)'
   : '';
 if (why) console.warn(`skipping the MachineImage differential against 262: ${why}`);
 

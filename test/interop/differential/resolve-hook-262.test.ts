@@ -2,8 +2,7 @@
 // /run/systemd/resolve.hook/io.systemd.Machine and on berthd's RUNTIME/systemd/resolve.hook/io.systemd.Machine,
 // with the same machines registered in both: one in the host's network namespace, one in a network namespace
 // of its own with fixed addresses (a veth pair without link-local addresses, so both daemons see exactly these),
-// and one VM. Run through isolated.sh:
-//   bash /work/wt/isolated.sh npx vitest run test/interop/differential/resolve-hook-262.test.ts
+// and one VM.
 // Observed on 262.1-1 and followed: names are matched exactly (no case folding, no trailing dot); a name below a
 // machine's gets rcode 3; a matched name without A/AAAA keys of class IN gets rcode 0 and no records; a machine
 // without its own network namespace fails with ENONET, a VM with EOPNOTSUPP; bad questions are InvalidParameter
