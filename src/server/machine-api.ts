@@ -141,9 +141,9 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
   ): Machine => unwrap(ops.lookup(unwrap(validateLookup(params, extra, checkExtra)), call.peer));
 
   return {
-    Register(params, call) {
+    async Register(params, call) {
       const spec = unwrap(validateRegistration(params, liveProcessProbe));
-      const m = unwrap(ops.register(spec, call.peer));
+      const m = unwrap(await ops.register(spec, call.peer));
       call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');
       return {};
     },
