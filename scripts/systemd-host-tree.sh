@@ -2,14 +2,14 @@
 # systemd-host-tree.sh: the tree test/system boots as a systemd host: a copy of the project's Debian tree
 # (scripts/rootfs.sh debian) with what a Debian host running machined has besides: systemd-container
 # (machinectl, systemd-nspawn, systemd-machined), systemd-userdbd (userdbctl), libnss-systemd and
-# libnss-mymachines, installed from Debian's archive by apt inside a chroot. Built once into
+# libnss-mymachines, and procps (ps -o machine), installed from Debian's archive by apt inside a chroot. Built once into
 # CACHE/debian-host/rootfs and rebuilt only when the package list or this script's format changes.
 # Prints the tree's path. Environment: BERTH_CACHE (default /var/tmp/berth-cache).
 set -euo pipefail
 
 CACHE=${BERTH_CACHE:-/var/tmp/berth-cache}
-FORMAT=1
-PACKAGES=(systemd-container systemd-userdbd libnss-systemd libnss-mymachines)
+FORMAT=2
+PACKAGES=(systemd-container systemd-userdbd libnss-systemd libnss-mymachines procps)
 say() { printf 'systemd-host-tree: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 

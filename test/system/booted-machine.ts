@@ -37,15 +37,16 @@ export async function systemdHostTree(): Promise<string> {
   return r.stdout.trim().split('\n').at(-1)!;
 }
 
-export async function bootMachine(tree: string, work: string, name: string): Promise<Booted> {
+export async function bootMachine(tree: string, work: string, name: string, binds: string[] = []): Promise<Booted> {
   const root = path.join(work, 'tree');
   await execa('cp', ['-a', '--reflink=auto', tree, root]);
+  for (const b of binds) fs.mkdirSync(path.join(root, b.split(':')[1] ?? b), { recursive: true });
   const rt = path.join(work, 'run');
   fs.mkdirSync(rt, { recursive: true });
   const node = process.execPath;
   const spawn: ResultPromise = execa(node, [
     path.join(checkout, 'dist/bin/berth-spawn.mjs'), '-D', root, '-M', name, '--boot', '--register=no', `--runtime-dir=${rt}`,
-    `--bind-ro=${checkout}`, `--bind-ro=${node}`,
+    `--bind-ro=${checkout}`, `--bind-ro=${node}`, ...binds.map((b) => `--bind-ro=${b}`),
   ], { reject: false, all: true, env: { BERTH_DBUS: 'no' } });
   let log = '';
   const leader = await new Promise<number>((resolve, reject) => {

@@ -3,7 +3,8 @@
 // `Result`s whose errors the API layer maps onto wire errors.
 //
 // All mutating operations are synchronous (the file system work is on /proc, /sys/fs/cgroup and /run, all
-// memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name".
+// memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name". The
+// one wait, for systemd to make a scope (register), holds the name in #pending until the machine is in.
 
 import { EventEmitter } from 'node:events';
 import {
