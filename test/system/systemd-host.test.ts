@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootMachine, cannotBoot, checkout, systemdHostTree, type Booted } from './booted-machine.js';
+import { bootMachine, cannotBoot, checkout, systemdHostTree, type Booted } from '../../bench/lib/booted-machine.js';
 
 /** The README's install and uninstall commands (section "Installing"), run in the checkout. */
 const README_INSTALL = 'node dist/bin/berthctl.mjs install';

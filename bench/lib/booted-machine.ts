@@ -1,5 +1,5 @@
 /**
- * A machine with systemd as PID 1 for the system tests: a copy of scripts/systemd-host-tree.sh's Debian tree
+ * A machine with systemd as PID 1 for the system test and the systemd-host bench: a copy of scripts/systemd-host-tree.sh's Debian tree
  * (systemd, dbus, systemd-container) booted by berth-spawn --boot, with this checkout and node bind-mounted
  * read-only at their host paths; commands run inside through nsenter into all its namespaces.
  */
@@ -7,7 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 
-export const checkout = path.resolve(import.meta.dirname, '../..');
+/** This checkout: the nearest directory above with berth's package.json (from bench/lib or dist/bench/lib). */
+export const checkout = ((): string => {
+  for (let d = import.meta.dirname; path.dirname(d) !== d; d = path.dirname(d)) {
+    try {
+      if ((JSON.parse(fs.readFileSync(path.join(d, 'package.json'), 'utf8')) as { name?: string }).name === 'berth') return d;
+    } catch { /* not here */ }
+  }
+  throw new Error('cannot find the berth checkout');
+})();
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface Booted {
