@@ -241,6 +241,8 @@ export function planInstall(i: InstallInput): InstallPlan {
     }
     const wrote = steps.some((s) => s.kind === 'write' || s.kind === 'symlink');
     if (wrote) steps.push({ kind: 'systemctl', args: ['daemon-reload'], undo: ['daemon-reload'] });
+    // dbus-daemon reads the new policy and activation file now, not whenever its file watch fires.
+    if (wrote && busRuns(i.systemd)) steps.push({ kind: 'systemctl', args: ['reload', 'dbus.service'], undo: ['reload', 'dbus.service'] });
     for (const s of MACHINED_UNITS.map((u) => i.systemd.state(u)).filter((s): s is UnitState => s !== undefined)) {
       if (s.activeState === 'active' || s.activeState === 'activating') {
         steps.push({ kind: 'systemctl', args: ['stop', s.unit], undo: ['start', s.unit] });
@@ -289,8 +291,14 @@ export function planUninstall(root: string, systemd: SystemdView): { steps: Step
       steps.push({ kind: 'remove', path: f.backup });
     }
   }
+  // Every file and directory of berth goes before machined comes back, so neither systemd nor dbus-daemon
+  // sees a half-removed berth while machined starts.
+  steps.push({ kind: 'remove', path: MANIFEST });
+  for (const d of [...m.dirs].reverse()) steps.push({ kind: 'rmdir', path: d });
   if (systemd.pid1) {
     steps.push({ kind: 'systemctl', args: ['daemon-reload'] });
+    // dbus-daemon forgets berth's policy and activation file before machined asks for the name.
+    if (busRuns(systemd)) steps.push({ kind: 'systemctl', args: ['reload', 'dbus.service'] });
     for (const was of m.machined) {
       const now = systemd.state(was.unit);
       if (was.loadState !== 'masked' && now?.loadState === 'masked') steps.push({ kind: 'systemctl', args: ['unmask', was.unit] });
@@ -301,9 +309,11 @@ export function planUninstall(root: string, systemd: SystemdView): { steps: Step
       if (was.activeState === 'active') steps.push({ kind: 'systemctl', args: ['start', was.unit] });
     }
   }
-  steps.push({ kind: 'remove', path: MANIFEST });
-  for (const d of [...m.dirs].reverse()) steps.push({ kind: 'rmdir', path: d });
   return { steps, manifest: m };
+}
+
+function busRuns(systemd: SystemdView): boolean {
+  return systemd.state('dbus.service')?.activeState === 'active';
 }
 
 function isLink(p: string): boolean {
