@@ -252,27 +252,33 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   async register(spec: RegistrationSpec, caller: CallerContext): Promise<Result<Machine>> {
     const sd = this.#systemd;
     if (!sd || !spec.allocateUnit || this.#closed) return this.registerSpec(spec, caller);
-    // The checks that need no unit first, so that a refused call never makes one.
-    const leaderPid = spec.leader?.pid ?? caller.pid;
-    if (leaderPid === undefined || !processExists(leaderPid)) return this.registerSpec(spec, caller);
-    if (caller.uid !== 0 && processUid(leaderPid) !== caller.uid) return fail({ permissionDenied: true });
-    if (this.#index.hasName(spec.name) || this.#pending.has(spec.name)) return fail({ error: 'io.systemd.Machine.MachineExists' });
-    if (this.#index.hasLeader(leaderPid)) return fail({ errno: Errno.EEXIST });
-    this.#pending.add(spec.name);
+    // The checks that need no unit first, so that a refused call never makes one; the leader is pinned
+    // (pidfd, and the pidfd id the caller named) so that systemd is only ever handed the process meant.
+    const ref = spec.leader ?? (caller.pid !== undefined ? { pid: caller.pid } : undefined);
+    const pinned = ref ? pinLeader(ref.pid, ref.pidfdId !== undefined ? { pidfdId: ref.pidfdId } : undefined) : -3;
+    if (typeof pinned === 'number') return this.registerSpec(spec, caller); // answers with the leader's error
     let made;
     try {
-      made = await sd.start(spec.name, leaderPid, spec.class);
+      if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return fail({ permissionDenied: true });
+      if (this.#index.hasName(spec.name) || this.#pending.has(spec.name)) return fail({ error: 'io.systemd.Machine.MachineExists' });
+      if (this.#index.hasLeader(pinned.pid)) return fail({ errno: Errno.EEXIST });
+      this.#pending.add(spec.name);
+      try {
+        made = await sd.start(spec.name, pinned.pid, spec.class);
+      } finally {
+        this.#pending.delete(spec.name);
+      }
+      if ('errno' in made) {
+        this.#log.warn({ machine: spec.name, err: made.message }, 'systemd did not create the scope');
+        return fail({ errno: made.errno });
+      }
+      const r = this.registerSpec(spec, caller, { ...made, ownsScope: false });
+      // A leader gone meanwhile leaves no unit behind (one still running keeps it, as under machined).
+      if (!r.ok && !leaderAlive(pinned)) void sd.stop(made.unit).catch(() => undefined);
+      return r;
     } finally {
-      this.#pending.delete(spec.name);
+      closeLeader(pinned);
     }
-    if ('errno' in made) {
-      this.#log.warn({ machine: spec.name, err: made.message }, 'systemd did not create the scope');
-      return fail({ errno: made.errno });
-    }
-    const r = this.registerSpec(spec, caller, { ...made, ownsScope: false });
-    // The leader is gone (or the unit taken meanwhile): a unit made for it must not stay.
-    if (!r.ok && this.#index.byName(spec.name)?.machine.unit !== made.unit) void sd.stop(made.unit).catch(() => undefined);
-    return r;
   }
 
   /**
