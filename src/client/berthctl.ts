@@ -57,6 +57,12 @@ Images (in /var/lib/machines and the other image directories):
   set-limit [NAME] BYTES     Limit an image's or the pool's size
   clean                      Remove hidden images (-a: all unused images)
 
+Installing (in place of systemd-machined):
+  install [--prefix DIR] [--dry-run] [--force]
+                             Put berth on the PATH, its units and D-Bus files in place,
+                             mask machined (recorded in /var/lib/berth/install.json)
+  uninstall [--dry-run]      Remove all of it and give machined back as it was
+
 Machines from configuration files (NAME.berth, see README):
   start NAME…                Start machines under their own supervisor
   stop NAME…                 Stop them now
@@ -151,6 +157,10 @@ function splitProgram(argv: string[]): { own: string[]; program: string[] } {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'install' || argv[0] === 'uninstall') {
+    const { installVerb } = await import('./install-verb.js');
+    return installVerb(argv[0], argv.slice(1));
+  }
   const { own, program } = splitProgram(argv);
   let parsed;
   try {

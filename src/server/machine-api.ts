@@ -163,9 +163,9 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
   };
 
   return {
-    Register(params, call) {
+    async Register(params, call) {
       const spec = unwrap(validateRegistration(params, liveProcessProbe));
-      const m = unwrap(ops.register(spec, call.peer));
+      const m = unwrap(await ops.register(spec, call.peer));
       call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');
       return {};
     },

@@ -54,7 +54,7 @@ export function machineBus(ctx: BerthContext): MachineBus {
 
   const register = async (r: DBusRegistration, allocateUnit: boolean, c: CallContext): Promise<unknown[]> => {
     const spec = toSpec(r, allocateUnit);
-    const m = unwrap(ops.register(spec, await callerOf(c)), { name: spec.name });
+    const m = unwrap(await ops.register(spec, await callerOf(c)), { name: spec.name });
     ctx.logger.info({ machine: m.name, leader: m.leader.pid, unit: m.unit, via: 'dbus' }, 'registered');
     return [machinePath(m.name)];
   };

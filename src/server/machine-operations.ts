@@ -82,9 +82,9 @@ export class MachineOperations {
   }
 
   /** Register a validated spec: the policy's leader rule (not for `.host`), then the registry. */
-  register(spec: RegistrationSpec, c: Caller): OpResult<Machine> {
+  async register(spec: RegistrationSpec, c: Caller): Promise<OpResult<Machine>> {
     if (spec.class !== 'host' && !this.ctx.policy.mayRegisterLeader(peer(c), spec.leader?.pid ?? callerContext(c).pid)) return no(denied);
-    return this.ctx.registry.registerSpec(spec, callerContext(c));
+    return this.ctx.registry.register(spec, callerContext(c));
   }
 
   private mayManage(m: Machine, c: Caller): boolean {

@@ -1,12 +1,13 @@
 // Where a new machine lives: the unit (and its cgroup) a registration puts the machine in. With
 // `allocateUnit` a scope `machine-NAME.scope` is made for the leader (by systemd when it is PID 1, as for
-// machined, else by berth itself, which then owns and removes it); without, the machine is the unit the
+// machined: Registry.register asks it and passes the result in; else by berth itself, which then owns and
+// removes it); without, the machine is the unit the
 // leader already runs in. The checks keep machined's order of errors.
 
 import { Errno, fail, ok, type RegistrationSpec, type Result } from './machine.js';
 import type { CgroupLayout } from '../../domain/cgroup-paths.js';
 import { createScope } from './scope.js';
-import { createScopeWithSystemd, systemdIsPid1 } from './systemd-scope.js';
+import { systemdIsPid1 } from './systemd-scope.js';
 import { unitOfPid } from './pid-cgroup.js';
 
 export interface Placement {
@@ -38,10 +39,8 @@ export function placeMachine(spec: RegistrationSpec, pid: number, ctx: Placement
     return ok({ ...u, ownsScope: false });
   }
   if (ctx.leaderTaken(pid)) return fail({ errno: Errno.EEXIST });
-  const withSystemd = systemdIsPid1();
-  const bySystemd = withSystemd ? createScopeWithSystemd(ctx.cgroups, spec.name, pid, spec.class) : undefined;
-  if (bySystemd) return ok({ ...bySystemd, ownsScope: false });
-  if (withSystemd) ctx.warn({ machine: spec.name }, 'systemd did not create the scope; creating the cgroup directly');
+  // Where systemd is PID 1, Registry.register has asked it for the scope before this (systemd-scope.ts).
+  if (systemdIsPid1()) ctx.warn({ machine: spec.name }, 'creating the scope cgroup without systemd');
   const s = createScope(ctx.cgroups, spec.name, pid, ctx.scopeMaker);
   if (typeof s === 'number') return fail({ errno: -s });
   return ok({ ...s, ownsScope: true });

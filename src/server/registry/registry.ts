@@ -3,7 +3,8 @@
 // `Result`s whose errors the API layer maps onto wire errors.
 //
 // All mutating operations are synchronous (the file system work is on /proc, /sys/fs/cgroup and /run, all
-// memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name".
+// memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name". The
+// one wait, for systemd to make a scope (register), holds the name in #pending until the machine is in.
 
 import { EventEmitter } from 'node:events';
 import {
@@ -31,7 +32,9 @@ import { StateStore } from './state.js';
 import { restoreFromState } from './restore.js';
 import { hostMachine } from './host.js';
 import { MachineIndex, type Entry } from './machine-index.js';
-import { placeMachine } from './placement.js';
+import { placeMachine, type Placement } from './placement.js';
+import { SystemdScopes, systemdIsPid1 } from './systemd-scope.js';
+import { machineScopeUnit } from '../../domain/unit-names.js';
 import { killMachine, terminateMachine } from './machine-control.js';
 import { findMarkedScopes, LeftoverScopes } from './leftover-scopes.js';
 import { EndedMachines } from './ended-machines.js';
@@ -58,6 +61,8 @@ export interface RegistryOptions {
   host?: boolean;
   /** After SIGTERM from Terminate, SIGKILL what is left of the unit after this long (default 90 s). */
   stopTimeoutMs?: number;
+  /** PID 1's scopes (default: over the system bus when systemd is PID 1; `null`: never ask systemd). */
+  systemdScopes?: SystemdScopes | null;
 }
 
 /** Who is asking: the peer's credentials. */
@@ -100,6 +105,9 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #stopTimeoutMs: number;
   #closed = false;
   #reaper: ScopeReaper;
+  #systemd: SystemdScopes | undefined;
+  /** names whose scope systemd is making (register), taken for every other registration meanwhile */
+  #pending = new Set<string>();
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -109,6 +117,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#log = opts.logger ?? silentLogger;
     this.#host = opts.host ?? true;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 90_000;
+    this.#systemd = opts.systemdScopes === null ? undefined : (opts.systemdScopes ?? (systemdIsPid1() ? new SystemdScopes() : undefined));
     this.#reaper = new ScopeReaper(this.cgroups);
     this.#leftovers = new LeftoverScopes(this.#watcher, this.#reaper, this.cgroups, this.#log);
     this.#watcher.on('exit', (name) => this.#onLeaderExit(name));
@@ -174,7 +183,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   /** Register an already validated spec. Checks, in machined's order: leader, owner, name, unit, leader reuse. */
-  registerSpec(spec: RegistrationSpec, caller: CallerContext): Result<Machine> {
+  registerSpec(spec: RegistrationSpec, caller: CallerContext, preset?: Placement): Result<Machine> {
     if (this.#closed) return fail({ errno: Errno.EBADF });
     const leaderRef = spec.leader ?? (caller.pid !== undefined ? { pid: caller.pid } : undefined);
     if (!leaderRef) return fail({ errno: Errno.ESRCH });
@@ -185,9 +194,9 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return r;
     };
     if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return release(fail({ permissionDenied: true }));
-    if (this.#index.hasName(spec.name)) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
+    if (this.#index.hasName(spec.name) || (!preset && this.#pending.has(spec.name))) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
 
-    const placed = placeMachine(spec, pinned.pid, {
+    const placed = preset ? ok(preset) : placeMachine(spec, pinned.pid, {
       cgroups: this.cgroups,
       scopeMaker: berthdScopeMaker(this.store.dir),
       leaderTaken: (pid) => this.#index.hasLeader(pid),
@@ -239,6 +248,43 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   /**
+   * Register as machined does: where systemd is PID 1 and a unit is to be allocated, systemd makes the
+   * scope (the name is held meanwhile, and a leader that died before it exists gets ESRCH and no unit);
+   * otherwise registerSpec at once.
+   */
+  async register(spec: RegistrationSpec, caller: CallerContext): Promise<Result<Machine>> {
+    const sd = this.#systemd;
+    if (!sd || !spec.allocateUnit || this.#closed) return this.registerSpec(spec, caller);
+    // The checks that need no unit first, so that a refused call never makes one; the leader is pinned
+    // (pidfd, and the pidfd id the caller named) so that systemd is only ever handed the process meant.
+    const ref = spec.leader ?? (caller.pid !== undefined ? { pid: caller.pid } : undefined);
+    const pinned = ref ? pinLeader(ref.pid, ref.pidfdId !== undefined ? { pidfdId: ref.pidfdId } : undefined) : -3;
+    if (typeof pinned === 'number') return this.registerSpec(spec, caller); // answers with the leader's error
+    let made;
+    try {
+      if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return fail({ permissionDenied: true });
+      if (this.#index.hasName(spec.name) || this.#pending.has(spec.name)) return fail({ error: 'io.systemd.Machine.MachineExists' });
+      if (this.#index.hasLeader(pinned.pid)) return fail({ errno: Errno.EEXIST });
+      this.#pending.add(spec.name);
+      try {
+        made = await sd.start(spec.name, pinned.pid, spec.class);
+      } finally {
+        this.#pending.delete(spec.name);
+      }
+      if ('errno' in made) {
+        this.#log.warn({ machine: spec.name, err: made.message }, 'systemd did not create the scope');
+        return fail({ errno: made.errno });
+      }
+      const r = this.registerSpec(spec, caller, { ...made, ownsScope: false });
+      // A leader gone meanwhile leaves no unit behind (one still running keeps it, as under machined).
+      if (!r.ok && !leaderAlive(pinned)) void sd.stop(made.unit).catch(() => undefined);
+      return r;
+    } finally {
+      closeLeader(pinned);
+    }
+  }
+
+  /**
    * Register, replacing an existing machine of the same name only if its leader is dead.
    * `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
    */
@@ -276,6 +322,17 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
     const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
+    if (this.#bySystemd(e, asUid)) {
+      // As machined: systemd stops the unit (SIGTERM, then SIGKILL after its own timeout).
+      const unit = e.machine.unit!;
+      this.#log.info({ machine: name, unit }, 'terminating machine (StopUnit)');
+      this.#emit('changed', e.machine, 'terminating');
+      void this.#systemd!.stop(unit).catch((err: Error) => {
+        this.#log.warn({ machine: name, unit, err: err.message }, 'systemd did not stop the unit; signalling it directly');
+        terminateMachine(e, { cgroups: this.cgroups, stopTimeoutMs: this.#stopTimeoutMs, isCurrent: (x) => this.#index.isCurrent(x) });
+      });
+      return ok(undefined);
+    }
     const r = terminateMachine(e, {
       cgroups: this.cgroups,
       ...(asUid !== undefined ? { asUid } : {}),
@@ -298,7 +355,16 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (name === '.host') return fail({ errno: Errno.EOPNOTSUPP });
     const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
+    if (whom === 'all' && this.#bySystemd(e, asUid)) {
+      void this.#systemd!.kill(e.machine.unit!, 'all', signal).catch(() => killMachine(e, whom, signal, this.cgroups));
+      return ok(undefined);
+    }
     return killMachine(e, whom, signal, this.cgroups, asUid);
+  }
+
+  /** A unit systemd made for a machine is stopped and signalled through systemd (for root callers). */
+  #bySystemd(e: Entry, asUid: number | undefined): boolean {
+    return !!this.#systemd && asUid === undefined && !e.machine.ownsScope && e.machine.unit === machineScopeUnit(e.machine.name);
   }
 
   /** The synthetic `.host` machine, or undefined when not served. */
@@ -344,6 +410,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       closeLeader(e.leader);
     }
     this.#leftovers.close();
+    this.#systemd?.close();
     this.#index.clear();
   }
 
@@ -377,6 +444,10 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
     }
     if (reason === 'leader-exited') this.#ended.remember(m);
+    // As machined: a scope systemd made for the machine is stopped once its leader is gone.
+    if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed) {
+      void this.#systemd!.stop(m.unit!).catch(() => undefined);
+    }
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');
     else this.#log.info({ machine: m.name }, 'machine unregistered');
     this.#emit('removed', m, reason);

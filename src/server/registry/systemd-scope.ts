@@ -1,48 +1,135 @@
-// Machine scopes on a host where systemd is PID 1: the cgroup tree is systemd's, so berthd asks it for a
-// transient `machine-NAME.scope` over the bus (through busctl), as machined does, instead of making one itself.
+// Machine scopes on a host where systemd is PID 1: the cgroup tree is systemd's, so berthd asks PID 1 over
+// the system bus (berth's own D-Bus module, one connection kept open) for a transient `machine-NAME.scope`
+// in machine.slice holding the leader, waits for the job to finish as machined does, and stops or signals
+// the unit through systemd (StopUnit, KillUnit) instead of walking its cgroup.
 
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import type { CgroupLayout } from '../../domain/cgroup-paths.js';
+import { addMatch, connectBus, DBusError, variant, type Connection, type Message, type Variant } from '../../dbus/index.js';
 import { machineScopeCgroup } from '../../domain/cgroup-paths.js';
 import { MACHINE_SLICE, machineScopeUnit } from '../../domain/unit-names.js';
-import { unitOfPid } from './pid-cgroup.js';
 
 /** Whether systemd runs as PID 1 here (then it, not berth, owns the cgroup tree). */
 export function systemdIsPid1(): boolean {
   return fs.existsSync('/run/systemd/system');
 }
 
-/**
- * The busctl call that asks systemd (when it is PID 1) for the machine's scope, as machined does
- * over D-Bus: a transient `machine-NAME.scope` in machine.slice holding the leader, delegated.
- */
-export function transientScopeArgv(name: string, pid: number, cls: string): string[] {
-  const unit = machineScopeUnit(name);
-  const description = `${cls === 'vm' ? 'Virtual Machine' : 'Container'} ${name}`;
+const SYSTEMD = { destination: 'org.freedesktop.systemd1', path: '/org/freedesktop/systemd1', interface: 'org.freedesktop.systemd1.Manager' };
+const JOB_REMOVED = "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved',path='/org/freedesktop/systemd1'";
+const JOB_TIMEOUT_MS = 30_000;
+
+/** The properties machined gives a machine's scope: its slice, a description, delegation, the leader. */
+export function transientScopeProperties(name: string, pid: number, cls: string): [string, Variant][] {
   return [
-    'call', '--system', '--quiet', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager',
-    'StartTransientUnit', 'ssa(sv)a(sa(sv))', unit, 'fail',
-    '4', 'Slice', 's', MACHINE_SLICE, 'PIDs', 'au', '1', String(pid), 'Delegate', 'b', 'true', 'Description', 's', description,
-    '0',
+    ['Slice', variant('s', MACHINE_SLICE)],
+    ['Description', variant('s', `${cls === 'vm' ? 'Virtual Machine' : 'Container'} ${name}`)],
+    ['Delegate', variant('b', true)],
+    ['CollectMode', variant('s', 'inactive-or-failed')],
+    ['TasksMax', variant('t', 16384n)],
+    ['PIDs', variant('au', [pid])],
   ];
 }
 
-/**
- * Ask systemd for the scope and wait (briefly) until the leader is in it. Returns undefined when systemd
- * cannot be asked (no busctl, no bus) or did not move the leader, so the caller can fall back.
- */
-export function createScopeWithSystemd(layout: CgroupLayout, name: string, pid: number, cls: string): { unit: string; unitCgroup: string } | undefined {
-  try {
-    execFileSync('busctl', transientScopeArgv(name, pid, cls), { stdio: 'ignore', timeout: 10_000 });
-  } catch {
-    return undefined;
+/** systemd's error for a failed StartTransientUnit, as the errno machined would answer with. */
+export function errnoOfSystemdError(e: unknown): number {
+  const name = e instanceof DBusError ? e.type : '';
+  if (name === 'org.freedesktop.systemd1.UnitExists') return 17; // EEXIST
+  if (/UnixProcessIdUnknown|NoSuchProcess/.test(name) || (e instanceof DBusError && /No such process|ESRCH|has no PIDs/i.test(e.message))) return 3; // ESRCH
+  if (name === 'org.freedesktop.DBus.Error.AccessDenied') return 1; // EPERM
+  return 5; // EIO
+}
+
+export type ScopeResult = { unit: string; unitCgroup: string } | { errno: number; message: string };
+
+/** PID 1's scopes for berthd's machines, over one system bus connection opened on first use. */
+export class SystemdScopes {
+  #conn: Promise<Connection> | undefined;
+  /** jobs waited for, by object path */
+  #waiting = new Map<string, (result: string) => void>();
+  /** JobRemoved signals that came before the reply naming their job */
+  #early = new Map<string, string>();
+
+  constructor(private readonly address?: string) {}
+
+  #bus(): Promise<Connection> {
+    this.#conn ??= (async () => {
+      const c = await connectBus(this.address ? { address: this.address } : {});
+      c.on('signal', (m: Message) => this.#onSignal(m));
+      c.on('close', () => {
+        this.#conn = undefined;
+        for (const done of this.#waiting.values()) done('disconnected');
+        this.#waiting.clear();
+      });
+      await addMatch(c, JOB_REMOVED);
+      return c;
+    })().catch((e) => {
+      this.#conn = undefined;
+      throw e;
+    });
+    return this.#conn;
   }
-  const unit = machineScopeUnit(name);
-  const deadline = Date.now() + 2000;
-  while (Date.now() < deadline) {
-    if (unitOfPid(pid, layout)?.unit === unit) return { unit, unitCgroup: machineScopeCgroup(name) };
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+
+  #onSignal(m: Message): void {
+    if (m.member !== 'JobRemoved' || m.interface !== SYSTEMD.interface) return;
+    const [, job, , result] = m.body as [number, string, string, string];
+    const done = this.#waiting.get(job);
+    if (done) {
+      this.#waiting.delete(job);
+      done(result);
+    } else {
+      this.#early.set(job, result);
+      if (this.#early.size > 256) this.#early.delete(this.#early.keys().next().value!);
+    }
   }
-  return undefined;
+
+  /** Ask PID 1 for machine-NAME.scope with `pid` in it and wait until its start job is done. */
+  async start(name: string, pid: number, cls: string): Promise<ScopeResult> {
+    const unit = machineScopeUnit(name);
+    let job: string;
+    let c: Connection;
+    try {
+      c = await this.#bus();
+      const r = await c.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [unit, 'fail', transientScopeProperties(name, pid, cls), []] });
+      job = r.body[0] as string;
+    } catch (e) {
+      return { errno: errnoOfSystemdError(e), message: (e as Error).message };
+    }
+    const result = await this.#jobResult(job);
+    if (result !== 'done') return { errno: 5, message: `the start job of ${unit} ended '${result}'` };
+    return { unit, unitCgroup: machineScopeCgroup(name) };
+  }
+
+  #jobResult(job: string): Promise<string> {
+    const early = this.#early.get(job);
+    if (early !== undefined) {
+      this.#early.delete(job);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(job);
+        resolve('timeout');
+      }, JOB_TIMEOUT_MS);
+      this.#waiting.set(job, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+  }
+
+  /** Stop the unit (every process in it), as machined terminates a machine; rejects when systemd refuses. */
+  async stop(unit: string): Promise<void> {
+    const c = await this.#bus();
+    await c.call({ ...SYSTEMD, member: 'StopUnit', signature: 'ss', body: [unit, 'fail'] });
+  }
+
+  /** Signal the unit's processes through systemd ('all' or 'main'), as machined kills a machine. */
+  async kill(unit: string, whom: 'all' | 'main', signal: number): Promise<void> {
+    const c = await this.#bus();
+    await c.call({ ...SYSTEMD, member: 'KillUnit', signature: 'ssi', body: [unit, whom, signal] });
+  }
+
+  close(): void {
+    void this.#conn?.then((c) => c.close(), () => undefined);
+    this.#conn = undefined;
+  }
 }

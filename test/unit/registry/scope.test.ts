@@ -57,16 +57,25 @@ describe('unit of a cgroup path (as machined 257 decided on this host)', () => {
   });
 });
 
-import { transientScopeArgv } from '../../../src/server/registry/systemd-scope.js';
+import { DBusError, variant } from '../../../src/dbus/index.js';
+import { errnoOfSystemdError, transientScopeProperties } from '../../../src/server/registry/systemd-scope.js';
 
 describe('scope from systemd (when it is PID 1)', () => {
-  it('asks for a delegated transient machine-NAME.scope in machine.slice holding the leader', () => {
-    expect(transientScopeArgv('web-1', 4242, 'container')).toEqual([
-      'call', '--system', '--quiet', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager',
-      'StartTransientUnit', 'ssa(sv)a(sa(sv))', 'machine-web\\x2d1.scope', 'fail',
-      '4', 'Slice', 's', 'machine.slice', 'PIDs', 'au', '1', '4242', 'Delegate', 'b', 'true', 'Description', 's', 'Container web-1',
-      '0',
+  it('asks for a delegated transient scope in machine.slice holding the leader, with machined\'s properties', () => {
+    expect(transientScopeProperties('web-1', 4242, 'container')).toEqual([
+      ['Slice', variant('s', 'machine.slice')],
+      ['Description', variant('s', 'Container web-1')],
+      ['Delegate', variant('b', true)],
+      ['CollectMode', variant('s', 'inactive-or-failed')],
+      ['TasksMax', variant('t', 16384n)],
+      ['PIDs', variant('au', [4242])],
     ]);
-    expect(transientScopeArgv('vm1', 7, 'vm').at(-2)).toBe('Virtual Machine vm1');
+    expect(transientScopeProperties('vm1', 7, 'vm')[1]![1].value).toBe('Virtual Machine vm1');
+  });
+
+  it('answers systemd\'s refusals with machined\'s errnos', () => {
+    expect(errnoOfSystemdError(new DBusError('org.freedesktop.systemd1.UnitExists', 'Unit machine-a.scope already exists.'))).toBe(17);
+    expect(errnoOfSystemdError(new DBusError('org.freedesktop.DBus.Error.UnixProcessIdUnknown', 'Failed to find PID 9'))).toBe(3);
+    expect(errnoOfSystemdError(new DBusError('org.freedesktop.DBus.Error.Failed', 'whatever'))).toBe(5);
   });
 });
