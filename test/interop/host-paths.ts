@@ -20,6 +20,8 @@ const ENTER = [
   'set -e',
   'mkdir -p "$RUNTIME/systemd/system"',
   'mount --bind "$RUNTIME/systemd" /run/systemd',
+  // nspawn only cleans up what it keeps there on a tmpfs (the runtime dir is on disk).
+  'mkdir -p /run/systemd/nspawn && mount -t tmpfs tmpfs /run/systemd/nspawn',
   'mkdir -p /run/dbus && mount -t tmpfs tmpfs /run/dbus',
   'touch /run/dbus/system_bus_socket && mount --bind "$BUS_SOCKET" /run/dbus/system_bus_socket',
   'if [ -n "$NSSWITCH" ]; then mount --bind "$NSSWITCH" /etc/nsswitch.conf; fi',

@@ -5,7 +5,8 @@
 // D-Bus; 262 falls back to D-Bus as the record has no controlAddress), `terminate`, and `shell` and `login`
 // on a real terminal. Each client runs where /run/systemd and the system bus are berthd's (host-paths.ts).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { detectCgroupLayout } from '../../src/domain/cgroup-paths.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exited } from '../helpers/processes.js';
@@ -39,6 +40,18 @@ describe.skipIf(!!why)('machinectl verbs against berthd', () => {
   }, 60_000);
   afterAll(async () => {
     await t?.stop();
+    // The reference tools' `scope` put machined's leaders into machine.slice/machine-NAME.scope, which
+    // outlives the test's mount namespace (cgroups are not private).
+    for (const v of variants) {
+      // (reference-tools.sh names the scope without escaping the dash, so not machineScopeDirs.)
+      for (const d of detectCgroupLayout().hierarchies.map((h) => join(h.root, 'machine.slice', `machine-${tag}-s${v.label}.scope`))) {
+        try {
+          rmdirSync(d);
+        } catch {
+          /* never made (skipped) or gone */
+        }
+      }
+    }
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
