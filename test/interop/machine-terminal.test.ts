@@ -1,5 +1,5 @@
 // Terminals and the journal of a booted systemd container through berthd's D-Bus API, with the real clients:
-// `machinectl shell` (OpenMachineShell) and `systemd-run -M NAME --pty` (OpenMachinePTY on the host, then the
+// `machinectl shell` (OpenMachineShell), `machinectl login` (OpenMachineLogin: the container's login prompt) and `systemd-run -M NAME --pty` (OpenMachinePTY on the host, then the
 // container's own systemd starts the program on that terminal) each get a working shell that answers
 // `echo ok; exit`, and `journalctl -M NAME` (OpenMachineRootDirectory in 257, the leader's root in 252) reads
 // a line the container logged. The container is the project's Debian tree booted by berth-spawn (systemd 252
@@ -89,6 +89,15 @@ describe.skipIf(!!why)('a booted container: shells and the journal through D-Bus
       expect(r.output).toMatch(/[\r\n]ok\r\n/);
       expect(r.output).toContain(`Connection to machine ${NAME} terminated.`);
       expect(r.code).toBe(0);
+    }, 60_000);
+  }
+
+  for (const v of machinectls) {
+    it.skipIf(typeof v.argv === 'string')(`machinectl ${v.label} login: the container's login prompt`, async () => {
+      const r = await onTerminalInHost(t, [...(v.argv as string[]), 'login', NAME], [[' login: ', '\x1d\x1d\x1d']], 40_000);
+      expect(r.steps, r.output).toBe(1);
+      expect(r.output).toMatch(/debian login: /);
+      expect(r.output).toContain(`Connection to machine ${NAME} terminated.`);
     }, 60_000);
   }
 
