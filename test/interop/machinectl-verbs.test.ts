@@ -89,12 +89,19 @@ describe.skipIf(!!why)('machinectl verbs against berthd', () => {
 bash -c 'trap "" INT; while :; do sleep 0.2 & wait $!; done' & L=$!
 bash "$REF" scope ${name} $L >/dev/null
 bash "$REF" run varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register "{\\"name\\":\\"${name}\\",\\"class\\":\\"container\\",\\"leader\\":$L,\\"rootDirectory\\":\\"/\\",\\"service\\":\\"berth-test\\"}" >/dev/null
+echo "=== supervisor"; $MC --no-pager show -p Supervisor --value ${name} 2>&1
 echo "=== status"; $MC --no-pager status ${name} 2>&1
 kill $L; wait $L 2>/dev/null`, { MC: (v.argv as string[]).join(' ') });
       const machined = theirs.stdout.split('=== status\n')[1] ?? '';
       expect(machined, theirs.stdout + theirs.stderr).toContain('Failed to query unit control group path');
       // machined's scope is machine-NAME.scope under machine.slice, berth's the unit it was given.
       expect(normaliseStatus(machined).replace(`machine-${name}.scope`, `${name}.scope`)).toBe(normaliseStatus(ours.stderr + ours.stdout));
+
+      // Supervisor: the process that registered the machine (a short-lived varlinkctl on both sides).
+      const theirSupervisor = Number(/=== supervisor\n(.*)\n/.exec(theirs.stdout)?.[1]);
+      const ourSupervisor = Number((await mc('show', '-p', 'Supervisor', '--value', name)).stdout.trim());
+      // machined 257 has no Supervisor property (berth serves 262's set to every client).
+      expect([v.suite === 'trixie' || theirSupervisor > 0, ourSupervisor > 0, ourSupervisor !== l.pid]).toEqual([true, true, true]);
 
       const value = await mc('show', '-p', 'Leader', '--value', name);
       expect(value.stdout).toBe(`${l.pid}\n`);
