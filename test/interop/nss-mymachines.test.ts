@@ -2,7 +2,8 @@
 // org.freedesktop.machine1 on the system bus for GetMachineAddresses and prints the container's address.
 // The container is a leader in a network namespace of its own with one end of a veth pair, whose container
 // side has an IPv4 address (IPv6 off there, so the link-local address does not come first); the host's /etc/nsswitch.conf is never changed: the client runs in a mount
-// namespace where a copy with `mymachines` in its hosts line is bound over it (host-paths.ts).
+// namespace where a copy with `mymachines` in its hosts line is bound over it (host-paths.ts). The same
+// lookups against the real machined 257, for the same kind of container, give the same output.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { waitFor } from '../helpers/wait.js';
@@ -12,7 +13,7 @@ import { run } from '../helpers/run.js';
 import { exited } from '../helpers/processes.js';
 import { BERTHD, berthdOnBus, type BerthdOnBus } from '../integration/dbus-api/fixture.js';
 import { IoSystemdMachine } from '../../src/generated/io.systemd.Machine.js';
-import { inHost, intoUnit } from './host-paths.js';
+import { inHost, intoUnit, withMachined } from './host-paths.js';
 
 const MODULE = ['/lib/x86_64-linux-gnu/libnss_mymachines.so.2', '/usr/lib/x86_64-linux-gnu/libnss_mymachines.so.2'];
 const why =
@@ -83,6 +84,27 @@ describe.skipIf(!!why)('nss-mymachines resolves a berth machine', () => {
     const none = await inHost(t, ['getent', 'hosts', `${NAME}x`], { nsswitch });
     expect(none.code).toBe(2);
     expect(none.stdout).toBe('');
+    // The real machined 257 answers the module the same way for the same kind of container.
+    const machined = await withMachined('trixie', `
+unshare -n sleep 3600 & L=$!
+while [ "$(readlink /proc/$L/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.05; done
+ip link add ${HOST_END}m type veth peer name host0 && ip link set host0 netns $L && ip link set ${HOST_END}m up
+nsenter -t $L -n sh -c 'echo 1 >/proc/sys/net/ipv6/conf/host0/disable_ipv6 && ip link set lo up && ip addr add ${ADDRESS}/24 dev host0 && ip link set host0 up'
+bash "$REF" scope ${NAME} $L >/dev/null
+bash "$REF" run varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.Register "{\\"name\\":\\"${NAME}\\",\\"class\\":\\"container\\",\\"leader\\":$L,\\"service\\":\\"berth-test\\",\\"ifIndices\\":[$(cat /sys/class/net/${HOST_END}m/ifindex)]}" >/dev/null
+mount --bind "$NSSWITCH" /etc/nsswitch.conf
+echo "=== hosts"; getent hosts ${NAME}; echo "[exit $?]"
+echo "=== ahostsv4"; getent ahostsv4 ${NAME}; echo "[exit $?]"
+echo "=== unknown"; getent hosts ${NAME}x; echo "[exit $?]"
+ip link del ${HOST_END}m; kill $L; wait $L 2>/dev/null
+rmdir /sys/fs/cgroup/*/machine.slice/machine-${NAME}.scope /sys/fs/cgroup/unified/machine.slice/machine-${NAME}.scope 2>/dev/null`, { NSSWITCH: nsswitch });
+    const ours = [
+      `=== hosts\n${r.stdout}[exit ${r.code}]`,
+      `=== ahostsv4\n${v4.stdout}[exit ${v4.code}]`,
+      `=== unknown\n${none.stdout}[exit ${none.code}]`,
+    ].join('\n');
+    expect(machined.stdout.trim(), machined.stderr).toBe(ours.trim());
+
     // Without mymachines in the hosts line the name is unknown: the answer above is the module's.
     const plain = await inHost(t, ['getent', 'hosts', NAME], { nsswitch: '' });
     expect(plain.code).toBe(2);
