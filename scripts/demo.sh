@@ -8,7 +8,9 @@
 #
 # Everything happens in a private mount namespace whose /run/systemd is a fresh tmpfs: berth serves
 # the real paths that userdbctl, nss-systemd and ps read, without touching the host's /run/systemd
-# (where a systemd-machined may be running).
+# (where a systemd-machined may be running). The namespace also gets its own /run/dbus with a system
+# dbus-daemon the demo starts (and stops): berthd serves org.freedesktop.machine1 there, and the real
+# machinectl (Debian's 252) lists and shows the container over D-Bus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -29,6 +31,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
   [[ -n ${SPAWN_PID:-} ]] && kill -TERM "$SPAWN_PID" 2>/dev/null && wait "$SPAWN_PID" 2>/dev/null
   [[ -n ${ACT_PID:-} ]] && kill -TERM "$ACT_PID" 2>/dev/null && wait "$ACT_PID" 2>/dev/null
+  [[ -n ${BUS_PID:-} ]] && kill -TERM "$BUS_PID" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -43,11 +46,28 @@ wait_for() {
 }
 
 mount -t tmpfs -o mode=755 tmpfs /run/systemd
+mkdir -p /run/dbus && mount -t tmpfs -o mode=755 tmpfs /run/dbus
 # -U shifts the tree's ownership in place: give the container its own copy.
 cp -a "$ROOTFS" "$WORK/rootfs"
 
+step "dbus-daemon: a system bus of the demo's own, with berth's policy for org.freedesktop.machine1"
+cat >"$WORK/system.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>/usr/share/dbus-1/system.conf</include>
+  <include>$REPO/units/dbus/org.freedesktop.machine1.conf</include>
+  <pidfile>$WORK/dbus.pid</pidfile>
+</busconfig>
+EOF
+dbus-daemon --config-file="$WORK/system.conf" --fork --print-pid=3 3>"$WORK/bus.pid" 2>/dev/null
+BUS_PID=$(cat "$WORK/bus.pid")
+wait_for "the system bus" 10 test -S /run/dbus/system_bus_socket
+echo "dbus-daemon $BUS_PID on /run/dbus/system_bus_socket"
+
 step "berth-activate: the registry sockets, berthd starts on the first connection"
-node "$REPO/dist/src/server/berth-activate.js" --runtime-dir /run --idle-exit 30 2>"$WORK/berthd.log" &
+# berthd serves org.freedesktop.machine1 on the demo's bus (BERTH_DBUS, its --dbus default, whatever the caller set).
+BERTH_DBUS=yes node "$REPO/dist/src/server/berth-activate.js" --runtime-dir /run --idle-exit 30 2>"$WORK/berthd.log" &
 ACT_PID=$!
 wait_for "the registry socket" 10 test -S /run/systemd/machine/io.systemd.Machine
 ls -l /run/systemd/machine/ /run/systemd/userdb/
@@ -67,6 +87,18 @@ step "berthctl users $NAME (the UID and GID ranges of its user namespace)"
 BASE=$("${BERTHCTL[@]}" users "$NAME" --json=short | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].hostBase))')
 step "berthctl uid-owner $BASE"
 "${BERTHCTL[@]}" uid-owner "$BASE"
+
+# machinectl runs only where /run/systemd/system exists ("booted with systemd"); it is made just for these
+# two calls, as berthd would otherwise take it to mean that systemd is PID 1 and should make scopes.
+# berthd takes the name once its Varlink sockets serve; before that the bus would try to activate machined.
+wait_for "berthd on the system bus" 10 sh -c 'dbus-send --system --print-reply --dest=org.freedesktop.DBus / \
+  org.freedesktop.DBus.NameHasOwner string:org.freedesktop.machine1 | grep -q "boolean true"'
+mkdir /run/systemd/system
+step "machinectl list (Debian's machinectl 252, over D-Bus: berthd owns org.freedesktop.machine1)"
+machinectl --no-pager list || true
+step "machinectl status $NAME (no systemd on this bus: machinectl says so in one line for the unit's cgroup)"
+machinectl --no-pager status "$NAME" || true
+rmdir /run/systemd/system
 
 step "userdbctl user vu-$NAME-0 (Debian's userdbctl 252)"
 userdbctl user "vu-$NAME-0" || true
@@ -90,4 +122,5 @@ SPAWN_PID=
 wait_for "the machine to disappear" 10 sh -c "! '${BERTHCTL[0]}' '${BERTHCTL[1]}' status '$NAME'"
 "${BERTHCTL[@]}" list
 ls "$SCOPE" 2>/dev/null && echo "scope still there" || echo "scope removed"
+kill -TERM "$BUS_PID" && BUS_PID= && echo "dbus-daemon stopped"
 step "done"

@@ -29,6 +29,7 @@ APT_PACKAGES=(
   systemd           # systemd-socket-activate, systemd-analyze (normally present)
   dbus              # dbus-daemon, for the reference systemd-machined 257
   systemd-container # machinectl 252, a real client of org.freedesktop.machine1 on D-Bus
+  libnss-mymachines # nss-mymachines 252: getent hosts NAME asks org.freedesktop.machine1 for addresses
   socat             # ad-hoc socket plumbing in tests
   openssh-server    # sshd: the berthctl -H test starts a private one on 127.0.0.1 (never the system service)
   busybox-static    # the test container and VM guest userland
@@ -63,6 +64,9 @@ if ((${#missing[@]})); then
   done
   apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "${missing[@]}" >/tmp/berth-apt-install.log 2>&1 ||
     { tail -n 30 /tmp/berth-apt-install.log >&2; die "apt-get install failed (log: /tmp/berth-apt-install.log)"; }
+  # libnss-mymachines' postinst puts mymachines into the host's hosts: line; the tests bind a copy with it
+  # in their own mount namespace instead, so the host's resolver stays as it was.
+  if [[ " ${missing[*]} " == *" libnss-mymachines "* ]]; then sed -E -i '/^hosts:/ s/ mymachines( |$)/\1/' /etc/nsswitch.conf; fi
 else
   step "Debian packages present"
 fi

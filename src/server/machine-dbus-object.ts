@@ -194,8 +194,9 @@ export function machineInterface(
       Subgroup: prop('s', () => ''),
       Leader: prop('u', (m) => m.leader.pid),
       LeaderPIDFDId: prop('t', (m) => BigInt(m.leader.pidfdId ?? 0)),
-      Supervisor: prop('u', () => 0),
-      SupervisorPIDFDId: prop('t', () => 0n),
+      // The process that registered the machine, as machined 262 reports it (0 when unknown).
+      Supervisor: prop('u', (m) => m.supervisor?.pid ?? 0),
+      SupervisorPIDFDId: prop('t', (m) => BigInt(m.supervisor?.pidfdId ?? 0)),
       Class: prop('s', (m) => m.class),
       RootDirectory: prop('s', (m) => m.rootDirectory ?? ''),
       NetworkInterfaces: prop('ai', (m) => m.ifIndices),

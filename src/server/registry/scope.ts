@@ -101,13 +101,28 @@ export function killScope(layout: CgroupLayout, unitCgroup: string, signal: numb
   return n;
 }
 
-/** Remove a scope's cgroup directories wherever they are empty; returns true if all are gone. */
+/** Remove an empty cgroup and the empty cgroups below it, deepest first (throws what rmdir throws). */
+function removeCgroupTree(dir: string): void {
+  let entries: fs.Dirent[] = [];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    /* gone, or not readable: rmdir below says which */
+  }
+  for (const e of entries) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  fs.rmdirSync(dir);
+}
+
+/**
+ * Remove a scope's cgroup directories wherever they are empty, with the sub-cgroups a payload made in it
+ * (systemd-nspawn puts its container in `payload/`); returns true if all are gone.
+ */
 export function removeScope(layout: CgroupLayout, unitCgroup: string): boolean {
   let all = true;
   for (const h of layout.hierarchies) {
     const dir = path.join(h.root, unitCgroup);
     try {
-      fs.rmdirSync(dir);
+      removeCgroupTree(dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') all = false;
     }
