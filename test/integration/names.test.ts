@@ -124,7 +124,7 @@ describe('one rule for machine names, everywhere', () => {
         if (valid) {
           // Past the name check: it tried the (absent) registry.
           expect(r.exitCode, `${what}: ${r.all}`).toBe(1);
-          expect(r.all, what).toMatch(/^Failed to connect/);
+          expect(r.all, what).toMatch(/^berthd is not running/);
         } else {
           expect(r.exitCode, what).toBe(2);
           expect(r.all, what).toBe(machineNameRefusal(name));
