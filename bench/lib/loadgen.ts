@@ -104,3 +104,14 @@ export async function interleaved(rounds: number, loads: LoadOptions[]): Promise
     };
   });
 }
+
+/** The figures `pick` takes from each peer's result, by peer label, for Report.versus. */
+export function byPeer<R>(peers: { label: string }[], results: R[], pick: (r: R) => number): Record<string, number> {
+  return Object.fromEntries(peers.map((p, i) => [p.label, pick(results[i]!)]));
+}
+
+/** "p50/p99 berth vs 257 vs 262 …" for a row's note. */
+export function latencies(berth: LoadResult, peers: { label: string }[], results: LoadResult[], fmt: (us: number) => string): string {
+  const one = (r: LoadResult) => `${fmt(r.p50_us)}/${fmt(r.p99_us)}`;
+  return `p50/p99 ${one(berth)}${peers.map((p, i) => ` vs ${p.label} ${one(results[i]!)}`).join('')}`;
+}
