@@ -29,6 +29,11 @@ export async function callOnce(socket: string, method: string, params?: object):
   }
 }
 
+/** BERTH_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): extra node options for the berthds started here, to profile them. */
+function extraNodeArgs(): string[] {
+  return (process.env.BERTH_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
 export class Berthd {
   readonly socket: string;
   readonly userdbSocket: string;
@@ -66,7 +71,7 @@ export class Berthd {
     const dir = runtimeDir('bn-berthd-');
     const child = spawn(
       process.execPath,
-      [...BERTHD_NODE_OPTIONS, bundle, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE, ...extraArgs],
+      [...BERTHD_NODE_OPTIONS, ...extraNodeArgs(), bundle, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE, ...extraArgs],
       { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) },
     );
     const b = new Berthd(dir, child);
