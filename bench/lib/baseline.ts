@@ -47,6 +47,10 @@ export class BaselineBerthd implements Peer {
   readonly machined = false;
   private constructor(readonly berthd: Berthd) {}
 
+  pid(): number {
+    return this.berthd.pid;
+  }
+
   get socket(): string {
     return this.berthd.socket;
   }

@@ -117,6 +117,8 @@ export interface Peer {
   readonly userdbSocket: string;
   /** A machined (the targets apply against it), not a berthd of another commit. */
   readonly machined: boolean;
+  /** The server's pid (for CPU and memory figures), when known. */
+  pid(): number | undefined;
 }
 
 export class Machined implements Peer {
@@ -142,6 +144,10 @@ export class Machined implements Peer {
     return new Machined(true);
   }
 
+  pid(): number | undefined {
+    return machinedPid();
+  }
+
   async product(): Promise<string> {
     const info = await callOnce(this.socket, 'org.varlink.service.GetInfo');
     return `${info.product ?? '?'} ${info.version ?? ''}`.trim();
@@ -161,4 +167,9 @@ export function machinedPid(root = ''): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The pid of berthd or a peer, for the CPU-per-call figures. */
+export function serverPid(s: Berthd | Peer): number | undefined {
+  return s instanceof Berthd ? s.pid : s.pid();
 }

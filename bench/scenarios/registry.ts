@@ -80,8 +80,8 @@ async function listOne(ctx: BenchContext): Promise<void> {
   await withMachines(ctx, 'l', 1, true, async ({ berthd, berth, peers, peerMachines }) => {
     const o = { method: LIST, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
     const [rb, ...rp] = await interleaved(ctx.rounds, [
-      { ...o, socket: berthd.socket, params: { name: berth[0]!.name } },
-      ...peers.map((p, k) => ({ ...o, socket: p.socket, params: { name: peerMachines[k]![0]!.name } })),
+      { ...o, socket: berthd.socket, pid: berthd.pid, params: { name: berth[0]!.name } },
+      ...peers.map((p, k) => ({ ...o, socket: p.socket, pid: p.pid(), params: { name: peerMachines[k]![0]!.name } })),
     ]);
     ctx.report.versus('registry.list-name', rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.2, latencies(rb!, peers, rp, micros));
   });

@@ -8,7 +8,7 @@ import { LeaderSet, Scopes } from '../lib/leaders.js';
 import { byPeer, interleaved, latencies } from '../lib/loadgen.js';
 import { describe, registerAll, unregisterAll, type MachineSpec } from '../lib/machines.js';
 import { micros, rate } from '../lib/report.js';
-import { Berthd, callOnce, USERDB_SERVICE } from '../lib/servers.js';
+import { Berthd, callOnce, serverPid, USERDB_SERVICE } from '../lib/servers.js';
 import { errorText, pidHeadroom } from '../lib/util.js';
 
 const GET_USER = 'io.systemd.UserDatabase.GetUserRecord';
@@ -102,8 +102,8 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
         try {
           const shape = { connections: mode.connections, pipeline: mode.pipeline };
           const [rb, ...rp] = await interleaved(ctx.rounds, [
-            { ...o, ...shape, socket: one.userdbSocket, params: lookup(kind, first, BERTH_BASE) },
-            ...peers.map((p, k) => ({ ...o, ...shape, socket: p.userdbSocket, params: lookup(kind, peerMachines[k]!, PEER_BASES[k]!) })),
+            { ...o, ...shape, socket: one.userdbSocket, pid: one.pid, params: lookup(kind, first, BERTH_BASE) },
+            ...peers.map((p, k) => ({ ...o, ...shape, socket: p.userdbSocket, pid: p.pid(), params: lookup(kind, peerMachines[k]!, PEER_BASES[k]!) })),
           ]);
           r.versus(name, rb!.rate, byPeer(peers, rp, (x) => x.rate), mode.min, latencies(rb!, peers, rp, micros));
         } catch (e) {
@@ -120,7 +120,7 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
       try {
         const shape = { connections: mode.connections, pipeline: mode.pipeline, allowErrors: true };
         const params = { uid: 0, service: USERDB_SERVICE };
-        const [rb, ...rp] = await interleaved(ctx.rounds, [one, ...peers].map((s) => ({ ...o, ...shape, socket: s.userdbSocket, params })));
+        const [rb, ...rp] = await interleaved(ctx.rounds, [one, ...peers].map((s) => ({ ...o, ...shape, socket: s.userdbSocket, pid: serverPid(s), params })));
         r.versus(name, rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.0, `GetUserRecord uid 0 → NoRecordFound; ${latencies(rb!, peers, rp, micros)}`);
       } catch (e) {
         r.fail(name, errorText(e));

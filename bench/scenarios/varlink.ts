@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { BenchContext } from '../lib/context.js';
 import { byPeer, interleaved, latencies } from '../lib/loadgen.js';
 import { micros, millis } from '../lib/report.js';
-import { BERTHD, BERTHD_NODE_OPTIONS } from '../lib/servers.js';
+import { BERTHD, BERTHD_NODE_OPTIONS, serverPid } from '../lib/servers.js';
 import { hostileRss } from './hostile-rss.js';
 import { errorText, median, percentile, runtimeDir } from '../lib/util.js';
 
@@ -32,13 +32,13 @@ export async function varlinkScenarios(ctx: BenchContext): Promise<void> {
 
   await run('varlink.getinfo.1conn', async () => {
     const [b, peers] = [await ctx.berthd(), await ctx.peers()];
-    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket })));
+    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket, pid: serverPid(s) })));
     r.versus('varlink.getinfo.1conn', rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.0, latencies(rb!, peers, rp, micros));
   });
 
   await run('varlink.getinfo.pipe16', async () => {
     const [b, peers] = [await ctx.berthd(), await ctx.peers()];
-    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket, pipeline: 16 })));
+    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket, pipeline: 16, pid: serverPid(s) })));
     r.absolute('varlink.getinfo.pipe16', {
       berth: rb!.rate,
       peers: byPeer(peers, rp, (x) => x.rate),

@@ -10,7 +10,7 @@
  * lookup retried once, since machined, which reads the map on every lookup, would find it.
  */
 import type { Handlers } from '../varlink/call.js';
-import { InvalidParameterError, SystemError, type VarlinkError } from '../varlink/errors.js';
+import { InvalidParameterError, SystemError, VarlinkError } from '../varlink/errors.js';
 import {
   BadService,
   ConflictingRecordFound,
@@ -21,7 +21,7 @@ import {
   type IoSystemdUserDatabaseMethods,
 } from '../generated/io.systemd.UserDatabase.js';
 import type { BerthContext } from './context.js';
-import { EncodedParameters } from '../varlink/wire.js';
+import { EncodedError, EncodedParameters } from '../varlink/wire.js';
 import { indexMachine } from './userdb-sync.js';
 import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
 import { CONTAINER_ID_MIN } from './userdb/names.js';
@@ -75,15 +75,16 @@ function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>, retry: boolean
  * Found records of one method, serialised, by parameters, for as long as the user database does
  * not change (its version). A record is a pure function of the parameters and the registered
  * machines, and the same few are asked for over and over (ps, ls -l); keeping their text saves
- * building and serialising them each time. Misses are not kept (they are cheap, and may resolve
- * later).
+ * building and serialising them each time. A NoRecordFound is kept too, as an encoded error, when it
+ * cannot turn into a hit without the database changing (`keepMiss`: not mayResolveLater), which is
+ * the host-user lookup NSS makes all the time.
  */
 class RecordCache<R> {
   private version = -1;
-  private readonly texts = new Map<string, EncodedParameters<R>>();
+  private readonly texts = new Map<string, EncodedParameters<R> | EncodedError>();
   constructor(private readonly db: BerthContext['userdb']) {}
 
-  answer(params: object, compute: () => R): EncodedParameters<R> {
+  answer(params: object, compute: () => R, keepMiss: boolean): EncodedParameters<R> | EncodedError {
     if (this.version !== this.db.version) {
       this.texts.clear();
       this.version = this.db.version;
@@ -91,7 +92,12 @@ class RecordCache<R> {
     const key = JSON.stringify(params);
     let hit = this.texts.get(key);
     if (!hit) {
-      hit = new EncodedParameters(compute());
+      try {
+        hit = new EncodedParameters(compute());
+      } catch (e) {
+        if (!keepMiss || !(e instanceof VarlinkError) || e.error !== UserDbErrors.NoRecordFound) throw e;
+        hit = new EncodedError(e.error, e.parameters);
+      }
       if (this.texts.size >= 4096) this.texts.clear();
       this.texts.set(key, hit);
     }
@@ -104,10 +110,14 @@ export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMeth
   const users = new RecordCache<GetUserRecordResult>(db);
   const groups = new RecordCache<GetGroupRecordResult>(db);
   return {
-    GetUserRecord: (p) =>
-      users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) } })),
-    GetGroupRecord: (p) =>
-      groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) } })),
+    GetUserRecord: (p) => {
+      const later = mayResolveLater(p.uid, p.userName, 'vu-');
+      return users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), later) } }), !later);
+    },
+    GetGroupRecord: (p) => {
+      const later = mayResolveLater(p.gid, p.groupName, 'vg-');
+      return groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), later) } }), !later);
+    },
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }
