@@ -11,7 +11,7 @@ export interface IncomingCall {
   method: string;
   parameters: Record<string, unknown>;
   /** A top-level parameter whose object holds a key twice (somewhere inside), if any. */
-  duplicate?: string;
+  duplicate?: string | undefined;
   oneway: boolean;
   more: boolean;
   upgrade: boolean;
@@ -22,7 +22,7 @@ export interface IncomingCall {
    */
   offloaded?: { invalid: string } | { text: string; checked: boolean };
   /** What is remembered about this exact message text (see TextMemo); set for short messages. */
-  memo?: TextMemo;
+  memo?: TextMemo | undefined;
 }
 
 /**
@@ -101,13 +101,14 @@ export function parseCall(text: string): IncomingCall | string {
   const memo = text.length <= MEMO_TEXT_MAX ? memos.get(text) : undefined;
   if (memo) {
     const p = (JSON.parse(text) as { parameters?: Record<string, unknown> | null }).parameters;
-    return { ...memo.header, parameters: p ?? {}, memo };
+    const h = memo.header;
+    return { method: h.method, parameters: p ?? {}, oneway: h.oneway, more: h.more, upgrade: h.upgrade, duplicate: h.duplicate, memo };
   }
   const call = checkCall(text);
   if (typeof call !== 'string' && text.length <= MEMO_TEXT_MAX) {
     if (memos.size >= MEMO_ENTRIES) memos.clear();
-    const { parameters: _, ...header } = call;
-    call.memo = { header };
+    const { method, oneway, more, upgrade, duplicate } = call;
+    call.memo = { header: { method, oneway, more, upgrade, duplicate } };
     memos.set(text, call.memo);
   }
   return call;
@@ -139,13 +140,15 @@ function checkCall(text: string): IncomingCall | string {
   if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p))) return 'parameters is not an object';
   const dup = findDuplicateKey(text);
   if (dup && dup.length === 1) return `key '${dup[0]}' given twice in call`;
+  // One shape for every call (the same fields in the same order), so that the code reading them stays monomorphic.
   return {
-    ...(dup && dup[0] === 'parameters' ? { duplicate: dup[1]! } : {}),
     method: o.method,
     parameters: (p ?? {}) as Record<string, unknown>,
     oneway: o.oneway === true,
     more: o.more === true,
     upgrade: o.upgrade === true,
+    duplicate: dup && dup[0] === 'parameters' ? dup[1]! : undefined,
+    memo: undefined,
   };
 }
 
