@@ -24,11 +24,12 @@ import { LAUNCHER_SCENARIOS, launcherScenarios } from './scenarios/launcher.js';
 import { REGISTRY_SCENARIOS, registryScenarios } from './scenarios/registry.js';
 import { USERDB_SCENARIOS, userdbScenarios } from './scenarios/userdb.js';
 import { VARLINK_SCENARIOS, varlinkScenarios } from './scenarios/varlink.js';
+import { DBUS_SCENARIOS, dbusScenarios } from './scenarios/dbus.js';
 
 // The berthds measured here stay off the system bus, where the reference machined owns org.freedesktop.machine1.
 process.env.BERTH_DBUS ??= 'no';
 
-const ALL = [...VARLINK_SCENARIOS, ...REGISTRY_SCENARIOS, ...USERDB_SCENARIOS, ...LAUNCHER_SCENARIOS];
+const ALL = [...VARLINK_SCENARIOS, ...REGISTRY_SCENARIOS, ...USERDB_SCENARIOS, ...DBUS_SCENARIOS, ...LAUNCHER_SCENARIOS];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only NAME[,NAME…]] [--no-262] [--baseline REV] [--list]
 
@@ -131,6 +132,7 @@ async function main(): Promise<number> {
     await varlinkScenarios(ctx);
     await registryScenarios(ctx);
     await userdbScenarios(ctx);
+    await dbusScenarios(ctx);
     await launcherScenarios(ctx);
   } catch (e) {
     crashed = true;
