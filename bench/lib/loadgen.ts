@@ -22,6 +22,8 @@ export interface LoadResult {
   connections: number;
   pipeline: number;
   failed_connections: number;
+  /** The server's CPU time (user + system) per call, in µs, when its pid was given: steadier than rates on a busy host. */
+  cpu_us?: number;
 }
 
 export interface LoadOptions {
@@ -37,6 +39,19 @@ export interface LoadOptions {
   scratch: string;
   /** Error replies are the expected answer (a lookup that misses), not a failure. */
   allowErrors?: boolean;
+  /** The server's pid: its CPU time over the run is reported per call. */
+  pid?: number;
+}
+
+/** utime + stime of a process in µs (clock ticks of 10 ms), undefined when it is gone. */
+function cpuMicros(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Builds dist/bench/loadgen and dist/bench/leaders when missing or older than their sources. */
@@ -69,12 +84,19 @@ export async function loadgen(o: LoadOptions): Promise<LoadResult> {
     '--warmup', String(o.warmup),
     ...(o.allowErrors ? ['--allow-errors'] : []),
   );
+  const cpu0 = o.pid !== undefined ? cpuMicros(o.pid) : undefined;
   const r = await execa(LOADGEN, args, { reject: false, timeout: (o.duration + o.warmup + 30) * 1000 });
+  const cpu1 = o.pid !== undefined ? cpuMicros(o.pid) : undefined;
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (r.exitCode !== 0 || !line.startsWith('{')) {
     throw new Error(`loadgen ${o.method} on ${o.socket} failed (exit ${r.exitCode}): ${r.stderr.trim() || line}`);
   }
-  return JSON.parse(line) as LoadResult;
+  const result = JSON.parse(line) as LoadResult;
+  // The warm-up's calls are not counted by loadgen, but its CPU time is in the difference: scale by time.
+  if (cpu0 !== undefined && cpu1 !== undefined && result.calls > 0) {
+    result.cpu_us = ((cpu1 - cpu0) * (result.seconds / (result.seconds + o.warmup))) / result.calls;
+  }
+  return result;
 }
 
 /**
@@ -101,6 +123,21 @@ export async function interleaved(rounds: number, loads: LoadOptions[]): Promise
       p99_us: mid('p99_us'),
       max_us: Math.max(...rs.map((r) => r.max_us)),
       errors: rs.reduce((s, r) => s + r.errors, 0),
+      ...(rs.every((r) => r.cpu_us !== undefined) ? { cpu_us: mid('cpu_us') } : {}),
     };
   });
+}
+
+/** The figures `pick` takes from each peer's result, by peer label, for Report.versus. */
+export function byPeer<R>(peers: { label: string }[], results: R[], pick: (r: R) => number): Record<string, number> {
+  return Object.fromEntries(peers.map((p, i) => [p.label, pick(results[i]!)]));
+}
+
+/** "p50/p99 berth vs 257 vs 262 …" for a row's note. */
+export function latencies(berth: LoadResult, peers: { label: string }[], results: LoadResult[], fmt: (us: number) => string): string {
+  const one = (r: LoadResult) => `${fmt(r.p50_us)}/${fmt(r.p99_us)}`;
+  const cpu = (r: LoadResult) => (r.cpu_us === undefined ? '?' : r.cpu_us.toFixed(1));
+  const lat = `p50/p99 ${one(berth)}${peers.map((p, i) => ` vs ${p.label} ${one(results[i]!)}`).join('')}`;
+  if (berth.cpu_us === undefined) return lat;
+  return `${lat}; server CPU µs/call ${cpu(berth)}${peers.map((p, i) => ` vs ${p.label} ${cpu(results[i]!)}`).join('')}`;
 }

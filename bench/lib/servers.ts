@@ -1,7 +1,8 @@
 /**
- * The two servers under test: berthd started here in a private runtime directory, and the real
- * systemd-machined 257 on /run (started through scripts/reference-tools.sh only when nothing serves it
- * yet, and then stopped again at the end; a machined that others started is left running).
+ * The servers under test: berthd started here in a private runtime directory (this checkout's bundle, or
+ * a baseline commit's), the real systemd-machined 257 on /run (started through scripts/reference-tools.sh
+ * only when nothing serves it yet, and then stopped again at the end; a machined that others started is
+ * left running), and machined 262 in a mount namespace of its own (see machined262.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,6 +27,11 @@ export async function callOnce(socket: string, method: string, params?: object):
   } finally {
     c.close();
   }
+}
+
+/** BERTH_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`): extra node options for the berthds started here, to profile them. */
+function extraNodeArgs(): string[] {
+  return (process.env.BERTH_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
 export class Berthd {
@@ -59,13 +65,14 @@ export class Berthd {
     return this.stderr.trim().split('\n').slice(-lines).join('\n');
   }
 
-  static async start(): Promise<Berthd> {
-    if (!fs.existsSync(BERTHD)) throw new Error(`${BERTHD} is missing (npm run build)`);
+  /** `bundle` is the berthd.mjs to run (a baseline commit's; this checkout's by default). */
+  static async start(bundle = BERTHD, extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<Berthd> {
+    if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing (npm run build)`);
     const dir = runtimeDir('bn-berthd-');
     const child = spawn(
       process.execPath,
-      [...BERTHD_NODE_OPTIONS, BERTHD, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      [...BERTHD_NODE_OPTIONS, ...extraNodeArgs(), bundle, '--runtime-dir', dir, '--log-level', 'warn', '--userdb-service', USERDB_SERVICE, ...extraArgs],
+      { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) },
     );
     const b = new Berthd(dir, child);
     try {
@@ -102,9 +109,23 @@ export class Berthd {
 
 const REFERENCE = path.join(REPO, 'scripts/reference-tools.sh');
 
-export class Machined {
+/** What a scenario needs of any server it measures berth against. */
+export interface Peer {
+  /** Column label: `257`, `262`, `base`. */
+  readonly label: string;
+  readonly socket: string;
+  readonly userdbSocket: string;
+  /** A machined (the targets apply against it), not a berthd of another commit. */
+  readonly machined: boolean;
+  /** The server's pid (for CPU and memory figures), when known. */
+  pid(): number | undefined;
+}
+
+export class Machined implements Peer {
   private constructor(readonly startedHere: boolean) {}
 
+  readonly label = '257';
+  readonly machined = true;
   readonly socket = MACHINED_SOCKET;
   readonly userdbSocket = MACHINED_USERDB_SOCKET;
 
@@ -123,6 +144,10 @@ export class Machined {
     return new Machined(true);
   }
 
+  pid(): number | undefined {
+    return machinedPid();
+  }
+
   async product(): Promise<string> {
     const info = await callOnce(this.socket, 'org.varlink.service.GetInfo');
     return `${info.product ?? '?'} ${info.version ?? ''}`.trim();
@@ -131,4 +156,20 @@ export class Machined {
   async stopIfOurs(): Promise<void> {
     if (this.startedHere) await execa('bash', [REFERENCE, 'machined', 'stop'], { reject: false });
   }
+}
+
+/** machined 257's pid (from reference-tools.sh's pid file), for its memory figures; undefined if unknown. */
+export function machinedPid(root = ''): number | undefined {
+  const file = `${root}/var/tmp/berth-reference${root ? '-sid' : ''}/state/machined.pid`;
+  try {
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of berthd or a peer, for the CPU-per-call figures. */
+export function serverPid(s: Berthd | Peer): number | undefined {
+  return s instanceof Berthd ? s.pid : s.pid();
 }

@@ -1,22 +1,23 @@
 /**
  * The machine registry: List of one machine by name (berth vs machined), berthd with 10,000 machines
  * (RSS, lookups by name and pid against 10 machines, the full List stream, how fast dead leaders are
- * dropped), and Register+Unregister cycles. Leaders are forked by dist/bench/leaders and put into scopes
+ * dropped), and Register+Unregister cycles (one caller and 16 at once). Leaders are forked by dist/bench/leaders and put into scopes
  * made here, so both servers see a unit-shaped cgroup and are asked with allocateUnit unset.
  */
 import { performance } from 'node:perf_hooks';
 import { VarlinkClient } from '../../src/varlink/client.js';
 import type { BenchContext } from '../lib/context.js';
 import { LeaderSet, Scopes } from '../lib/leaders.js';
-import { interleaved, type LoadResult } from '../lib/loadgen.js';
+import { byPeer, interleaved, latencies, type LoadResult } from '../lib/loadgen.js';
 import { listStream, registerAll, registerCycles, unregisterAll, type MachineSpec } from '../lib/machines.js';
 import { megabytes, micros, millis, rate } from '../lib/report.js';
-import { Berthd } from '../lib/servers.js';
-import { errorText, pidHeadroom, rssBytes, sleep } from '../lib/util.js';
+import { Berthd, type Peer } from '../lib/servers.js';
+import { errorText, median, pidHeadroom, rssBytes, sleep } from '../lib/util.js';
 
 export const REGISTRY_SCENARIOS = [
   'registry.list-name',
   'registry.register-cycle',
+  'registry.register-cycle.16',
   'registry.scale.rss',
   'registry.scale.list-name',
   'registry.scale.list-pid',
@@ -38,62 +39,96 @@ export async function registryScenarios(ctx: BenchContext): Promise<void> {
   };
 
   await guarded(['registry.list-name'], () => listOne(ctx));
-  await guarded(['registry.register-cycle'], () => cycles(ctx));
+  for (const mode of CYCLE_MODES) await guarded([`registry.${mode.id}`], () => cycles(ctx, mode));
   await guarded(REGISTRY_SCENARIOS.filter((n) => n.startsWith('registry.scale.')), () => scale(ctx));
 }
 
-/** `n` leaders per server, each in its own scope; registered when `register`; `body` runs while they exist. */
+/**
+ * `n` leaders for berth and for each peer, each in its own scope; registered when `register`; `body` runs
+ * while they exist.
+ */
 async function withMachines(
   ctx: BenchContext,
   tag: string,
   n: number,
   register: boolean,
-  body: (b: { berthd: Berthd; berth: MachineSpec[]; machined: MachineSpec[]; machinedSocket: string }) => Promise<void>,
+  body: (b: { berthd: Berthd; berth: MachineSpec[]; peers: Peer[]; peerMachines: MachineSpec[][] }) => Promise<void>,
 ): Promise<void> {
   const berthd = await ctx.berthd();
-  const md = await ctx.machined();
-  const leaders = await LeaderSet.spawn(2 * n);
+  const peers = await ctx.peers();
+  const leaders = await LeaderSet.spawn((1 + peers.length) * n);
   const scopes = new Scopes();
-  const berth = leaders.pids.slice(0, n).map((leader, i) => ({ name: `bn-${ctx.run}-b${tag}${i}`, leader }));
-  const machined = leaders.pids.slice(n).map((leader, i) => ({ name: `bn-${ctx.run}-m${tag}${i}`, leader }));
+  const names = (who: string, k: number) => leaders.pids.slice(k * n, (k + 1) * n).map((leader, i) => ({ name: `bn-${ctx.run}-${who}${tag}${i}`, leader }));
+  const berth = names('b', 0);
+  const peerMachines = peers.map((p, k) => names(`m${p.label}`, k + 1));
   try {
-    for (const m of [...berth, ...machined]) scopes.add(m.name, m.leader);
+    for (const m of [...berth, ...peerMachines.flat()]) scopes.add(m.name, m.leader);
     if (register) {
       await registerAll(berthd.socket, berth);
-      await registerAll(md.socket, machined);
+      for (const [k, p] of peers.entries()) await registerAll(p.socket, peerMachines[k]!);
     }
-    await body({ berthd, berth, machined, machinedSocket: md.socket });
+    await body({ berthd, berth, peers, peerMachines });
   } finally {
     await unregisterAll(berthd.socket, berth.map((m) => m.name));
-    await unregisterAll(md.socket, machined.map((m) => m.name));
+    for (const [k, p] of peers.entries()) await unregisterAll(p.socket, peerMachines[k]!.map((m) => m.name));
     await leaders.close();
     await scopes.close();
   }
 }
 
 async function listOne(ctx: BenchContext): Promise<void> {
-  await withMachines(ctx, 'l', 1, true, async ({ berthd, berth, machined, machinedSocket }) => {
+  await withMachines(ctx, 'l', 1, true, async ({ berthd, berth, peers, peerMachines }) => {
     const o = { method: LIST, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
-    const [rb, rm] = await interleaved(ctx.rounds, [
-      { ...o, socket: berthd.socket, params: { name: berth[0]!.name } },
-      { ...o, socket: machinedSocket, params: { name: machined[0]!.name } },
+    const [rb, ...rp] = await interleaved(ctx.rounds, [
+      { ...o, socket: berthd.socket, pid: berthd.pid, params: { name: berth[0]!.name } },
+      ...peers.map((p, k) => ({ ...o, socket: p.socket, pid: p.pid(), params: { name: peerMachines[k]![0]!.name } })),
     ]);
-    ctx.report.versus('registry.list-name', rb.rate, rm.rate, 1.0, `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`);
+    ctx.report.versus('registry.list-name', rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.2, latencies(rb!, peers, rp, micros));
   });
 }
 
-async function cycles(ctx: BenchContext): Promise<void> {
-  await withMachines(ctx, 'c', 4, false, async ({ berthd, berth, machined, machinedSocket }) => {
-    const b = await registerCycles(berthd.socket, berth, ctx.duration);
-    const m = await registerCycles(machinedSocket, machined, ctx.duration);
-    const retried = (x: { retries: number }) => (x.retries ? `, ${x.retries} Register retried on MachineExists` : '');
-    ctx.report.info(
-      'registry.register-cycle',
-      rate(b.rate, 'cycles/s'),
-      rate(m.rate, 'cycles/s'),
-      `berth/machined ${(b.rate / m.rate).toFixed(2)}×; one connection, one call at a time, 4 machines in turn${retried(b)}${retried(m)}`,
+const CYCLE_MODES = [
+  { id: 'register-cycle', callers: 1, perCaller: 4, what: 'one connection, one call at a time, 4 machines in turn' },
+  { id: 'register-cycle.16', callers: 16, perCaller: 2, what: '16 connections at once, each one call at a time over 2 machines of its own' },
+] as const;
+
+async function cycles(ctx: BenchContext, mode: (typeof CYCLE_MODES)[number]): Promise<void> {
+  const tag = mode.callers > 1 ? 'C' : 'c';
+  await withMachines(ctx, tag, mode.callers * mode.perCaller, false, async ({ berthd, berth, peers, peerMachines }) => {
+    const sockets = [berthd.socket, ...peers.map((p) => p.socket)];
+    const machines = [berth, ...peerMachines];
+    const runs: { rate: number; retries: number }[][] = sockets.map(() => []);
+    // Alternating rounds, as interleaved() does for the load generator.
+    for (let round = 0; round < ctx.rounds; round++) {
+      for (const [k, socket] of sockets.entries()) {
+        runs[k]!.push(await registerCyclesConcurrent(socket, machines[k]!, mode.callers, ctx.duration));
+      }
+    }
+    const med = runs.map((rs) => ({ rate: median(rs.map((r) => r.rate)), retries: rs.reduce((a, r) => a + r.retries, 0) }));
+    const retried = med.some((m) => m.retries) ? `; Register retried on MachineExists: ${med.map((m) => m.retries).join('/')}` : '';
+    ctx.report.versus(
+      `registry.${mode.id}`,
+      med[0]!.rate,
+      byPeer(peers, med.slice(1), (x) => x.rate),
+      1.0,
+      `${mode.what}${retried}`,
+      (v) => rate(v, 'cycles/s'),
     );
   });
+}
+
+/** `callers` connections cycling Register+Unregister at once, each over its own share of `machines`. */
+async function registerCyclesConcurrent(
+  socket: string,
+  machines: MachineSpec[],
+  callers: number,
+  seconds: number,
+): Promise<{ rate: number; retries: number }> {
+  const per = Math.floor(machines.length / callers);
+  const results = await Promise.all(
+    Array.from({ length: callers }, (_, i) => registerCycles(socket, machines.slice(i * per, (i + 1) * per), seconds)),
+  );
+  return { rate: results.reduce((a, r) => a + r.rate, 0), retries: results.reduce((a, r) => a + r.retries, 0) };
 }
 
 /** Evenly spread sample of at most `n` entries. */
@@ -162,7 +197,7 @@ async function scale(ctx: BenchContext): Promise<void> {
     if (ctx.selected('registry.scale.list-name')) r.scaling('registry.scale.list-name', nameLarge!.p50_us, name10!.p50_us, 1.2, '10', micros, p99(nameLarge!, name10!));
     if (ctx.selected('registry.scale.list-pid')) r.scaling('registry.scale.list-pid', pidLarge!.p50_us, pid10!.p50_us, 1.2, '10', micros, p99(pidLarge!, pid10!));
     if (ctx.selected('registry.scale.list-more')) {
-      r.info('registry.scale.list-more', millis(streams[1]! * 1000), '—', `List --more of ${total + 1} entries (incl. .host), median of 3`);
+      r.info('registry.scale.list-more', millis(streams[1]! * 1000), {}, `List --more of ${total + 1} entries (incl. .host), median of 3`);
     }
 
     // Every leader dies at once: how long until berthd has dropped them all.
@@ -173,7 +208,7 @@ async function scale(ctx: BenchContext): Promise<void> {
       r.info(
         'registry.scale.leader-exit',
         dropped === undefined ? 'not within 60 s' : millis(performance.now() - tKill),
-        '—',
+        {},
         `all ${total} leaders SIGKILLed at once until List shows only .host`,
       );
     }

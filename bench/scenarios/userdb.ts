@@ -1,20 +1,20 @@
 /**
  * io.systemd.UserDatabase for user-namespaced machines: GetUserRecord by uid and by name on one connection,
- * 16 pipelined and 4 connections (berth vs machined), and berth's lookup latency with 1,000 such machines
+ * 16 pipelined and 4 connections, and misses (berth vs machined 257, 262 and a baseline commit), and berth's lookup latency with 1,000 such machines
  * against 1. Each leader is a fork in its own user namespace mapping 0 → a distinct base (65536 ids).
  */
 import type { BenchContext } from '../lib/context.js';
 import { LeaderSet, Scopes } from '../lib/leaders.js';
-import { interleaved } from '../lib/loadgen.js';
+import { byPeer, interleaved, latencies } from '../lib/loadgen.js';
 import { describe, registerAll, unregisterAll, type MachineSpec } from '../lib/machines.js';
 import { micros, rate } from '../lib/report.js';
-import { Berthd, callOnce, USERDB_SERVICE } from '../lib/servers.js';
+import { Berthd, callOnce, serverPid, USERDB_SERVICE } from '../lib/servers.js';
 import { errorText, pidHeadroom } from '../lib/util.js';
 
 const GET_USER = 'io.systemd.UserDatabase.GetUserRecord';
-/** uid bases: berth's machines from 0x68000000 up, machined's at 0x6C000000 (clear of each other). */
+/** uid bases: berth's machines from 0x68000000 up, each peer's (257, 262, baseline) clear of them and each other. */
 const BERTH_BASE = 0x6800_0000;
-const MACHINED_BASE = 0x6c00_0000;
+const PEER_BASES = [0x6c00_0000, 0x6400_0000, 0x6000_0000];
 const STEP = 0x1_0000;
 
 const MODES = [
@@ -60,31 +60,38 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
   };
   if (pidHeadroom() < total + 2000) return failAll(`too few free PIDs for ${total} leaders (kernel.pid_max)`);
 
-  // berthd `one` holds one userns machine (compared with machined, which holds one too); berthd `many`
+  // berthd `one` holds one userns machine (compared with each peer, which holds one too); berthd `many`
   // holds all of them, for the latency at scale, measured alternately with `one`.
   let one: Berthd | undefined;
   let many: Berthd | undefined;
   let bLeaders: LeaderSet | undefined;
-  let mLeader: LeaderSet | undefined;
+  const pLeaders: LeaderSet[] = [];
   const scopes = new Scopes();
-  let machinedMachine: MachineSpec | undefined;
-  let machinedSocket: string | undefined;
+  const registered: { socket: string; name: string }[] = [];
   try {
-    const md = await ctx.machined();
+    const peers = await ctx.peers();
     one = await Berthd.start();
     bLeaders = await LeaderSet.spawn(total, { base: BERTH_BASE, step: STEP });
-    mLeader = await LeaderSet.spawn(1, { base: MACHINED_BASE, step: STEP });
     const berthMachines = bLeaders.pids.map((leader, i) => ({ name: `bn-${ctx.run}-u${i}`, leader }));
-    machinedMachine = { name: `bn-${ctx.run}-mu`, leader: mLeader.pids[0]! };
-    for (const m of [...berthMachines, machinedMachine]) scopes.add(m.name, m.leader);
+    const peerMachines: MachineSpec[] = [];
+    for (const [k, p] of peers.entries()) {
+      const l = await LeaderSet.spawn(1, { base: PEER_BASES[k]!, step: STEP });
+      pLeaders.push(l);
+      peerMachines.push({ name: `bn-${ctx.run}-${p.label}u`, leader: l.pids[0]! });
+    }
+    for (const m of [...berthMachines, ...peerMachines]) scopes.add(m.name, m.leader);
 
     const first = berthMachines[0]!;
     await registerAll(one.socket, [first]);
-    await registerAll(md.socket, [machinedMachine]);
-    machinedSocket = md.socket;
+    for (const [k, p] of peers.entries()) {
+      await registerAll(p.socket, [peerMachines[k]!]);
+      registered.push({ socket: p.socket, name: peerMachines[k]!.name });
+    }
     for (const kind of KINDS) {
       await probe(one.userdbSocket, lookup(kind, first, BERTH_BASE), `vu-${first.name}-0`, 'berth');
-      await probe(md.userdbSocket, lookup(kind, machinedMachine, MACHINED_BASE), `vu-${machinedMachine.name}-0`, 'machined');
+      for (const [k, p] of peers.entries()) {
+        await probe(p.userdbSocket, lookup(kind, peerMachines[k]!, PEER_BASES[k]!), `vu-${peerMachines[k]!.name}-0`, p.label);
+      }
     }
 
     const o = { method: GET_USER, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
@@ -94,11 +101,11 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
         if (!ctx.selected(name)) continue;
         try {
           const shape = { connections: mode.connections, pipeline: mode.pipeline };
-          const [rb, rm] = await interleaved(ctx.rounds, [
-            { ...o, ...shape, socket: one.userdbSocket, params: lookup(kind, first, BERTH_BASE) },
-            { ...o, ...shape, socket: md.userdbSocket, params: lookup(kind, machinedMachine, MACHINED_BASE) },
+          const [rb, ...rp] = await interleaved(ctx.rounds, [
+            { ...o, ...shape, socket: one.userdbSocket, pid: one.pid, params: lookup(kind, first, BERTH_BASE) },
+            ...peers.map((p, k) => ({ ...o, ...shape, socket: p.userdbSocket, pid: p.pid(), params: lookup(kind, peerMachines[k]!, PEER_BASES[k]!) })),
           ]);
-          r.versus(name, rb!.rate, rm!.rate, mode.min, `p50/p99 ${micros(rb!.p50_us)}/${micros(rb!.p99_us)} vs ${micros(rm!.p50_us)}/${micros(rm!.p99_us)}`);
+          r.versus(name, rb!.rate, byPeer(peers, rp, (x) => x.rate), mode.min, latencies(rb!, peers, rp, micros));
         } catch (e) {
           r.fail(name, errorText(e));
         }
@@ -106,18 +113,15 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
     }
 
     // The most frequent lookup of all: NSS asks every userdb service about every host user (ls -l,
-    // ps, id), and machined's and berth's answer is NoRecordFound. Reported, with no target.
+    // ps, id), and machined's and berth's answer is NoRecordFound.
     for (const mode of MODES.filter((m) => m.id !== '4conn')) {
       const name = `userdb.miss.${mode.id}`;
       if (!ctx.selected(name)) continue;
       try {
         const shape = { connections: mode.connections, pipeline: mode.pipeline, allowErrors: true };
         const params = { uid: 0, service: USERDB_SERVICE };
-        const [rb, rm] = await interleaved(ctx.rounds, [
-          { ...o, ...shape, socket: one.userdbSocket, params },
-          { ...o, ...shape, socket: md.userdbSocket, params },
-        ]);
-        r.info(name, rate(rb!.rate), rate(rm!.rate), `GetUserRecord uid 0 → NoRecordFound; berth/machined ${(rb!.rate / rm!.rate).toFixed(2)}×; p50/p99 ${micros(rb!.p50_us)}/${micros(rb!.p99_us)} vs ${micros(rm!.p50_us)}/${micros(rm!.p99_us)}`);
+        const [rb, ...rp] = await interleaved(ctx.rounds, [one, ...peers].map((s) => ({ ...o, ...shape, socket: s.userdbSocket, pid: serverPid(s), params })));
+        r.versus(name, rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.0, `GetUserRecord uid 0 → NoRecordFound; ${latencies(rb!, peers, rp, micros)}`);
       } catch (e) {
         r.fail(name, errorText(e));
       }
@@ -144,11 +148,11 @@ export async function userdbScenarios(ctx: BenchContext): Promise<void> {
   } catch (e) {
     failAll(errorText(e));
   } finally {
-    if (machinedSocket && machinedMachine) await unregisterAll(machinedSocket, [machinedMachine.name]);
+    for (const m of registered) await unregisterAll(m.socket, [m.name]);
     await one?.stop();
     await many?.stop();
     await bLeaders?.close();
-    await mLeader?.close();
+    for (const l of pLeaders) await l.close();
     await scopes.close();
   }
 }

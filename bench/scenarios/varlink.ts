@@ -8,12 +8,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchContext } from '../lib/context.js';
-import { interleaved } from '../lib/loadgen.js';
+import { byPeer, interleaved, latencies } from '../lib/loadgen.js';
 import { micros, millis } from '../lib/report.js';
-import { BERTHD, BERTHD_NODE_OPTIONS } from '../lib/servers.js';
+import { BERTHD, BERTHD_NODE_OPTIONS, serverPid } from '../lib/servers.js';
+import { hostileRss } from './hostile-rss.js';
 import { errorText, median, percentile, runtimeDir } from '../lib/util.js';
 
-export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation', 'varlink.hostile16mib'];
+export const VARLINK_SCENARIOS = ['varlink.getinfo.1conn', 'varlink.getinfo.pipe16', 'varlink.activation', 'varlink.hostile16mib', 'varlink.hostile4x16mib.rss'];
 
 const GETINFO = 'org.varlink.service.GetInfo';
 
@@ -30,53 +31,60 @@ export async function varlinkScenarios(ctx: BenchContext): Promise<void> {
   const base = { method: GETINFO, params: {}, duration: ctx.duration, warmup: ctx.warmup, scratch: ctx.scratch };
 
   await run('varlink.getinfo.1conn', async () => {
-    const [b, m] = [await ctx.berthd(), await ctx.machined()];
-    const [rb, rm] = await interleaved(ctx.rounds, [{ ...base, socket: b.socket }, { ...base, socket: m.socket }]);
-    r.versus('varlink.getinfo.1conn', rb.rate, rm.rate, 1.0, `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`);
+    const [b, peers] = [await ctx.berthd(), await ctx.peers()];
+    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket, pid: serverPid(s) })));
+    r.versus('varlink.getinfo.1conn', rb!.rate, byPeer(peers, rp, (x) => x.rate), 1.0, latencies(rb!, peers, rp, micros));
   });
 
   await run('varlink.getinfo.pipe16', async () => {
-    const [b, m] = [await ctx.berthd(), await ctx.machined()];
-    const [rb, rm] = await interleaved(ctx.rounds, [
-      { ...base, socket: b.socket, pipeline: 16 },
-      { ...base, socket: m.socket, pipeline: 16 },
-    ]);
+    const [b, peers] = [await ctx.berthd(), await ctx.peers()];
+    const [rb, ...rp] = await interleaved(ctx.rounds, [b, ...peers].map((s) => ({ ...base, socket: s.socket, pipeline: 16, pid: serverPid(s) })));
     r.absolute('varlink.getinfo.pipe16', {
-      berth: rb.rate,
-      machined: rm.rate,
+      berth: rb!.rate,
+      peers: byPeer(peers, rp, (x) => x.rate),
       format: (v) => `${(v / 1000).toFixed(1)}k calls/s`,
       target: 100_000,
       atMost: false,
-      note: `p50/p99 ${micros(rb.p50_us)}/${micros(rb.p99_us)} vs ${micros(rm.p50_us)}/${micros(rm.p99_us)}`,
+      note: latencies(rb!, peers, rp, micros),
     });
   });
 
   await run('varlink.hostile16mib', async () => {
-    const [b, m] = [await ctx.berthd(), await ctx.machined()];
+    const [b, peers] = [await ctx.berthd(), await ctx.peers()];
     const hostile = hostileMessage();
     const rb = await bystanderWorstCase(b.socket, hostile);
-    const rm = await bystanderWorstCase(m.socket, hostile);
+    const rp: { worst: number; answered: number }[] = [];
+    for (const p of peers) rp.push(await bystanderWorstCase(p.socket, hostile));
     r.absolute('varlink.hostile16mib', {
       berth: rb.worst,
-      machined: rm.worst,
+      peers: byPeer(peers, rp, (x) => x.worst),
       format: millis,
       target: 50,
       atMost: true,
       unitText: '50 ms (other clients not held up)',
-      note: `a bystander's worst List round trip while another client's 16 MiB of nested arrays is parsed; answered in ${millis(rb.answered)} vs ${millis(rm.answered)}`,
+      note: `a bystander's worst List round trip while another client's 16 MiB of nested arrays is parsed; answered in ${millis(rb.answered)}${peers.map((p, i) => ` vs ${p.label} ${millis(rp[i]!.answered)}`).join('')}`,
     });
   });
 
+  await run('varlink.hostile4x16mib.rss', () => hostileRss(ctx));
+
   await run('varlink.activation', async () => {
     const n = ctx.quick ? 5 : 20;
+    const base = ctx.options.baseline;
     const samples: number[] = [];
-    for (let i = 0; i < n; i++) samples.push(await activateOnce());
+    const baseSamples: number[] = [];
+    // Alternating with the baseline's bundle, when there is one, so both see the same load.
+    for (let i = 0; i < n; i++) {
+      samples.push(await activateOnce(BERTHD));
+      if (base) baseSamples.push(await activateOnce(base.bundle));
+    }
     r.absolute('varlink.activation', {
       berth: median(samples),
+      ...(base ? { peers: { base: median(baseSamples) } } : {}),
       format: millis,
-      target: 120,
+      target: 60,
       atMost: true,
-      unitText: '120 ms p50',
+      unitText: '60 ms p50',
       note: `p50 of ${n}; min ${millis(Math.min(...samples))}, p90 ${millis(percentile(samples, 0.9))}, max ${millis(Math.max(...samples))}`,
     });
   });
@@ -148,13 +156,13 @@ async function bystanderWorstCase(socket: string, hostile: string): Promise<{ wo
  * Starts `systemd-socket-activate -l SOCKET --fdname=varlink berthd …` in a fresh runtime directory, waits
  * until it listens, then connects, sends GetInfo and returns the milliseconds from connect() to the reply.
  */
-async function activateOnce(): Promise<number> {
+async function activateOnce(bundle: string): Promise<number> {
   const dir = runtimeDir('bn-activate-');
   const socket = path.join(dir, 'systemd/machine/io.systemd.Machine');
   fs.mkdirSync(path.dirname(socket), { recursive: true });
   const child = spawn(
     'systemd-socket-activate',
-    ['-l', socket, '--fdname=varlink', process.execPath, ...BERTHD_NODE_OPTIONS, BERTHD, '--runtime-dir', dir, '--log-level', 'warn'],
+    ['-l', socket, '--fdname=varlink', process.execPath, ...BERTHD_NODE_OPTIONS, bundle, '--runtime-dir', dir, '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

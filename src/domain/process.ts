@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { CLOCK_BOOTTIME, CLOCK_REALTIME, clockUs } from './libc.js';
+import { readProcText } from './proc-read.js';
 
 /** USER_HZ: the unit of /proc's clock-tick fields, fixed on Linux. */
 const USER_HZ = 100;
@@ -21,12 +22,8 @@ export function processExists(pid: number): boolean {
 
 /** Start time of a process (field 22 of /proc/PID/stat, clock ticks after boot), or undefined when it does not exist. */
 export function readStartTime(pid: number): number | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
+  const text = readProcText(`/proc/${pid}/stat`);
+  if (text === undefined) return undefined;
   // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); field 22 is rest[19].
@@ -41,12 +38,9 @@ export function processUid(pid: number): number | undefined {
 
 /** The real and saved user IDs of a process (the Uid: line of /proc/PID/status), or undefined if it is gone. */
 function processUids(pid: number): { real: number; saved: number } | undefined {
-  try {
-    const m = /^Uid:\s+(\d+)\s+\d+\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? { real: Number(m[1]), saved: Number(m[2]) } : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = readProcText(`/proc/${pid}/status`);
+  const m = text === undefined ? null : /^Uid:\s+(\d+)\s+\d+\s+(\d+)/m.exec(text);
+  return m ? { real: Number(m[1]), saved: Number(m[2]) } : undefined;
 }
 
 /**

@@ -18,7 +18,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { type Call, type Handlers, Replies } from '../varlink/call.js';
-import { InvalidParameterError, SystemError, type VarlinkError } from '../varlink/errors.js';
+import { InvalidParameterError, SystemError, VarlinkError } from '../varlink/errors.js';
 import {
   BadService,
   ConflictingRecordFound,
@@ -30,7 +30,7 @@ import {
   type IoSystemdUserDatabaseMethods,
 } from '../generated/io.systemd.UserDatabase.js';
 import type { BerthContext } from './context.js';
-import { EncodedParameters } from '../varlink/wire.js';
+import { EncodedError, EncodedParameters } from '../varlink/wire.js';
 import { indexMachine } from './userdb-sync.js';
 import { UserDbErrors, type UserDbResult } from './userdb/userdb.js';
 import { CONTAINER_ID_MIN } from './userdb/names.js';
@@ -88,15 +88,16 @@ function lookup<R>(ctx: BerthContext, run: () => UserDbResult<R>, retry: boolean
  * Found records of one method, serialised, by parameters, for as long as the user database does
  * not change (its version). A record is a pure function of the parameters and the registered
  * machines, and the same few are asked for over and over (ps, ls -l); keeping their text saves
- * building and serialising them each time. Misses are not kept (they are cheap, and may resolve
- * later).
+ * building and serialising them each time. A NoRecordFound is kept too, as an encoded error, when it
+ * cannot turn into a hit without the database changing (`keepMiss`: not mayResolveLater), which is
+ * the host-user lookup NSS makes all the time.
  */
 class RecordCache<R> {
   private version = -1;
-  private readonly texts = new Map<string, EncodedParameters<R>>();
+  private readonly texts = new Map<string, EncodedParameters<R> | EncodedError>();
   constructor(private readonly db: BerthContext['userdb']) {}
 
-  answer(params: object, compute: () => R): EncodedParameters<R> {
+  answer(params: object, compute: () => R, keepMiss: boolean): EncodedParameters<R> | EncodedError {
     if (this.version !== this.db.version) {
       this.texts.clear();
       this.version = this.db.version;
@@ -104,7 +105,12 @@ class RecordCache<R> {
     const key = JSON.stringify(params);
     let hit = this.texts.get(key);
     if (!hit) {
-      hit = new EncodedParameters(compute());
+      try {
+        hit = new EncodedParameters(compute());
+      } catch (e) {
+        if (!keepMiss || !(e instanceof VarlinkError) || e.error !== UserDbErrors.NoRecordFound) throw e;
+        hit = new EncodedError(e.error, e.parameters);
+      }
       if (this.texts.size >= 4096) this.texts.clear();
       this.texts.set(key, hit);
     }
@@ -169,14 +175,20 @@ export function userdbApi(ctx: BerthContext): Handlers<IoSystemdUserDatabaseMeth
   const users = new RecordCache<GetUserRecordResult>(db);
   const groups = new RecordCache<GetGroupRecordResult>(db);
   return {
-    GetUserRecord: (p, call) =>
-      isFilteredEnumeration(p, 'uid', 'userName', 'uidMin', 'uidMax')
-        ? enumeration(ctx, call, () => db.getUserRecord(p), (f) => db.enumerateUsers(f), (h) => db.userRecordOf(h))
-        : users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), mayResolveLater(p.uid, p.userName, 'vu-')) } })),
-    GetGroupRecord: (p, call) =>
-      isFilteredEnumeration(p, 'gid', 'groupName', 'gidMin', 'gidMax')
-        ? enumeration(ctx, call, () => db.getGroupRecord(p), (f) => db.enumerateGroups(f), (h) => db.groupRecordOf(h))
-        : groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), mayResolveLater(p.gid, p.groupName, 'vg-')) } })),
+    GetUserRecord: (p, call) => {
+      if (isFilteredEnumeration(p, 'uid', 'userName', 'uidMin', 'uidMax')) {
+        return enumeration(ctx, call, () => db.getUserRecord(p), (f) => db.enumerateUsers(f), (h) => db.userRecordOf(h));
+      }
+      const later = mayResolveLater(p.uid, p.userName, 'vu-');
+      return users.answer(p, () => ({ record: { ...lookup(ctx, () => db.getUserRecord(p), later) } }), !later);
+    },
+    GetGroupRecord: (p, call) => {
+      if (isFilteredEnumeration(p, 'gid', 'groupName', 'gidMin', 'gidMax')) {
+        return enumeration(ctx, call, () => db.getGroupRecord(p), (f) => db.enumerateGroups(f), (h) => db.groupRecordOf(h));
+      }
+      const later = mayResolveLater(p.gid, p.groupName, 'vg-');
+      return groups.answer(p, () => ({ record: { ...lookup(ctx, () => db.getGroupRecord(p), later) } }), !later);
+    },
     GetMemberships: (p) => toReply(db.getMemberships(p)),
   };
 }

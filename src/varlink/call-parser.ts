@@ -11,7 +11,7 @@ export interface IncomingCall {
   method: string;
   parameters: Record<string, unknown>;
   /** A top-level parameter whose object holds a key twice (somewhere inside), if any. */
-  duplicate?: string;
+  duplicate?: string | undefined;
   oneway: boolean;
   more: boolean;
   upgrade: boolean;
@@ -21,7 +21,26 @@ export interface IncomingCall {
    * is dispatched, and whether the validator already passed it.
    */
   offloaded?: { invalid: string } | { text: string; checked: boolean };
+  /** What is remembered about this exact message text (see TextMemo); set for short messages. */
+  memo?: TextMemo | undefined;
 }
+
+/**
+ * What the checks of a short message text concluded, kept by the text: clients send the very same
+ * message over and over (NSS asks every userdb service about the same host users, a monitor polls the
+ * same List), and the refused-character scan, the duplicate-key scan and the parameter validation are
+ * pure functions of the text. A repeated text is only JSON.parse'd again (handlers get fresh objects).
+ */
+export interface TextMemo {
+  readonly header: Omit<IncomingCall, 'parameters' | 'offloaded' | 'memo'>;
+  /** The validator (a method's, by identity) that accepted these parameters, once one has. */
+  validFor?: object;
+}
+
+/** Texts up to this long are remembered, at most MEMO_ENTRIES of them (forgotten all at once when full). */
+const MEMO_TEXT_MAX = 1024;
+const MEMO_ENTRIES = 1024;
+const memos = new Map<string, TextMemo>();
 
 const HEADER_KEYS = new Set(['method', 'parameters', 'oneway', 'more', 'upgrade']);
 
@@ -79,6 +98,23 @@ export function nestedDeeperThan(text: string, limit: number): boolean {
 
 /** Turns one message text into a call, or returns a reason to drop the connection. */
 export function parseCall(text: string): IncomingCall | string {
+  const memo = text.length <= MEMO_TEXT_MAX ? memos.get(text) : undefined;
+  if (memo) {
+    const p = (JSON.parse(text) as { parameters?: Record<string, unknown> | null }).parameters;
+    const h = memo.header;
+    return { method: h.method, parameters: p ?? {}, oneway: h.oneway, more: h.more, upgrade: h.upgrade, duplicate: h.duplicate, memo };
+  }
+  const call = checkCall(text);
+  if (typeof call !== 'string' && text.length <= MEMO_TEXT_MAX) {
+    if (memos.size >= MEMO_ENTRIES) memos.clear();
+    const { method, oneway, more, upgrade, duplicate } = call;
+    call.memo = { header: { method, oneway, more, upgrade, duplicate } };
+    memos.set(text, call.memo);
+  }
+  return call;
+}
+
+function checkCall(text: string): IncomingCall | string {
   if (hasRefusedCharacters(text)) return 'DEL, escaped NUL or unpaired surrogate in message';
   // Only a message this long can nest that deep; short ones skip the scan.
   if (text.length > 2 * MAX_JSON_DEPTH && nestedDeeperThan(text, MAX_JSON_DEPTH)) return 'JSON nested too deeply';
@@ -104,13 +140,15 @@ export function parseCall(text: string): IncomingCall | string {
   if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p))) return 'parameters is not an object';
   const dup = findDuplicateKey(text);
   if (dup && dup.length === 1) return `key '${dup[0]}' given twice in call`;
+  // One shape for every call (the same fields in the same order), so that the code reading them stays monomorphic.
   return {
-    ...(dup && dup[0] === 'parameters' ? { duplicate: dup[1]! } : {}),
     method: o.method,
     parameters: (p ?? {}) as Record<string, unknown>,
     oneway: o.oneway === true,
     more: o.more === true,
     upgrade: o.upgrade === true,
+    duplicate: dup && dup[0] === 'parameters' ? dup[1]! : undefined,
+    memo: undefined,
   };
 }
 

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { PeerCredentials } from './peer.js';
 import type { VarlinkError } from './errors.js';
 import type { MethodMap } from './interface.js';
-import type { EncodedParameters } from './wire.js';
+import type { EncodedError, EncodedParameters } from './wire.js';
 
 export interface Call {
   /** Fully qualified method name. */
@@ -52,8 +52,13 @@ export class Replies<R> {
   ) {}
 }
 
-/** A reply (perhaps kept already serialised), a stream of them, or the promise of either. */
-export type HandlerResult<R> = R | EncodedParameters<R> | Replies<R> | Promise<R | EncodedParameters<R> | Replies<R>>;
+/** A reply (perhaps kept already serialised), a kept error reply, a stream of replies, or the promise of any. */
+export type HandlerResult<R> =
+  | R
+  | EncodedParameters<R>
+  | EncodedError
+  | Replies<R>
+  | Promise<R | EncodedParameters<R> | EncodedError | Replies<R>>;
 
 export type Handler<P, R> = (parameters: P, call: Call) => HandlerResult<R>;
 

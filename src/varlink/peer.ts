@@ -52,6 +52,8 @@ interface Libc {
   fcntl: (fd: number, cmd: number, arg: number) => number;
   strerror: (errno: number) => string;
   errno: () => number;
+  /** glibc's malloc_trim: gives freed heap memory back to the system; 1 when some was. */
+  mallocTrim: (pad: number) => number;
 }
 
 /** The unix socket calls of the protocol modules (this one and src/dbus), bound on first use. */
@@ -93,6 +95,7 @@ function load(): Libc {
     write: lib.func('intptr_t write(int, const uint8_t *, size_t)'),
     fcntl: lib.func('int fcntl(int, int, int)'),
     strerror: lib.func('const char *strerror(int)'),
+    mallocTrim: lib.func('int malloc_trim(size_t)'),
     errno: () => koffi.errno(),
   };
   return libc;

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { encodeError, encodeReply } from './wire.js';
+import { EncodedError, encodeError, encodeReply } from './wire.js';
 import { SystemError, VarlinkError } from './errors.js';
 import { Replies } from './call.js';
 import { closeFds, sendWithFds, socketFd } from './peer.js';
@@ -92,6 +92,12 @@ export class ReplyWriter {
       // Descriptors go with single replies only.
       this.dropFds();
       return sendStream(this, call, value);
+    }
+    if (value instanceof EncodedError) {
+      this.onFail();
+      this.dropFds();
+      if (!call.oneway) this.out.push(value.text);
+      return undefined;
     }
     if (call.oneway) {
       this.dropFds();

@@ -167,7 +167,10 @@ export class VarlinkServer extends EventEmitter implements Dispatcher {
       call.parameters = ((JSON.parse(off.text) as { parameters?: Record<string, unknown> | null }).parameters ?? {}) as Record<string, unknown>;
       checked = off.checked;
     }
-    if (!checked && !d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
+    if (!checked && call.memo?.validFor !== d.validate) {
+      if (!d.validate(call.parameters)) throw new InvalidParameterError(parameterName(d.validate.errors));
+      if (call.memo) call.memo.validFor = d.validate;
+    }
     d.coerce?.(call.parameters);
     return bound.handler(call.parameters, context);
   }

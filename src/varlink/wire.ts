@@ -139,3 +139,18 @@ export function encodeError(error: string, parameters: Record<string, unknown> |
   const body = parameters ? JSON.stringify(parameters) : '{}';
   return `{"error":${JSON.stringify(error)},"parameters":${body}}\0`;
 }
+
+/**
+ * An error reply already serialised, for a handler that gives the same error often and keeps it: the
+ * handler returns it instead of throwing, and the server writes the text as it is (as for a thrown
+ * VarlinkError of that name and parameters). Building and throwing an Error costs more than the lookup.
+ */
+export class EncodedError {
+  readonly text: string;
+  constructor(
+    readonly error: string,
+    parameters?: Record<string, unknown>,
+  ) {
+    this.text = encodeError(error, parameters);
+  }
+}

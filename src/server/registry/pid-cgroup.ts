@@ -1,16 +1,13 @@
 // Which cgroup, and so which unit, a process is in: /proc/PID/cgroup read against the host's cgroup layout.
 
-import fs from 'node:fs';
 import path from 'node:path';
+import { readProcText } from '../../domain/proc-read.js';
 import { parseProcCgroup, unitFromCgroupPath, type CgroupLayout } from '../../domain/cgroup-paths.js';
 
 /** A process's cgroup paths as /proc/PID/cgroup gives them, or undefined if it is gone. */
 function procCgroup(pid: number): { v2?: string; systemd?: string } | undefined {
-  try {
-    return parseProcCgroup(fs.readFileSync(`/proc/${pid}/cgroup`, 'latin1'));
-  } catch {
-    return undefined;
-  }
+  const text = readProcText(`/proc/${pid}/cgroup`);
+  return text === undefined ? undefined : parseProcCgroup(text);
 }
 
 /** The cgroup path (relative to the primary hierarchy) of a process, or undefined if it is gone. */

@@ -241,8 +241,20 @@ export function parseStateFile(text: string): ParseResult {
 /** One entry found when scanning the state directory. */
 export type StateEntry = { name: string; text: string } | { name: string; error: string };
 
-/** Reads and writes the state directory (RUNTIME/systemd/machines). All calls are synchronous and cheap. */
+/** open(2) flags of a fresh temporary file (written, then renamed over the real name). */
+const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC;
+
+/**
+ * Reads and writes the state directory (RUNTIME/systemd/machines). All calls are synchronous and cheap:
+ * the directory is on a memory file system, and a Register is answered only once its file and link are in
+ * place, so a kill -9 right after the answer still finds them. The writes use as few system calls as an
+ * atomic replacement allows (open, write, close, rename; symlink, rename) and raise no exception on the
+ * way, which in Node costs more than the system call itself.
+ */
 export class StateStore {
+  /** Temp names are unique per write, so no leftover has to be removed before the next one is made. */
+  #tmpSeq = 0;
+
   constructor(readonly dir: string) {}
 
   ensureDir(): void {
@@ -251,21 +263,29 @@ export class StateStore {
 
   /** Write a machine's file atomically (temp file + rename). */
   write(m: Machine): void {
-    const file = path.join(this.dir, m.name);
-    const tmp = path.join(this.dir, `.#${m.name}.${process.pid}.tmp`);
-    fs.writeFileSync(tmp, formatStateFile(m), { mode: 0o644 });
+    const file = `${this.dir}/${m.name}`;
+    const tmp = this.#tmp();
+    const fd = fs.openSync(tmp, TMP_FLAGS, 0o644);
+    try {
+      fs.writeSync(fd, formatStateFile(m));
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    fs.closeSync(fd);
     fs.renameSync(tmp, file);
+  }
+
+  /** A temp name no other write of this process uses; removeTemp() finds those an interrupted write left. */
+  #tmp(): string {
+    return `${this.dir}/.#${process.pid}.${++this.#tmpSeq}.tmp`;
   }
 
   /** Point `unit:UNIT` at NAME (replacing a stale link). */
   linkUnit(unit: string, name: string): void {
-    const link = path.join(this.dir, `unit:${unit}`);
-    const tmp = path.join(this.dir, `.#unit.${process.pid}.tmp`);
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* none */
-    }
+    const link = `${this.dir}/unit:${unit}`;
+    const tmp = this.#tmp();
     fs.symlinkSync(name, tmp);
     fs.renameSync(tmp, link);
   }
