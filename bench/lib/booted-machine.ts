@@ -1,6 +1,6 @@
 /**
- * A machine with systemd as PID 1 for the system test and the systemd-host bench: a copy of scripts/systemd-host-tree.sh's Debian tree
- * (systemd, dbus, systemd-container) booted by berth-spawn --boot, with this checkout and node bind-mounted
+ * A machine with systemd as PID 1 for the system tests and the systemd-host bench: a copy of scripts/systemd-host-tree.sh's Debian tree
+ * (systemd, dbus, systemd-container; or its libvirt variant from scripts/libvirt-host-tree.sh) booted by berth-spawn --boot, with this checkout and node bind-mounted
  * read-only at their host paths; commands run inside through nsenter into all its namespaces.
  */
 import fs from 'node:fs';
@@ -42,6 +42,13 @@ export function cannotBoot(): string | undefined {
 export async function systemdHostTree(): Promise<string> {
   const r = await execa('bash', [path.join(checkout, 'scripts/systemd-host-tree.sh')], { reject: false, timeout: 600_000 });
   if (r.exitCode !== 0) throw new Error(`scripts/systemd-host-tree.sh failed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  return r.stdout.trim().split('\n').at(-1)!;
+}
+
+/** Build (once, cached) scripts/libvirt-host-tree.sh's variant: the host tree plus libvirt and qemu. */
+export async function libvirtHostTree(): Promise<string> {
+  const r = await execa('bash', [path.join(checkout, 'scripts/libvirt-host-tree.sh')], { reject: false, timeout: 900_000 });
+  if (r.exitCode !== 0) throw new Error(`scripts/libvirt-host-tree.sh failed: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
   return r.stdout.trim().split('\n').at(-1)!;
 }
 

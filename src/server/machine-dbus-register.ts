@@ -2,7 +2,8 @@
  * The arguments of the D-Bus registrations (RegisterMachine*, CreateMachine*) read into the registry's
  * RegistrationSpec, with the same field rules as the Varlink Register (registry/field-rules.ts, the
  * machine-name rule) and machined's D-Bus wording for each refusal. `Create*` asks the registry to
- * allocate the scope (allocateUnit); the scope properties systemd would take are accepted and not used.
+ * allocate the scope (allocateUnit); the caller's scope properties go with it to systemd when systemd makes
+ * the scope (after berth's own, so the caller's win, as under machined) and are not used otherwise.
  */
 import { readFileSync, fstatSync } from 'node:fs';
 import type { Variant } from '../dbus/index.js';
@@ -28,6 +29,8 @@ export interface DBusRegistration {
   vSockCid?: number;
   sshAddress?: string;
   sshPrivateKeyPath?: string;
+  /** Create*: the unit properties the caller wants on its scope (libvirt: After=, Before=, ...). */
+  scopeProperties?: [string, Variant][];
 }
 
 /** The pid a pidfd refers to (from its fdinfo), or undefined when it is none or its process is gone. */
@@ -116,5 +119,6 @@ export function toSpec(r: DBusRegistration, allocateUnit: boolean): Registration
     if (!isAbsolutePath(r.sshPrivateKeyPath) || !isValidPath(r.sshPrivateKeyPath)) throw invalidArgs('SSH private key path must be an absolute path');
     spec.sshPrivateKeyPath = r.sshPrivateKeyPath;
   }
+  if (allocateUnit && r.scopeProperties?.length) spec.scopeProperties = r.scopeProperties;
   return spec;
 }

@@ -64,14 +64,17 @@ export function machineBus(ctx: BerthContext): MachineBus {
     inNames: ['name', 'id', 'service', 'class', 'leader', 'root_directory', ...(network ? ['ifindices'] : []), ...(create ? ['scope_properties'] : [])],
     outNames: ['path'],
     handler: (a, c) =>
-      register({ name: a[0], id: a[1], service: a[2], class: a[3], leader: a[4], rootDirectory: a[5], ...(network ? { ifIndices: a[6] } : {}) }, create, c),
+      register({
+        name: a[0], id: a[1], service: a[2], class: a[3], leader: a[4], rootDirectory: a[5], ...(network ? { ifIndices: a[6] } : {}),
+        ...(create ? { scopeProperties: a[network ? 7 : 6] } : {}),
+      }, create, c),
   });
   const ex = (create: boolean): MethodSpec => ({
     in: create ? 'sa(sv)a(sv)' : 'sa(sv)',
     out: 'o',
     inNames: ['name', 'properties', ...(create ? ['scope_properties'] : [])],
     outNames: ['path'],
-    handler: (a, c) => register(fromProperties(a[0], (a[1] as [string, Variant][])), create, c),
+    handler: (a, c) => register({ ...fromProperties(a[0], (a[1] as [string, Variant][])), ...(create ? { scopeProperties: a[2] } : {}) }, create, c),
   });
 
   const mapFrom = (key: 'uid' | 'gid'): MethodSpec => ({

@@ -3,6 +3,8 @@
 // Nothing here knows about a wire: each API binding turns its own parameters into these requests
 // (src/server/machine-params.ts for Varlink) and RegistryError values into its own errors.
 
+import type { Variant } from '../../dbus/index.js';
+
 /** Classes a client may register. `host` only exists for the synthetic `.host` entry. */
 export type MachineClass = 'container' | 'vm';
 
@@ -114,6 +116,8 @@ export interface RegistrationSpec {
   sshPrivateKeyPath?: string;
   controlAddress?: string;
   allocateUnit: boolean;
+  /** With allocateUnit where systemd makes the scope: more unit properties for it, in systemd's bus form, as the caller gave them. */
+  scopeProperties?: [string, Variant][];
   allowInteractiveAuthentication: boolean;
 }
 

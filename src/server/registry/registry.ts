@@ -267,7 +267,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       if (this.#index.hasLeader(pinned.pid)) return fail({ errno: Errno.EEXIST });
       this.#pending.add(spec.name);
       try {
-        made = await sd.start(spec.name, pinned.pid, spec.class);
+        made = await sd.start(spec.name, pinned.pid, spec.class, spec.scopeProperties);
       } finally {
         this.#pending.delete(spec.name);
       }

@@ -81,14 +81,17 @@ export class SystemdScopes {
     }
   }
 
-  /** Ask PID 1 for machine-NAME.scope with `pid` in it and wait until its start job is done. */
-  async start(name: string, pid: number, cls: string): Promise<ScopeResult> {
+  /**
+   * Ask PID 1 for machine-NAME.scope with `pid` in it and wait until its start job is done. `extra` are the
+   * caller's own unit properties (CreateMachine's scope_properties), sent after berth's so that they win.
+   */
+  async start(name: string, pid: number, cls: string, extra: [string, Variant][] = []): Promise<ScopeResult> {
     const unit = machineScopeUnit(name);
     let job: string;
     let c: Connection;
     try {
       c = await this.#bus();
-      const r = await c.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [unit, 'fail', transientScopeProperties(name, pid, cls), []] });
+      const r = await c.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [unit, 'fail', [...transientScopeProperties(name, pid, cls), ...extra], []] });
       job = r.body[0] as string;
     } catch (e) {
       return { errno: errnoOfSystemdError(e), message: (e as Error).message };

@@ -1,8 +1,9 @@
 // SystemdScopes (src/server/registry/systemd-scope.ts) against a stand-in for PID 1's Manager on a private
 // bus: the StartTransientUnit call it makes, waiting for JobRemoved whether the signal comes before or after
-// the reply, a failed job and systemd's refusals as errnos, and StopUnit/KillUnit as machined sends them.
+// the reply, a failed job and systemd's refusals as errnos, and StopUnit/KillUnit as machined sends them;
+// the caller's own scope properties go after berth's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, DBusError, requestName, ObjectServer, type Connection, type Variant } from '../../../src/dbus/index.js';
+import { connectBus, DBusError, requestName, ObjectServer, variant, type Connection, type Variant } from '../../../src/dbus/index.js';
 import { SystemdScopes } from '../../../src/server/registry/systemd-scope.js';
 import { startPrivateBus, type PrivateBus } from '../dbus/private-bus.js';
 
@@ -67,6 +68,20 @@ describe('scopes from systemd over the bus', () => {
           ['TasksMax', 16384n], ['PIDs', [4242]],
         ]] }]);
       }
+    } finally {
+      s.close();
+    }
+  });
+
+  it('sends the caller\'s scope properties after its own, so that they win, as machined does', async (ctx) => {
+    if (why) ctx.skip(why);
+    const s = new SystemdScopes(bus!.address);
+    try {
+      mode = 'reply-first';
+      calls.length = 0;
+      const extra: [string, Variant][] = [['After', variant('as', ['libvirtd.service'])], ['Description', variant('s', 'mine')]];
+      expect(await s.start('qemu-1-t', 4242, 'vm', extra)).toMatchObject({ unit: 'machine-qemu\\x2d1\\x2dt.scope' });
+      expect((calls[0]!.args[2] as [string, unknown][]).slice(-3)).toEqual([['PIDs', [4242]], ['After', ['libvirtd.service']], ['Description', 'mine']]);
     } finally {
       s.close();
     }
