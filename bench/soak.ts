@@ -5,8 +5,8 @@
  *
  *   node dist/bench/soak.js [--short] [--only NAME[,NAME…]] [--seed N] [--json]
  *
- * Scenarios: fuzz, kill9, state-damage, flood, permissions, pid-reuse, long-run, dbus-fuzz (D-Bus: fuzzed
- * bodies through a real dbus-daemon, dbus-fuzz.ts).
+ * Scenarios: fuzz, kill9, state-damage, flood, permissions, pid-reuse, long-run, and over D-Bus through a
+ * real dbus-daemon dbus-fuzz (fuzzed bodies) and dbus-permissions (the permission matrix).
  * --short keeps each scenario at or under 60 s (the CI length). The exit code is 1 when any
  * scenario failed, 0 otherwise; a scenario that cannot run here says why and counts as skipped.
  */
@@ -20,6 +20,7 @@ import { runPermissions } from './soak/permissions.js';
 import { runPidReuse } from './soak/pid-reuse.js';
 import { runLongRun } from './soak/long-run.js';
 import { runDbusFuzz } from './soak/dbus-fuzz.js';
+import { runDbusPermissions } from './soak/dbus-permissions.js';
 
 // The berthds measured here stay off the system bus, where the reference machined owns org.freedesktop.machine1
 // (the D-Bus scenarios pass --dbus=yes and a private bus of their own).
@@ -34,6 +35,7 @@ const SCENARIOS: Record<string, (o: ScenarioOptions & { seed?: number }) => Prom
   'pid-reuse': runPidReuse,
   'long-run': runLongRun,
   'dbus-fuzz': runDbusFuzz,
+  'dbus-permissions': runDbusPermissions,
 };
 
 function line(r: ScenarioResult): string {
