@@ -147,7 +147,7 @@ export async function runDbusFuzz(opts: ScenarioOptions & { seed?: number }): Pr
       for (const [k, ex] of Object.entries(c.examples)) if (!notes.some((n) => n.startsWith(`${k}:`))) notes.push(`${k}: e.g. ${ex}`);
       if (c.noReply) failures.push(`batch ${i} (${asNobody ? 'nobody' : 'root'}): ${c.noReply} calls got no answer`);
       if (c.rawDropped !== c.raw) failures.push(`batch ${i}: the bus kept ${c.raw - c.rawDropped} senders of an invalid body`);
-      if (totals['org.freedesktop.DBus.Error.Failed'] && asNobody) notes.push(`batch ${i}: Failed replies as nobody: ${c.examples['org.freedesktop.DBus.Error.Failed']}`);
+      if (c.replies['org.freedesktop.DBus.Error.Failed']) notes.push(`batch ${i}: generic Failed replies, e.g. ${c.examples['org.freedesktop.DBus.Error.Failed']}`);
       await probe(`after batch ${i}`);
       opts.log(`dbus-fuzz: batch ${i + 1}/${batches} as ${asNobody ? 'nobody' : 'root'}: ${c.calls} calls, ${c.raw + c.rawPartial} raw`);
     }
