@@ -5,7 +5,8 @@
  *
  *   node dist/bench/soak.js [--short] [--only NAME[,NAME…]] [--seed N] [--json]
  *
- * Scenarios: fuzz, kill9, state-damage, flood, permissions, pid-reuse, long-run.
+ * Scenarios: fuzz, kill9, state-damage, flood, permissions, pid-reuse, long-run, and over D-Bus through a
+ * real dbus-daemon dbus-fuzz (fuzzed bodies) and dbus-permissions (the permission matrix).
  * --short keeps each scenario at or under 60 s (the CI length). The exit code is 1 when any
  * scenario failed, 0 otherwise; a scenario that cannot run here says why and counts as skipped.
  */
@@ -18,8 +19,11 @@ import { runFlood } from './soak/flood.js';
 import { runPermissions } from './soak/permissions.js';
 import { runPidReuse } from './soak/pid-reuse.js';
 import { runLongRun } from './soak/long-run.js';
+import { runDbusFuzz } from './soak/dbus-fuzz.js';
+import { runDbusPermissions } from './soak/dbus-permissions.js';
 
-// The berthds measured here stay off the system bus, where the reference machined owns org.freedesktop.machine1.
+// The berthds measured here stay off the system bus, where the reference machined owns org.freedesktop.machine1
+// (the D-Bus scenarios pass --dbus=yes and a private bus of their own).
 process.env.BERTH_DBUS ??= 'no';
 
 const SCENARIOS: Record<string, (o: ScenarioOptions & { seed?: number }) => Promise<ScenarioResult>> = {
@@ -30,6 +34,8 @@ const SCENARIOS: Record<string, (o: ScenarioOptions & { seed?: number }) => Prom
   permissions: runPermissions,
   'pid-reuse': runPidReuse,
   'long-run': runLongRun,
+  'dbus-fuzz': runDbusFuzz,
+  'dbus-permissions': runDbusPermissions,
 };
 
 function line(r: ScenarioResult): string {

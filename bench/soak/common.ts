@@ -154,6 +154,8 @@ export interface BerthdOptions {
   logLevel?: string;
   /** Keep this much of stderr (default 256 KiB). */
   keepBytes?: number;
+  /** Extra environment (say, DBUS_SYSTEM_BUS_ADDRESS for the D-Bus scenarios). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Starts berthd on a runtime dir and waits until GetInfo answers. */
@@ -162,7 +164,7 @@ export async function startBerthd(runtime: string, options: BerthdOptions = {}):
   const child = spawn(
     process.execPath,
     [...BERTHD_NODE_ARGS, BERTHD, '--runtime-dir', runtime, '--log-level', options.logLevel ?? 'warn', ...(options.args ?? [])],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } },
   );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {

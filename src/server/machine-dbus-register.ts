@@ -6,7 +6,7 @@
  * the scope (after berth's own, so the caller's win, as under machined) and are not used otherwise.
  */
 import { readFileSync, fstatSync } from 'node:fs';
-import type { Variant } from '../dbus/index.js';
+import { errnoError, type Variant } from '../dbus/index.js';
 import { isValidMachineName } from '../domain/machine-name.js';
 import type { RegistrationSpec, ProcessRef } from './registry/machine.js';
 import { isAbsolutePath, isNormalizedPath, isRegularVSockCid, isSafeString, isValidIfIndex, isValidPath, verifyProcessRef } from './registry/field-rules.js';
@@ -96,6 +96,10 @@ export function toSpec(r: DBusRegistration, allocateUnit: boolean): Registration
     leader = { pid: r.leader, ...(r.leaderPidfdId ? { pidfdId: Number(r.leaderPidfdId) } : {}) };
   }
   if (leader) {
+    // A PID naming no process cannot be pinned: machined says so with ESRCH, naming the PID.
+    if (leader.pid > 1 && leader.pid <= 0x7fffffff && !liveProcessProbe.exists(leader.pid)) {
+      throw errnoError('ESRCH', `Failed to pin process ${leader.pid}: No such process`);
+    }
     if (leader.pid === 1 || !verifyProcessRef(leader, liveProcessProbe)) throw invalidArgs('Invalid leader PID');
     spec.leader = leader;
   }
