@@ -83,7 +83,12 @@ async function inNamespace(script: string, image: string): Promise<{ code: numbe
   return r;
 }
 
-const section = (out: string, name: string): string => (out.split(`== ${name}\n`)[1]?.split('\n== ')[0] ?? '').trim();
+/** The lines after "== NAME" up to the next "== " line (which may follow at once when a section is empty). */
+function section(out: string, name: string): string {
+  const rest = out.split(`== ${name}\n`)[1] ?? '';
+  const end = rest.search(/^== /m);
+  return (end < 0 ? rest : rest.slice(0, end)).trim();
+}
 
 /**
  * vmspawn's stderr without the one line it prints even with -q when qemu took the disk (an info message,
@@ -150,5 +155,76 @@ echo "== berthd log"; cat "$WORK/berthd.log"
     expect(quietStderr(section(out, 'stderr'))).toEqual([]);
     expect(section(out, 'after')).not.toContain(name);
     expect(section(out, 'berthd log')).toBe('');
+  }, 300_000);
+  it('machinectl 262 terminate ends it through the control socket', async (ctx) => {
+    if (toolWhy) ctx.skip(toolWhy);
+    const name = `vs262t${process.pid % 10000}`;
+    const r = await inNamespace(`
+berthd
+vm ${name}
+mkdir -p /run/systemd/system
+echo "== listed"; berthctl list
+echo "== terminate"; R262 machinectl terminate ${name}; echo "rc $?"
+ended $V vmspawn
+echo "== guest"; grep BERTH-GUEST "$WORK/${name}.out"
+echo "== stderr"; cat "$WORK/${name}.err"
+echo "== after"; berthctl list
+`, image);
+    expect(r.code, r.stderr).toBe(0);
+    expect(section(r.stdout, 'listed')).toContain(name);
+    expect(section(r.stdout, 'terminate')).toBe('rc 0');
+    expect(r.stdout).toMatch(/== vmspawn exit 0/);
+    // Terminate stops qemu: the guest never saw a power button.
+    expect(section(r.stdout, 'guest')).toContain('BERTH-GUEST-WAITING');
+    expect(section(r.stdout, 'guest')).not.toContain('BERTH-GUEST-POWER-BUTTON');
+    expect(quietStderr(section(r.stdout, 'stderr'))).toEqual([]);
+    expect(section(r.stdout, 'after')).not.toContain(name);
+  }, 300_000);
+
+  it('with --keep-unit, berthd and machined 262 keep the same record and both power it off', async (ctx) => {
+    if (toolWhy) ctx.skip(toolWhy);
+    const name = `vs262k${process.pid % 10000}`;
+    // The same boot twice: first against berthd, then (berthd stopped) against machined 262.
+    const once = (tag: string) => `
+vm ${name} --keep-unit
+mkdir -p /run/systemd/system
+echo "== ${tag} record"; R262 varlinkctl call /run/systemd/machine/io.systemd.Machine io.systemd.Machine.List '{"name":"${name}"}' --json=short
+echo "== ${tag} machinectl"; R262 machinectl list --no-pager --no-legend
+echo "== ${tag} poweroff"; R262 machinectl poweroff ${name}; echo "rc $?"
+ended $V ${tag}-vmspawn
+echo "== ${tag} guest"; grep BERTH-GUEST "$WORK/${name}.out"
+echo "== ${tag} stderr"; cat "$WORK/${name}.err"
+echo "== ${tag} after"; R262 machinectl list --no-pager --no-legend
+rmdir /run/systemd/system
+`;
+    const r = await inNamespace(`
+berthd
+${once('berth')}
+kill $B; wait $B; B=
+BERTH_REFERENCE_SUITE=sid bash "${REFERENCE_SCRIPT}" machined start 2>"$WORK/machined-start.log" || { cat "$WORK/machined-start.log"; exit 1; }
+${once('machined')}
+`, image);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const out = r.stdout;
+    const records = ['berth', 'machined'].map((t) => JSON.parse(section(out, `${t} record`)) as Record<string, unknown>);
+    for (const [i, rec] of records.entries()) {
+      const tag = i === 0 ? 'berth' : 'machined';
+      // --keep-unit: the unit is the one vmspawn runs in, not a machine scope.
+      expect(rec, tag).toMatchObject({
+        name, class: 'vm', service: 'systemd-vmspawn', unit: `${name}-vmspawn.service`, UID: 0,
+        controlAddress: `/run/systemd/vmspawn/${name}/control`, sshPrivateKeyPath: `/run/systemd/vmspawn/${name}/ed25519`,
+      });
+      expect(section(out, `${tag} machinectl`), tag).toMatch(new RegExp(`^${name}\\s+vm\\s+systemd-vmspawn\\b`, 'm'));
+      expect(section(out, `${tag} poweroff`), tag).toBe('rc 0');
+      expect(out, tag).toMatch(new RegExp(`== ${tag}-vmspawn exit 0`));
+      expect(section(out, `${tag} guest`), tag).toContain('BERTH-GUEST-POWER-BUTTON');
+      expect(quietStderr(section(out, `${tag} stderr`)), tag).toEqual([]);
+      expect(section(out, `${tag} after`), tag).not.toContain(name);
+    }
+    // The same fields, and the same leader/supervisor shape (pid, pidfdId, bootId).
+    expect(Object.keys(records[0]!).sort()).toEqual(Object.keys(records[1]!).sort());
+    for (const k of ['leader', 'supervisor']) {
+      expect(Object.keys(records[0]![k] as object).sort(), k).toEqual(Object.keys(records[1]![k] as object).sort());
+    }
   }, 300_000);
 });
