@@ -30,7 +30,7 @@ die() { say "FAILED: $*"; exit 1; }
 
 # The inputs' completion stamps name their versions; ours is stale when either, or this script, changes.
 inputs_key() {
-  echo "$FORMAT $(sha256sum <"$0" | cut -c1-16) $(cat "$CACHE/busybox/.complete" 2>/dev/null) $(cat "$CACHE/vm/.complete" 2>/dev/null)"
+  echo "$FORMAT $(sha256sum <"$HERE/vm-image.sh" | cut -c1-16) $(cat "$CACHE/busybox/.complete" 2>/dev/null) $(cat "$CACHE/vm/.complete" 2>/dev/null)"
 }
 
 build() {

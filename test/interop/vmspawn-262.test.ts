@@ -3,7 +3,8 @@
 // --register=yes. The VM shows in berthctl and machinectl 262, its controlAddress (vmspawn's own
 // io.systemd.MachineInstance socket) answers, machinectl 262 poweroff (the guest sees the ACPI power button)
 // and terminate act through it, vmspawn ends quietly and berthd drops the machine. The same boot with
-// --keep-unit against machined 262 is the reference.
+// --keep-unit against machined 262 is the reference; without --keep-unit machined 262 cannot start it on this
+// host (it needs systemd as PID 1 for the scope), which berthd makes itself.
 //
 // Each case runs in a mount namespace of its own: tmpfs on /run/systemd and /run/dbus, a dbus-daemon
 // (vmspawn opens the system bus even when it registers over Varlink), cgroup2 on /sys/fs/cgroup (vmspawn
@@ -63,10 +64,12 @@ vm() {
   local name=$1; shift
   local cg=/sys/fs/cgroup/system.slice/$name-vmspawn.service
   mkdir -p $cg; CGROUPS="$CGROUPS $cg /sys/fs/cgroup/machine.slice/machine-$name.scope"
+  # qemu opens the disk writable and locks it: each VM gets its own (sparse) copy of the cached image.
+  cp --sparse=always "$IMG/root.raw" "$WORK/$name.raw"
   ( echo $BASHPID >$cg/cgroup.procs
     BERTH_REFERENCE_SUITE=sid exec bash "${REFERENCE_SCRIPT}" run systemd-vmspawn -q --register=yes --kvm=no \\
       --firmware=bios --tpm=no --vsock=no --console=read-only --notify-ready=no \\
-      --image="$IMG/root.raw" --linux="${KERNEL}" --initrd="$IMG/initrd.cpio.gz" -M $name "$@" ) \\
+      --image="$WORK/$name.raw" --linux="${KERNEL}" --initrd="$IMG/initrd.cpio.gz" -M $name "$@" ) \\
     >"$WORK/$name.out" 2>"$WORK/$name.err" & V=$!; PIDS="$PIDS $V"
   for _ in $(seq 1200); do grep -q BERTH-GUEST-WAITING "$WORK/$name.out" && break; kill -0 $V 2>/dev/null || break; sleep 0.1; done
 }
@@ -226,5 +229,20 @@ ${once('machined')}
     for (const k of ['leader', 'supervisor']) {
       expect(Object.keys(records[0]![k] as object).sort(), k).toEqual(Object.keys(records[1]![k] as object).sort());
     }
+  }, 300_000);
+  it('without --keep-unit machined 262 cannot start it here (no systemd to make the scope); berthd makes the scope', async (ctx) => {
+    if (toolWhy) ctx.skip(toolWhy);
+    const name = `vs262a${process.pid % 10000}`;
+    // Measured: machined 262 asks systemd over the bus for machine-NAME.scope; dbus-daemon cannot start
+    // org.freedesktop.systemd1 on a host where systemd is not PID 1, machined answers EIO, vmspawn gives up.
+    const r = await inNamespace(`
+BERTH_REFERENCE_SUITE=sid bash "${REFERENCE_SCRIPT}" machined start 2>"$WORK/machined-start.log" || { cat "$WORK/machined-start.log"; exit 1; }
+vm ${name}
+ended $V vmspawn
+echo "== stderr"; cat "$WORK/${name}.err"
+`, image);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/== vmspawn exit 1/);
+    expect(section(r.stdout, 'stderr')).toContain('Failed to register machine in system context: Input/output error');
   }, 300_000);
 });
