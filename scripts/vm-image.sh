@@ -11,10 +11,11 @@
 #   root.raw          GPT, one partition of type "root-x86-64" (label root-x86-64) with an ext4 file system
 #                     made by mkfs.ext4 -d from CACHE/busybox/rootfs
 #   initrd.cpio.gz    CACHE/vm/initrd.cpio.gz followed by a second cpio archive whose /init replaces the
-#                     project's: it boots like that one, then waits for the ACPI power button (what qemu's
-#                     system_powerdown, and so vmspawn's PowerOff, press) and powers off when it is pressed
-# Environment: BERTH_CACHE (default /var/tmp/berth-cache). Needs python3, mkfs.ext4, cpio, gzip; builds the
-# busybox tree and the VM kernel with scripts/rootfs.sh when they are missing.
+#                     project's: it boots like that one, loads the ACPI button and evdev modules (taken
+#                     from the same kernel package), writes to vmspawn's virtio console (hvc0), then waits
+#                     for the power button (what qemu's system_powerdown, and so vmspawn's PowerOff, press)
+# Environment: BERTH_CACHE (default /var/tmp/berth-cache). Needs python3, mkfs.ext4, cpio, gzip, dpkg-deb;
+# builds the busybox tree and the VM kernel with scripts/rootfs.sh when they are missing.
 set -euo pipefail
 
 CACHE=${BERTH_CACHE:-/var/tmp/berth-cache}
@@ -26,7 +27,7 @@ say() { printf 'vm-image: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
 [[ ${1:-} == path ]] && { echo "$DEST"; exit 0; }
-[[ $# -eq 0 ]] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[[ $# -eq 0 ]] || { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # The inputs' completion stamps name their versions; ours is stale when either, or this script, changes.
 inputs_key() {
@@ -75,8 +76,12 @@ with open(path, 'r+b') as f:
     f.seek((total - 33) * 512); f.write(entries); f.write(header(total - 1, 1, total - 33))
 EOF
   # mkfs.ext4 writes the file system into the partition's byte range of the image file.
-  mkfs.ext4 -q -F -L root -E "offset=$((start * 512))" -d "$CACHE/busybox/rootfs" "$tmp/root.raw" \
-    "$(((last - start + 1) / 2))k" || die "mkfs.ext4 failed"
+  # Under rootfs.sh's own lock, so that a concurrent rebuild of the busybox tree is not read half-way.
+  (
+    flock -w 1800 8 || die "timed out waiting for $CACHE/.busybox.lock"
+    mkfs.ext4 -q -F -L root -E "offset=$((start * 512))" -d "$CACHE/busybox/rootfs" "$tmp/root.raw" \
+      "$(((last - start + 1) / 2))k" || die "mkfs.ext4 failed"
+  ) 8>"$CACHE/.busybox.lock"
   # The ACPI button and evdev drivers (no dependencies of their own), which the project's initramfs lacks,
   # from the same kernel package scripts/rootfs.sh unpacked the kernel from.
   local deb kver
