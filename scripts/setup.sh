@@ -6,7 +6,8 @@
 #   3. upstream systemd 257 and 262 tools, each in a private folder of its own (scripts/reference-tools.sh
 #      install, and the same with BERTH_REFERENCE_SUITE=sid)
 #   4. test root filesystems and the VM kernel/initramfs (scripts/rootfs.sh busybox vm debian; the
-#      Debian tree, for the real systemd container test, is skipped with BERTH_SETUP_DEBIAN=0)
+#      Debian tree, for the real systemd container test, is skipped with BERTH_SETUP_DEBIAN=0), and the GPT
+#      disk image systemd-vmspawn boots (scripts/vm-image.sh)
 #   5. npm dependencies (npm ci when the lockfile changed), npm run build, the C load generator
 # Environment: BERTH_CACHE (default /var/tmp/berth-cache), BERTH_REFERENCE_ROOT (the 257 folder; 262 always goes to its default), BERTH_SETUP_DEBIAN=0.
 set -euo pipefail
@@ -34,6 +35,7 @@ APT_PACKAGES=(
   openssh-server    # sshd: the berthctl -H test starts a private one on 127.0.0.1 (never the system service)
   busybox-static    # the test container and VM guest userland
   cpio              # packing the VM initramfs
+  e2fsprogs         # mkfs.ext4 -d: the file system of the disk image systemd-vmspawn boots (scripts/vm-image.sh)
   qemu-system-x86   # VM tests under TCG
   qemu-utils        # qemu-img
   swtpm             # software TPM for VM launch tests
@@ -104,6 +106,7 @@ targets=(busybox vm)
 if [[ ${BERTH_SETUP_DEBIAN:-1} == 1 ]]; then targets+=(debian); fi
 step "test images: ${targets[*]}"
 bash scripts/rootfs.sh "${targets[@]}"
+bash scripts/vm-image.sh >/dev/null
 
 # ---------------------------------------------------------------------------------------------------------
 # 5. npm, TypeScript build, load generator
