@@ -5,9 +5,9 @@
 // host's /run changes. nspawn 262 opens the system bus even with --keep-unit, so the namespace gets a
 // dbus-daemon of its own.
 //
-// vmspawn 262 itself is not started: with -D it needs a virtiofsd newer than Debian 12's, with --image an
-// image that systemd's dissection accepts (../shared/reference/systemd-hosts.md); the test replays its
-// exact Register call (keys and order as measured) through varlinkctl 262 instead.
+// Here vmspawn 262's exact Register call (keys and order as measured) is replayed through varlinkctl 262;
+// test/interop/vmspawn-262.test.ts boots a real vmspawn 262 (direct kernel boot of scripts/vm-image.sh's GPT
+// image under TCG) against berthd and against machined 262.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
