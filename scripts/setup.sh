@@ -107,6 +107,13 @@ if [[ ${BERTH_SETUP_DEBIAN:-1} == 1 ]]; then targets+=(debian); fi
 step "test images: ${targets[*]}"
 bash scripts/rootfs.sh "${targets[@]}"
 bash scripts/vm-image.sh >/dev/null
+if [[ ${BERTH_SETUP_DEBIAN:-1} == 1 ]]; then
+  # The Debian tree as a systemd host (systemd-container, userdbd, NSS modules) and its libvirt variant,
+  # booted by test/system/: built here once so the tests never wait for apt; cached, each takes milliseconds.
+  step "test images: systemd host tree, libvirt host tree"
+  bash scripts/systemd-host-tree.sh >/dev/null
+  bash scripts/libvirt-host-tree.sh >/dev/null
+fi
 
 # ---------------------------------------------------------------------------------------------------------
 # 5. npm, TypeScript build, load generator
