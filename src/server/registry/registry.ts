@@ -226,18 +226,20 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   /**
-   * Register, replacing an existing machine of the same name only if its leader is dead.
-   * `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
+   * Register, replacing an existing machine of the same name only if its leader is dead; through systemd as
+   * register() is. `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
    */
-  registerOrReplaceIfDead(spec: RegistrationSpec, caller: CallerContext): Result<{ machine: Machine; replaced: boolean }> {
+  async registerOrReplaceIfDead(spec: RegistrationSpec, caller: CallerContext): Promise<Result<{ machine: Machine; replaced: boolean }>> {
     const existing = this.#index.byName(spec.name);
     let replaced = false;
     if (existing) {
       if (leaderAlive(existing.leader)) return fail({ error: 'io.systemd.Machine.MachineExists' });
+      const bySystemd = this.#bySystemd(existing, undefined) && !this.#closed;
       this.#finalize(existing, 'replaced');
       replaced = true;
+      if (bySystemd) await this.#systemd!.stopReplaced(existing.machine);
     }
-    const r = this.registerSpec(spec, caller);
+    const r = await this.register(spec, caller);
     return r.ok ? ok({ machine: r.value, replaced }) : r;
   }
 

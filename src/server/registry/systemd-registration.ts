@@ -95,6 +95,20 @@ export class SystemdRegistration {
     void this.scopes.stop(m.unit!).catch(() => undefined);
   }
 
+  /**
+   * The unit of a machine being replaced (its leader is dead) is stopped, and its stop job waited for, before
+   * a new one of the same name is asked for: systemd would answer UnitExists while it still holds what is
+   * left of the old one. The name stays held meanwhile.
+   */
+  async stopReplaced(m: Machine): Promise<void> {
+    this.#pending.add(m.name);
+    try {
+      await this.scopes.stopAndWait(m.unit!).catch(() => undefined);
+    } finally {
+      this.#pending.delete(m.name);
+    }
+  }
+
   close(): void {
     this.scopes.close();
   }
