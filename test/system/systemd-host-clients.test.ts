@@ -3,8 +3,9 @@
  * runs systemd: in the booted Debian machine (bench/lib/booted-machine.ts) berth is installed with the
  * README's command, and systemd-nspawn --boot starts a user-namespaced copy of the same tree there (berth
  * asks systemd for its scope). Then systemctl -M, systemd-run -M, journalctl -M, userdbctl and getent for
- * its users (vu-NAME-0), ps -o machine; and all of it again after `systemctl restart berthd`. Each step
- * prints what it ran. A host that cannot boot the machines skips, saying why.
+ * its users (vu-NAME-0), ps -o machine; and all of it again after `systemctl restart berthd`; berth's own
+ * RegisterReplacingDead asking systemd for the scope. Each step prints what it ran. A host that cannot boot
+ * the machines skips, saying why.
  */
 import fs from 'node:fs';
 
@@ -119,6 +120,31 @@ describe('the clients of a systemd host, into a booted container registered with
     expect((await sh('berthctl list --no-legend')).stdout).toMatch(new RegExp(`^${NEST}\\s+container`, 'm'));
     await clients('after systemctl restart berthd')(ctx);
   }, 120_000);
+
+  it('RegisterReplacingDead (berth\'s own call) gets its scope from systemd as Register does, and replaces a machine whose leader died', async (ctx) => {
+    if (why) ctx.skip(why);
+    const call = (params: object): string =>
+      `node -e 'const c = require("net").connect("/run/systemd/machine/io.systemd.Machine"); ` +
+      `c.write(JSON.stringify({ method: "io.berth.Machine.RegisterReplacingDead", parameters: ${JSON.stringify(params)} }) + "\\0"); ` +
+      `c.on("data", (d) => { process.stdout.write(d.toString().replace(/\\0$/, "") + "\\n"); c.end(); })'`;
+    const leaderIn = async (): Promise<number> => Number((await quiet('sleep 100000 >/dev/null 2>&1 & echo $!')).stdout.trim());
+    const a = await leaderIn();
+    const b = await leaderIn();
+    try {
+      expect(JSON.parse((await sh(call({ name: 'rep', class: 'container', leader: a, allocateUnit: true }))).stdout)).toEqual({ parameters: { replaced: false } });
+      expect((await sh('systemctl show -p Slice,Transient machine-rep.scope')).stdout.split('\n').filter(Boolean).sort()).toEqual(['Slice=machine.slice', 'Transient=yes']);
+      expect((await sh(`cat /proc/${a}/cgroup`)).stdout).toMatch(/:\/machine\.slice\/machine-rep\.scope$/m);
+      // the leader dies and the same name is registered again at once (berthd may or may not have seen the exit)
+      const again = await sh(`kill -9 ${a}; ${call({ name: 'rep', class: 'container', leader: b, allocateUnit: true })}`);
+      expect(JSON.parse(again.stdout)).toMatchObject({ parameters: { replaced: expect.any(Boolean) } });
+      expect((await sh(`cat /proc/${b}/cgroup`)).stdout).toMatch(/:\/machine\.slice\/machine-rep\.scope$/m);
+      expect((await sh('berthctl list --no-legend')).stdout).toMatch(/^rep\s+container/m);
+      expect((await sh('machinectl show -p Leader --value rep')).stdout.trim()).toBe(String(b));
+    } finally {
+      await quiet(`kill -9 ${a} ${b}`);
+    }
+    await until('rep to go', async () => !/^rep\s/m.test((await quiet('berthctl list --no-legend')).stdout));
+  }, 60_000);
 
   it('machinectl poweroff shuts the container down cleanly and berth drops it', async (ctx) => {
     if (why) ctx.skip(why);
