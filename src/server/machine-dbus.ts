@@ -52,8 +52,8 @@ export function machineBus(ctx: BerthContext): MachineBus {
     return byName(label ?? '');
   };
 
-  const register = async (r: DBusRegistration, allocateUnit: boolean, c: CallContext): Promise<unknown[]> => {
-    const spec = toSpec(r, allocateUnit);
+  const register = async (r: DBusRegistration, allocateUnit: boolean, c: CallContext, scope?: [string, Variant][]): Promise<unknown[]> => {
+    const spec = { ...toSpec(r, allocateUnit), ...(scope?.length ? { scopeProperties: scope } : {}) };
     const m = unwrap(await ops.register(spec, await callerOf(c)), { name: spec.name });
     ctx.logger.info({ machine: m.name, leader: m.leader.pid, unit: m.unit, via: 'dbus' }, 'registered');
     return [machinePath(m.name)];
@@ -64,14 +64,15 @@ export function machineBus(ctx: BerthContext): MachineBus {
     inNames: ['name', 'id', 'service', 'class', 'leader', 'root_directory', ...(network ? ['ifindices'] : []), ...(create ? ['scope_properties'] : [])],
     outNames: ['path'],
     handler: (a, c) =>
-      register({ name: a[0], id: a[1], service: a[2], class: a[3], leader: a[4], rootDirectory: a[5], ...(network ? { ifIndices: a[6] } : {}) }, create, c),
+      register({ name: a[0], id: a[1], service: a[2], class: a[3], leader: a[4], rootDirectory: a[5], ...(network ? { ifIndices: a[6] } : {}) }, create, c,
+        create ? a[network ? 7 : 6] : undefined),
   });
   const ex = (create: boolean): MethodSpec => ({
     in: create ? 'sa(sv)a(sv)' : 'sa(sv)',
     out: 'o',
     inNames: ['name', 'properties', ...(create ? ['scope_properties'] : [])],
     outNames: ['path'],
-    handler: (a, c) => register(fromProperties(a[0], (a[1] as [string, Variant][])), create, c),
+    handler: (a, c) => register(fromProperties(a[0], (a[1] as [string, Variant][])), create, c, create ? a[2] : undefined),
   });
 
   const mapFrom = (key: 'uid' | 'gid'): MethodSpec => ({

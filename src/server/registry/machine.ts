@@ -115,6 +115,11 @@ export interface RegistrationSpec {
   controlAddress?: string;
   allocateUnit: boolean;
   allowInteractiveAuthentication: boolean;
+  /**
+   * Unit properties the caller wants on its scope (D-Bus CreateMachine's scope_properties, D-Bus variants):
+   * where systemd makes the scope they follow machined's own in StartTransientUnit, as machined sends them.
+   */
+  scopeProperties?: ReadonlyArray<readonly [string, unknown]>;
 }
 
 /** What the checks need to know about processes; injectable so the checks stay testable. */

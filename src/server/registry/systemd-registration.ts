@@ -52,7 +52,7 @@ export class SystemdRegistration {
       this.#pending.add(spec.name);
       let made;
       try {
-        made = await this.scopes.start(spec.name, pinned.pid, spec.class);
+        made = await this.scopes.start(spec.name, pinned.pid, spec.class, spec.scopeProperties);
       } finally {
         this.#pending.delete(spec.name);
       }

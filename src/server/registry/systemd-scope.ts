@@ -81,14 +81,17 @@ export class SystemdScopes {
     }
   }
 
-  /** Ask PID 1 for machine-NAME.scope with `pid` in it and wait until its start job is done. */
-  async start(name: string, pid: number, cls: string): Promise<ScopeResult> {
+  /**
+   * Ask PID 1 for machine-NAME.scope with `pid` in it and wait until its start job is done; `extra` are
+   * the caller's properties (D-Bus variants), after machined's own, so that they win (nspawn's KillSignal).
+   */
+  async start(name: string, pid: number, cls: string, extra: ReadonlyArray<readonly [string, unknown]> = []): Promise<ScopeResult> {
     const unit = machineScopeUnit(name);
     let job: string;
     let c: Connection;
     try {
       c = await this.#bus();
-      const r = await c.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [unit, 'fail', transientScopeProperties(name, pid, cls), []] });
+      const r = await c.call({ ...SYSTEMD, member: 'StartTransientUnit', signature: 'ssa(sv)a(sa(sv))', body: [unit, 'fail', [...transientScopeProperties(name, pid, cls), ...extra], []] });
       job = r.body[0] as string;
     } catch (e) {
       return { errno: errnoOfSystemdError(e), message: (e as Error).message };

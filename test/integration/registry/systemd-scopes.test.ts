@@ -4,7 +4,7 @@
 // and the Registry's RegisterReplacingDead path asking that stand-in for the scope as Register does.
 import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, DBusError, requestName, ObjectServer, type Connection, type Variant } from '../../../src/dbus/index.js';
+import { connectBus, DBusError, requestName, ObjectServer, variant, type Connection, type Variant } from '../../../src/dbus/index.js';
 import { SystemdScopes } from '../../../src/server/registry/systemd-scope.js';
 import { liveProcessProbe, Registry } from '../../../src/server/registry/registry.js';
 import { validateRegistration } from '../../../src/server/machine-params.js';
@@ -80,6 +80,19 @@ describe('scopes from systemd over the bus', () => {
           ['TasksMax', 16384n], ['PIDs', [4242]],
         ]] }]);
       }
+    } finally {
+      s.close();
+    }
+  });
+
+  it('puts the caller\'s scope properties (CreateMachine\'s scope_properties) after machined\'s own', async (ctx) => {
+    if (why) ctx.skip(why);
+    const s = new SystemdScopes(bus!.address);
+    try {
+      mode = 'reply-first';
+      calls.length = 0;
+      expect(await s.start('k', 7, 'container', [['KillSignal', variant('i', 37)]])).toMatchObject({ unit: 'machine-k.scope' });
+      expect((calls[0]!.args[2] as [string, unknown][]).slice(-2)).toEqual([['PIDs', [7]], ['KillSignal', 37]]);
     } finally {
       s.close();
     }
