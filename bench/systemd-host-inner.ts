@@ -28,31 +28,96 @@ async function register(n: number): Promise<object> {
   return { cycles: n, seconds: s, perSecond: n / s };
 }
 
-function ping(): Promise<number> {
+/** One Varlink Ping through the socket: when it connected and when the reply came (ms, CLOCK_MONOTONIC). */
+function ping(): Promise<{ t0: number; t1: number }> {
   return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
+    const t0 = monoMs();
     const c = net.connect('/run/systemd/machine/io.systemd.Machine');
     c.on('connect', () => c.write('{"method":"io.systemd.service.Ping"}\0'));
     c.on('data', (d) => {
       if (d.includes(0)) {
         c.destroy();
-        resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+        resolve({ t0, t1: monoMs() });
       }
     });
     c.on('error', reject);
   });
 }
 
+/** process.hrtime is CLOCK_MONOTONIC on Linux, the clock of systemd's ...TimestampMonotonic. */
+const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Wall time of running node with these arguments, ms. */
+function timeNode(args: string[]): number {
+  const t0 = monoMs();
+  execFileSync(process.execPath, args, { stdio: 'ignore' });
+  return monoMs() - t0;
+}
+
+/** When berthd.service's process was forked, as systemd recorded it (ms, CLOCK_MONOTONIC). */
+function execStartMs(): number {
+  const out = execFileSync('systemctl', ['show', '-p', 'ExecMainStartTimestampMonotonic', '--value', 'berthd.service'], { encoding: 'utf8' });
+  return Number(out.trim()) / 1000;
+}
+
+/** When the berthd now running logged 'berthd ready' (pino's wall clock, ms, turned into CLOCK_MONOTONIC). */
+function readyMs(): number | undefined {
+  const pid = execFileSync('systemctl', ['show', '-p', 'MainPID', '--value', 'berthd.service'], { encoding: 'utf8' }).trim();
+  const log = execFileSync('journalctl', ['-q', '-o', 'cat', '--no-pager', `_PID=${pid}`], { encoding: 'utf8' });
+  const line = log.split('\n').find((l) => l.includes('"berthd ready"'));
+  if (!line) return undefined;
+  const wall = (JSON.parse(line) as { time: number }).time;
+  return wall - (Date.now() - monoMs());
+}
+
+/**
+ * berthd stopped, then the first Ping through the socket, N times: the time to the reply (p50, max) and
+ * where it goes (medians): systemd from the connection to forking berthd, berthd from its fork to
+ * 'berthd ready' (node's own start, loading berthd's bundle, the daemon's start) and from ready to the reply;
+ * node's start and the bundle's load are timed apart (node -e 0; berthd --version loads the whole bundle).
+ */
 async function firstCall(n: number): Promise<object> {
-  const ms: number[] = [];
+  const total: number[] = [];
+  const systemd: number[] = [];
+  const toReady: number[] = [];
+  const readyToReply: number[] = [];
   for (let i = 0; i < n; i++) {
     execFileSync('systemctl', ['stop', 'berthd.service'], { stdio: 'ignore' });
     // systemd's start rate limit (5 starts in 10 s) would refuse the sixth start in a row
     execFileSync('systemctl', ['reset-failed', 'berthd.service'], { stdio: 'ignore' });
-    ms.push(await ping());
+    const { t0, t1 } = await ping();
+    total.push(t1 - t0);
+    const forked = execStartMs();
+    systemd.push(forked - t0);
+    // the log line may take a moment to reach the journal
+    let ready: number | undefined;
+    for (let k = 0; k < 20 && ready === undefined; k++) {
+      ready = readyMs();
+      if (ready === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (ready !== undefined) {
+      toReady.push(ready - forked);
+      readyToReply.push(t1 - ready);
+    }
   }
-  ms.sort((a, b) => a - b);
-  return { samples: n, p50: ms[Math.floor(n / 2)], max: ms.at(-1) };
+  const nodeStart: number[] = [];
+  const bundle: number[] = [];
+  for (let i = 0; i < Math.min(n, 9); i++) {
+    nodeStart.push(timeNode(['-e', '0']));
+    bundle.push(timeNode(['dist/bin/berthd.mjs', '--version']));
+  }
+  total.sort((a, b) => a - b);
+  return {
+    samples: n,
+    p50: median(total),
+    max: total.at(-1),
+    systemdToFork: median(systemd),
+    forkToReady: toReady.length ? median(toReady) : null,
+    readyToReply: readyToReply.length ? median(readyToReply) : null,
+    nodeStart: median(nodeStart),
+    nodeWithBundle: median(bundle),
+  };
 }
 
 const [what, count] = process.argv.slice(2);

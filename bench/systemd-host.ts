@@ -44,6 +44,10 @@ async function main(): Promise<number> {
     process.stdout.write(row('systemd-host.register-dbus', `${berth.perSecond!.toFixed(1)}/s`, `${machined.perSecond!.toFixed(1)}/s`,
       `${ratio.toFixed(2)}x`, '>= 1.0x', ratio >= 1) + '\n');
     process.stdout.write(row('systemd-host.first-call-activated', `${first.p50!.toFixed(0)} ms`, '-', '-', 'p50 <= 120 ms', first.p50! <= 120) + '\n');
+    const f = first as Record<string, number | null>;
+    const ms = (x: number | null | undefined): string => (typeof x === 'number' ? `${x.toFixed(0)} ms` : '?');
+    process.stdout.write(`first call, medians: systemd from the connection to forking berthd ${ms(f.systemdToFork)}, berthd from fork to ready ` +
+      `${ms(f.forkToReady)} (node -e 0 takes ${ms(f.nodeStart)}, node loading berthd's bundle ${ms(f.nodeWithBundle)}), ready to the reply ${ms(f.readyToReply)}\n`);
     process.stdout.write(`(${cycles} CreateMachine+TerminateMachine cycles each, systemd making the scope; ${samples} first calls after systemctl stop berthd; checkout ${checkout})\n`);
     return 0;
   } catch (e) {

@@ -95,12 +95,12 @@ export function berthApi(ctx: BerthContext): Handlers<IoBerthMachineMethods> {
   return {
     Watch: ({ since }, call) => new Replies(watch(ctx, since ?? undefined, call.signal), undefined, true),
 
-    RegisterReplacingDead: (params, call) => {
+    RegisterReplacingDead: async (params, call) => {
       const who = caller(call);
       if (!ctx.policy.mayRegisterLeader(call.peer, params.leaderProcessId?.pid ?? params.leader ?? who.pid)) throw new PermissionDeniedError();
       const spec = validateRegistration(params, liveProcessProbe);
       if (!spec.ok) throw toVarlinkError(spec.error);
-      const r = ctx.registry.registerOrReplaceIfDead(spec.value, who);
+      const r = await ctx.registry.registerOrReplaceIfDead(spec.value, who);
       if (!r.ok) {
         const e = toVarlinkError(r.error);
         if (e.error === 'io.systemd.Machine.MachineExists') throw new MachineExists();

@@ -40,6 +40,7 @@ import { LaunchService } from './launch/launch-service.js';
 import { VERSION } from '../domain/version.js';
 import { machineSocketPaths, resolveHookSocketPath, userdbSocketPath } from '../domain/runtime-paths.js';
 import { DBusService } from './dbus-service.js';
+import { afterWaitingCallers } from './waiting-callers.js';
 
 export const VENDOR = 'berth';
 export const URL = 'https://github.com/berth-project/berth';
@@ -163,9 +164,11 @@ export class Daemon {
       'berthd ready',
     );
     this.armIdle();
-    // After the Varlink sockets serve, and not awaited: the bus never delays a Varlink answer.
+    // After the Varlink sockets serve, and not awaited: the bus never delays a Varlink answer, not even
+    // the one a socket-activated start is for (waiting-callers.ts).
     const mode = this.options.dbus ?? 'auto';
-    this.dbusReady = this.dbus.start(mode).catch((err) => {
+    const servers = [this.machineServer, this.userdbServer, this.hookServer];
+    this.dbusReady = afterWaitingCallers(servers).then(() => (this.stopping ? false : this.dbus.start(mode))).catch((err) => {
       this.logger.error({ err: (err as Error).message }, 'cannot serve D-Bus');
       if (mode === 'yes') throw err;
       return false;

@@ -4,7 +4,8 @@
 //
 // All mutating operations are synchronous (the file system work is on /proc, /sys/fs/cgroup and /run, all
 // memory-backed), so concurrent calls cannot interleave between "is the name free" and "take the name". The
-// one wait, for systemd to make a scope (register), holds the name in #pending until the machine is in.
+// one wait, for systemd to make a scope (register, systemd-registration.ts), holds the name until the
+// machine is in.
 
 import { EventEmitter } from 'node:events';
 import {
@@ -34,54 +35,15 @@ import { hostMachine } from './host.js';
 import { MachineIndex, type Entry } from './machine-index.js';
 import { placeMachine, type Placement } from './placement.js';
 import { SystemdScopes, systemdIsPid1 } from './systemd-scope.js';
-import { machineScopeUnit } from '../../domain/unit-names.js';
+import { SystemdRegistration } from './systemd-registration.js';
 import { killMachine, terminateMachine } from './machine-control.js';
 import { findMarkedScopes, LeftoverScopes } from './leftover-scopes.js';
 import { EndedMachines } from './ended-machines.js';
+import type { CallerContext, RegistryEvent, RegistryEventType, RegistryLogger, RegistryOptions } from './registry-types.js';
 
-/** The subset of a pino logger the registry uses. */
-export interface RegistryLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
+export type { CallerContext, RegistryEvent, RegistryEventType, RegistryLogger, RegistryOptions } from './registry-types.js';
 
 const silentLogger: RegistryLogger = { info() {}, warn() {}, error() {}, debug() {} };
-
-export interface RegistryOptions {
-  /** Runtime prefix (default `/run`); state goes to RUNTIME/systemd/machines. */
-  runtimeDir?: string;
-  /** Overrides the state directory itself. */
-  stateDir?: string;
-  logger?: RegistryLogger;
-  /** Cgroup hierarchies (default: detected under /sys/fs/cgroup). */
-  cgroups?: CgroupLayout;
-  /** Serve the synthetic `.host` machine (default true; false for a per-user instance). */
-  host?: boolean;
-  /** After SIGTERM from Terminate, SIGKILL what is left of the unit after this long (default 90 s). */
-  stopTimeoutMs?: number;
-  /** PID 1's scopes (default: over the system bus when systemd is PID 1; `null`: never ask systemd). */
-  systemdScopes?: SystemdScopes | null;
-}
-
-/** Who is asking: the peer's credentials. */
-export interface CallerContext {
-  uid: number;
-  /** The peer's PID: the default leader for Register and the meaning of `{pid: 0}` in lookups. */
-  pid?: number;
-}
-
-export type RegistryEventType = 'added' | 'removed' | 'changed';
-
-export interface RegistryEvent {
-  /** Increases by one with every event; a watcher that sees a gap missed something. */
-  seq: number;
-  type: RegistryEventType;
-  machine: Machine;
-  /** Why (for `removed`: `unregistered`, `leader-exited`, `replaced`, ...). */
-  reason: string;
-}
 
 /** Probe for validateRegistration backed by the real process table. */
 export const liveProcessProbe: ProcessProbe = {
@@ -105,9 +67,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #stopTimeoutMs: number;
   #closed = false;
   #reaper: ScopeReaper;
-  #systemd: SystemdScopes | undefined;
-  /** names whose scope systemd is making (register), taken for every other registration meanwhile */
-  #pending = new Set<string>();
+  /** the path through systemd where it is PID 1 (scopes, StopUnit, KillUnit) */
+  #systemd: SystemdRegistration | undefined;
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -117,7 +78,14 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#log = opts.logger ?? silentLogger;
     this.#host = opts.host ?? true;
     this.#stopTimeoutMs = opts.stopTimeoutMs ?? 90_000;
-    this.#systemd = opts.systemdScopes === null ? undefined : (opts.systemdScopes ?? (systemdIsPid1() ? new SystemdScopes() : undefined));
+    const scopes = opts.systemdScopes === null ? undefined : (opts.systemdScopes ?? (systemdIsPid1() ? new SystemdScopes() : undefined));
+    if (scopes) {
+      this.#systemd = new SystemdRegistration(scopes, {
+        index: this.#index,
+        log: this.#log,
+        registerSpec: (spec, caller, preset) => this.registerSpec(spec, caller, preset),
+      });
+    }
     this.#reaper = new ScopeReaper(this.cgroups);
     this.#leftovers = new LeftoverScopes(this.#watcher, this.#reaper, this.cgroups, this.#log);
     this.#watcher.on('exit', (name) => this.#onLeaderExit(name));
@@ -194,7 +162,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return r;
     };
     if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return release(fail({ permissionDenied: true }));
-    if (this.#index.hasName(spec.name) || (!preset && this.#pending.has(spec.name))) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
+    if (this.#index.hasName(spec.name) || (!preset && !!this.#systemd?.holds(spec.name))) return release(fail({ error: 'io.systemd.Machine.MachineExists' }));
 
     const placed = preset ? ok(preset) : placeMachine(spec, pinned.pid, {
       cgroups: this.cgroups,
@@ -253,50 +221,25 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * otherwise registerSpec at once.
    */
   async register(spec: RegistrationSpec, caller: CallerContext): Promise<Result<Machine>> {
-    const sd = this.#systemd;
-    if (!sd || !spec.allocateUnit || this.#closed) return this.registerSpec(spec, caller);
-    // The checks that need no unit first, so that a refused call never makes one; the leader is pinned
-    // (pidfd, and the pidfd id the caller named) so that systemd is only ever handed the process meant.
-    const ref = spec.leader ?? (caller.pid !== undefined ? { pid: caller.pid } : undefined);
-    const pinned = ref ? pinLeader(ref.pid, ref.pidfdId !== undefined ? { pidfdId: ref.pidfdId } : undefined) : -3;
-    if (typeof pinned === 'number') return this.registerSpec(spec, caller); // answers with the leader's error
-    let made;
-    try {
-      if (caller.uid !== 0 && processUid(pinned.pid) !== caller.uid) return fail({ permissionDenied: true });
-      if (this.#index.hasName(spec.name) || this.#pending.has(spec.name)) return fail({ error: 'io.systemd.Machine.MachineExists' });
-      if (this.#index.hasLeader(pinned.pid)) return fail({ errno: Errno.EEXIST });
-      this.#pending.add(spec.name);
-      try {
-        made = await sd.start(spec.name, pinned.pid, spec.class, spec.scopeProperties);
-      } finally {
-        this.#pending.delete(spec.name);
-      }
-      if ('errno' in made) {
-        this.#log.warn({ machine: spec.name, err: made.message }, 'systemd did not create the scope');
-        return fail({ errno: made.errno });
-      }
-      const r = this.registerSpec(spec, caller, { ...made, ownsScope: false });
-      // A leader gone meanwhile leaves no unit behind (one still running keeps it, as under machined).
-      if (!r.ok && !leaderAlive(pinned)) void sd.stop(made.unit).catch(() => undefined);
-      return r;
-    } finally {
-      closeLeader(pinned);
-    }
+    if (!this.#systemd || !spec.allocateUnit || this.#closed) return this.registerSpec(spec, caller);
+    return this.#systemd.register(spec, caller);
   }
 
   /**
-   * Register, replacing an existing machine of the same name only if its leader is dead.
-   * `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
+   * Register, replacing an existing machine of the same name only if its leader is dead; through systemd as
+   * register() is. `replaced` says whether an entry was replaced; a live entry still gives MachineExists.
    */
-  registerOrReplaceIfDead(spec: RegistrationSpec, caller: CallerContext): Result<{ machine: Machine; replaced: boolean }> {
+  async registerOrReplaceIfDead(spec: RegistrationSpec, caller: CallerContext): Promise<Result<{ machine: Machine; replaced: boolean }>> {
     const existing = this.#index.byName(spec.name);
     let replaced = false;
     if (existing) {
       if (leaderAlive(existing.leader)) return fail({ error: 'io.systemd.Machine.MachineExists' });
+      const bySystemd = this.#bySystemd(existing, undefined) && !this.#closed;
       this.#finalize(existing, 'replaced');
       replaced = true;
+      if (bySystemd) await this.#systemd!.stopReplaced(existing.machine);
     }
-    const r = this.registerSpec(spec, caller);
+    const r = await this.register(spec, caller);
     return r.ok ? ok({ machine: r.value, replaced }) : r;
   }
 
@@ -323,12 +266,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
     if (this.#bySystemd(e, asUid)) {
-      // As machined: systemd stops the unit (SIGTERM, then SIGKILL after its own timeout).
-      const unit = e.machine.unit!;
-      this.#log.info({ machine: name, unit }, 'terminating machine (StopUnit)');
       this.#emit('changed', e.machine, 'terminating');
-      void this.#systemd!.stop(unit).catch((err: Error) => {
-        this.#log.warn({ machine: name, unit, err: err.message }, 'systemd did not stop the unit; signalling it directly');
+      this.#systemd!.terminate(e, () => {
         terminateMachine(e, { cgroups: this.cgroups, stopTimeoutMs: this.#stopTimeoutMs, isCurrent: (x) => this.#index.isCurrent(x) });
       });
       return ok(undefined);
@@ -356,7 +295,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     const e = this.#index.byName(name);
     if (!e) return fail({ error: 'io.systemd.Machine.NoSuchMachine' });
     if (whom === 'all' && this.#bySystemd(e, asUid)) {
-      void this.#systemd!.kill(e.machine.unit!, 'all', signal).catch(() => killMachine(e, whom, signal, this.cgroups));
+      this.#systemd!.kill(e, signal, () => void killMachine(e, whom, signal, this.cgroups));
       return ok(undefined);
     }
     return killMachine(e, whom, signal, this.cgroups, asUid);
@@ -364,7 +303,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
 
   /** A unit systemd made for a machine is stopped and signalled through systemd (for root callers). */
   #bySystemd(e: Entry, asUid: number | undefined): boolean {
-    return !!this.#systemd && asUid === undefined && !e.machine.ownsScope && e.machine.unit === machineScopeUnit(e.machine.name);
+    return !!this.#systemd?.handles(e, asUid);
   }
 
   /** The synthetic `.host` machine, or undefined when not served. */
@@ -444,10 +383,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
     }
     if (reason === 'leader-exited') this.#ended.remember(m);
-    // As machined: a scope systemd made for the machine is stopped once its leader is gone.
-    if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed) {
-      void this.#systemd!.stop(m.unit!).catch(() => undefined);
-    }
+    if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed) this.#systemd!.leaderExited(m);
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');
     else this.#log.info({ machine: m.name }, 'machine unregistered');
     this.#emit('removed', m, reason);

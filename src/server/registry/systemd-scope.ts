@@ -125,6 +125,13 @@ export class SystemdScopes {
     await c.call({ ...SYSTEMD, member: 'StopUnit', signature: 'ss', body: [unit, 'fail'] });
   }
 
+  /** Stop the unit and wait for its stop job to end; resolves with the job's result ('done', ...). */
+  async stopAndWait(unit: string): Promise<string> {
+    const c = await this.#bus();
+    const r = await c.call({ ...SYSTEMD, member: 'StopUnit', signature: 'ss', body: [unit, 'fail'] });
+    return this.#jobResult(r.body[0] as string);
+  }
+
   /** Signal the unit's processes through systemd ('all' or 'main'), as machined kills a machine. */
   async kill(unit: string, whom: 'all' | 'main', signal: number): Promise<void> {
     const c = await this.#bus();

@@ -19,7 +19,7 @@ function register(r: Registry, input: Record<string, unknown>, caller: CallerCon
   return v.ok ? r.registerSpec(v.value, caller) : v;
 }
 
-function replaceIfDead(r: Registry, input: Record<string, unknown>, caller: CallerContext) {
+async function replaceIfDead(r: Registry, input: Record<string, unknown>, caller: CallerContext) {
   const v = validateRegistration(input, liveProcessProbe);
   return v.ok ? r.registerOrReplaceIfDead(v.value, caller) : v;
 }
@@ -413,17 +413,17 @@ suite('registry with real processes', () => {
     const b = sleeper();
     const name = `${tag}-rep`;
     expect(register(r, { name, class: 'container', leader: a.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
-    expect(replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 })).toEqual({
+    expect(await replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 })).toEqual({
       ok: false,
       error: { error: 'io.systemd.Machine.MachineExists' },
     });
     const fresh = sleeper();
-    const res = replaceIfDead(r, { name: `${tag}-rep2`, class: 'container', leader: fresh.pid, allocateUnit: true }, { uid: 0 });
+    const res = await replaceIfDead(r, { name: `${tag}-rep2`, class: 'container', leader: fresh.pid, allocateUnit: true }, { uid: 0 });
     expect(res).toMatchObject({ ok: true, value: { replaced: false } });
     a.kill('SIGKILL');
     await exited(a);
     // Whether or not the exit was already processed, the answer names the outcome truthfully.
-    const res2 = replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 });
+    const res2 = await replaceIfDead(r, { name, class: 'container', leader: b.pid, allocateUnit: true }, { uid: 0 });
     expect(res2.ok).toBe(true);
     expect(r.get(name)?.leader.pid).toBe(b.pid);
   });

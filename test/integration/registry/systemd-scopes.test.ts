@@ -1,11 +1,16 @@
 // SystemdScopes (src/server/registry/systemd-scope.ts) against a stand-in for PID 1's Manager on a private
 // bus: the StartTransientUnit call it makes, waiting for JobRemoved whether the signal comes before or after
 // the reply, a failed job and systemd's refusals as errnos, and StopUnit/KillUnit as machined sends them;
-// the caller's own scope properties go after berth's.
+// the caller's own scope properties go after berth's; and the Registry's RegisterReplacingDead path asking
+// that stand-in for the scope as Register does.
+import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus, DBusError, requestName, ObjectServer, variant, type Connection, type Variant } from '../../../src/dbus/index.js';
 import { SystemdScopes } from '../../../src/server/registry/systemd-scope.js';
+import { liveProcessProbe, Registry } from '../../../src/server/registry/registry.js';
+import { validateRegistration } from '../../../src/server/machine-params.js';
 import { startPrivateBus, type PrivateBus } from '../dbus/private-bus.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const MANAGER = 'org.freedesktop.systemd1.Manager';
 let bus: PrivateBus | undefined;
@@ -43,7 +48,15 @@ beforeAll(async () => {
           return [path];
         },
       },
-      StopUnit: { in: 'ss', out: 'o', handler: (args) => { calls.push({ member: 'StopUnit', args }); return [`/org/freedesktop/systemd1/job/${++job}`]; } },
+      StopUnit: {
+        in: 'ss', out: 'o',
+        handler: (args) => {
+          calls.push({ member: 'StopUnit', args });
+          const path = `/org/freedesktop/systemd1/job/${++job}`;
+          setTimeout(() => emitRemoved(path, args[0] as string, 'done'), 20);
+          return [path];
+        },
+      },
       KillUnit: { in: 'ssi', handler: (args) => { calls.push({ member: 'KillUnit', args }); return []; } },
     },
   }]);
@@ -120,5 +133,42 @@ describe('scopes from systemd over the bus', () => {
     const s = new SystemdScopes('unix:path=/nonexistent/bus');
     expect(await s.start('a', 1, 'container')).toMatchObject({ errno: 5 });
     s.close();
+  });
+
+  it('RegisterReplacingDead asks systemd for the scope as Register does, and stops a dead machine\'s unit before asking for the new one', async (ctx) => {
+    if (why) ctx.skip(why);
+    if (process.getuid?.() !== 0) ctx.skip('needs root (pidfds of other processes, the state directory)');
+    const dir = tempDir('sd-replace');
+    const r = new Registry({ stateDir: dir.path, host: false, systemdScopes: new SystemdScopes(bus!.address) });
+    const a = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const b = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const spec = (pid: number) => {
+      const v = validateRegistration({ name: 'rep', class: 'container', leader: pid, allocateUnit: true }, liveProcessProbe);
+      if (!v.ok) throw new Error(JSON.stringify(v.error));
+      return v.value;
+    };
+    try {
+      mode = 'reply-first';
+      calls.length = 0;
+      const first = await r.registerOrReplaceIfDead(spec(a.pid!), { uid: 0 });
+      expect(first).toMatchObject({ ok: true, value: { replaced: false, machine: { unit: 'machine-rep.scope', unitCgroup: '/machine.slice/machine-rep.scope', ownsScope: false } } });
+      expect(calls.map((c) => [c.member, c.args[0]])).toEqual([['StartTransientUnit', 'machine-rep.scope']]);
+      expect(await r.registerOrReplaceIfDead(spec(b.pid!), { uid: 0 })).toEqual({ ok: false, error: { error: 'io.systemd.Machine.MachineExists' } });
+      // The leader dies; the call comes before the event loop has seen the exit (the registry still has it).
+      a.kill('SIGKILL');
+      execFileSync('sleep', ['0.3']);
+      calls.length = 0;
+      const second = await r.registerOrReplaceIfDead(spec(b.pid!), { uid: 0 });
+      expect(second).toMatchObject({ ok: true, value: { replaced: true, machine: { unit: 'machine-rep.scope', leader: { pid: b.pid } } } });
+      expect(calls).toEqual([
+        { member: 'StopUnit', args: ['machine-rep.scope', 'fail'] },
+        { member: 'StartTransientUnit', args: ['machine-rep.scope', 'fail', expect.arrayContaining([['PIDs', [b.pid]]])] },
+      ]);
+    } finally {
+      a.kill('SIGKILL');
+      b.kill('SIGKILL');
+      r.close();
+      dir.remove();
+    }
   });
 });
