@@ -1,9 +1,10 @@
 /**
  * systemd 262's varlinkctl against berth: its IDL parser on every interfaces/*.varlink file (and the built-in
- * interfaces of src/varlink/builtin/), and its client
- * against a running berthd (temp runtime dir, no bus): which interfaces each of berthd's sockets serves,
- * `introspect` of every one of them (the printed interface has every method and error of our IDL file), and
- * one `call` per interface with the answer berth must give.
+ * interfaces of src/varlink/builtin/), and its client against a running berthd (temp runtime dir, no bus):
+ * which interfaces each of berthd's sockets serves, `introspect` of every one of them (the printed interface
+ * has every method and error of our IDL file), one `call` per interface with the answer berth must give, and,
+ * where the real machined 262 can run (a private /run/systemd, as /work/wt/isolated.sh gives), the same
+ * interfaces with the same members and signatures on each socket of both (GAPS_262 names what berth lacks).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
