@@ -246,6 +246,7 @@ export async function runPermissions(opts: ScenarioOptions): Promise<ScenarioRes
       { label: 'service.Reload', expect: ALL, req: async () => M('io.systemd.service.Reload', {}) },
       { label: 'service.SetLogLevel', expect: ROOT, req: async () => M('io.systemd.service.SetLogLevel', { level: 4 }) },
       { label: 'service.GetEnvironment', expect: ROOT, req: async () => M('io.systemd.service.GetEnvironment', {}) },
+      { label: 'service.GetLogLevel', expect: ROOT, req: async () => M('io.systemd.service.GetLogLevel', {}) },
       { label: 'varlink.GetInfo', expect: ALL, req: async () => M('org.varlink.service.GetInfo', {}) },
       { label: 'varlink.GetInterfaceDescription', expect: ALL, req: async () => M('org.varlink.service.GetInterfaceDescription', { interface: 'io.systemd.Machine' }) },
       { label: 'UserDatabase.GetUserRecord', expect: ALL, req: async () => U('io.systemd.UserDatabase.GetUserRecord', { uid: NS_BASE, service: 'io.systemd.Machine' }) },

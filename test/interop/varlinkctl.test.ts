@@ -87,7 +87,7 @@ suite(`varlinkctl against berth’s Varlink server${why}`, () => {
   it('list-methods', async () => {
     const r = await varlinkctl('list-methods', t.path, 'io.systemd.service');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('io.systemd.service.GetEnvironment\nio.systemd.service.Ping\nio.systemd.service.Reload\nio.systemd.service.SetLogLevel\n');
+    expect(r.stdout).toBe('io.systemd.service.GetEnvironment\nio.systemd.service.GetLogLevel\nio.systemd.service.Ping\nio.systemd.service.Reload\nio.systemd.service.SetLogLevel\n');
     const all = await varlinkctl('list-methods', t.path);
     expect(all.code).toBe(0);
     expect(all.stdout).toContain('io.berth.test.Echo\n');

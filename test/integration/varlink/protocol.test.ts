@@ -358,8 +358,10 @@ describe('io.systemd.service', () => {
     try {
       expect(await svc.SetLogLevel({ level: 7 })).toEqual({});
       expect(t.server.logger.level).toBe('debug');
+      expect(await svc.GetLogLevel()).toEqual({ level: 7 });
       expect(await svc.SetLogLevel({ level: 4 })).toEqual({});
       expect(t.server.logger.level).toBe('warn');
+      expect(await svc.GetLogLevel()).toEqual({ level: 4 });
     } finally {
       t.server.logger.level = level;
     }
@@ -381,6 +383,7 @@ describe('io.systemd.service', () => {
         { method: 'io.systemd.service.Ping' },
         { method: 'io.systemd.service.SetLogLevel', parameters: { level: 7 } },
         { method: 'io.systemd.service.GetEnvironment' },
+        { method: 'io.systemd.service.GetLogLevel' },
       ],
       { user },
     );
@@ -388,6 +391,7 @@ describe('io.systemd.service', () => {
     expect(result.uid).toBe(user.uid);
     expect(result.connections[0]!.replies).toEqual([
       { parameters: {} },
+      { error: 'org.varlink.service.PermissionDenied', parameters: {} },
       { error: 'org.varlink.service.PermissionDenied', parameters: {} },
       { error: 'org.varlink.service.PermissionDenied', parameters: {} },
     ]);

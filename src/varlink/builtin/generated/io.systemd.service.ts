@@ -8,7 +8,10 @@ export type PingParameters = Record<string, never>;
 export type PingResult = Record<string, never>;
 
 /** Re-reads configuration. */
-export type ReloadParameters = Record<string, never>;
+export type ReloadParameters = {
+  /** Whether the caller accepts being asked to authenticate interactively (polkit); absent means no */
+  allowInteractiveAuthentication?: boolean | null;
+};
 
 export type ReloadResult = Record<string, never>;
 
@@ -19,6 +22,14 @@ export type SetLogLevelParameters = {
 };
 
 export type SetLogLevelResult = Record<string, never>;
+
+/** Tells how much the service logs. */
+export type GetLogLevelParameters = Record<string, never>;
+
+export type GetLogLevelResult = {
+  /** Most verbose level still logged, as a syslog priority from 0 (emerg) to 7 (debug) */
+  level: number;
+};
 
 /** Returns the environment the service runs with. */
 export type GetEnvironmentParameters = Record<string, never>;
@@ -40,16 +51,18 @@ export type IoSystemdServiceMethods = {
   Ping: { parameters: PingParameters; result: PingResult };
   Reload: { parameters: ReloadParameters; result: ReloadResult };
   SetLogLevel: { parameters: SetLogLevelParameters; result: SetLogLevelResult };
+  GetLogLevel: { parameters: GetLogLevelParameters; result: GetLogLevelResult };
   GetEnvironment: { parameters: GetEnvironmentParameters; result: GetEnvironmentResult };
 };
 
 export const IoSystemdService = defineInterface<IoSystemdServiceMethods>({
   name: 'io.systemd.service',
-  description: "# Basic control of a running service.\ninterface io.systemd.service\n\n# Answers when the service is alive.\nmethod Ping() -> ()\n\n# Re-reads configuration.\nmethod Reload() -> ()\n\n# Changes how much the service logs.\nmethod SetLogLevel(\n\t# Most verbose level still logged, as a syslog priority from 0 (emerg) to 7 (debug)\n\tlevel: ?int\n) -> ()\n\n# Returns the environment the service runs with.\nmethod GetEnvironment() -> (\n\t# KEY=VALUE strings\n\tenvironment: ?[]string\n)\n\n# The environment cannot be read right now.\nerror InconsistentEnvironment()\n",
+  description: "# Basic control of a running service.\ninterface io.systemd.service\n\n# Answers when the service is alive.\nmethod Ping() -> ()\n\n# Re-reads configuration.\nmethod Reload(\n\t# Whether the caller accepts being asked to authenticate interactively (polkit); absent means no\n\tallowInteractiveAuthentication: ?bool\n) -> ()\n\n# Changes how much the service logs.\nmethod SetLogLevel(\n\t# Most verbose level still logged, as a syslog priority from 0 (emerg) to 7 (debug)\n\tlevel: ?int\n) -> ()\n\n# Tells how much the service logs.\nmethod GetLogLevel() -> (\n\t# Most verbose level still logged, as a syslog priority from 0 (emerg) to 7 (debug)\n\tlevel: int\n)\n\n# Returns the environment the service runs with.\nmethod GetEnvironment() -> (\n\t# KEY=VALUE strings\n\tenvironment: ?[]string\n)\n\n# The environment cannot be read right now.\nerror InconsistentEnvironment()\n",
   methods: {
     Ping: { name: 'Ping', more: 'none', validate: validators.Ping },
     Reload: { name: 'Reload', more: 'none', validate: validators.Reload },
     SetLogLevel: { name: 'SetLogLevel', more: 'none', validate: validators.SetLogLevel },
+    GetLogLevel: { name: 'GetLogLevel', more: 'none', validate: validators.GetLogLevel },
     GetEnvironment: { name: 'GetEnvironment', more: 'none', validate: validators.GetEnvironment },
   },
   errors: { InconsistentEnvironment },

@@ -25,17 +25,29 @@ return errors === 0;
 }
 
 export const Reload = validate11;
-const schema12 = {"type":"object","properties":{},"additionalProperties":false};
+const schema12 = {"type":"object","properties":{"allowInteractiveAuthentication":{"type":["boolean","null"]}},"additionalProperties":false};
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(errors === 0){
 if(data && typeof data == "object" && !Array.isArray(data)){
+const _errs1 = errors;
 for(const key0 in data){
+if(!(key0 === "allowInteractiveAuthentication")){
 validate11.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
 return false;
 break;
+}
+}
+if(_errs1 === errors){
+if(data.allowInteractiveAuthentication !== undefined){
+let data0 = data.allowInteractiveAuthentication;
+if((typeof data0 !== "boolean") && (data0 !== null)){
+validate11.errors = [{instancePath:instancePath+"/allowInteractiveAuthentication",schemaPath:"#/properties/allowInteractiveAuthentication/type",keyword:"type",params:{type: schema12.properties.allowInteractiveAuthentication.type},message:"must be boolean,null"}];
+return false;
+}
+}
 }
 }
 else {
@@ -157,7 +169,7 @@ validate12.errors = vErrors;
 return errors === 0;
 }
 
-export const GetEnvironment = validate13;
+export const GetLogLevel = validate13;
 const schema14 = {"type":"object","properties":{},"additionalProperties":false};
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -177,6 +189,29 @@ return false;
 }
 }
 validate13.errors = vErrors;
+return errors === 0;
+}
+
+export const GetEnvironment = validate14;
+const schema15 = {"type":"object","properties":{},"additionalProperties":false};
+
+function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+if(errors === 0){
+if(data && typeof data == "object" && !Array.isArray(data)){
+for(const key0 in data){
+validate14.errors = [{instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"}];
+return false;
+break;
+}
+}
+else {
+validate14.errors = [{instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"}];
+return false;
+}
+}
+validate14.errors = vErrors;
 return errors === 0;
 }
 
