@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { BERTHD_NODE_OPTIONS } from '../dist/src/server/node-options.js';
+import { lazyStart, liteAssert } from './bundle-plugins.mjs';
 
 await build({
   entryPoints: {
@@ -27,6 +28,7 @@ await build({
   format: 'esm',
   target: 'node20',
   external: ['koffi', 'execa'],
+  plugins: [liteAssert],
   // CommonJS dependencies (pino) call require(); give the ES module bundle one.
   banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
   logLevel: 'warning',
@@ -45,6 +47,7 @@ await build({
   format: 'cjs',
   target: 'node20',
   external: ['koffi', 'execa'],
+  plugins: [liteAssert, lazyStart],
   define: { 'import.meta.url': '__berthModuleUrl' },
   banner: { js: "const __berthModuleUrl = require('node:url').pathToFileURL(require('node:path').join(__dirname, 'berthd.mjs')).href;" },
   logLevel: 'warning',
