@@ -3,9 +3,10 @@
  * berthd's entry point (installed as dist/bin/berthd.cjs): runs the CommonJS bundle of berthd
  * (berthd-code.cjs) from V8's code cache written at build time (berthd-code.cjs.v8cache), so a
  * socket-activated berthd does not parse and compile its ~1 MB of code before the first reply. V8
- * checks the cache against the source and the Node/V8 build and flags; a rejected or missing cache
- * only costs the compile. BERTH_WRITE_CODE_CACHE=1 writes the cache when the process exits, with
- * the code berthd ran until then (scripts/bundle.mjs does so after one call).
+ * checks the cache against the Node/V8 build, the flags and the source's length (and here the cache
+ * must not be older than the code); a rejected or missing cache only costs the compile.
+ * BERTH_WRITE_CODE_CACHE=1 writes the cache when the process exits, with the code berthd ran until
+ * then (scripts/bundle.mjs does so after one call).
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -19,7 +20,8 @@ const source = `(function (exports, require, module, __filename, __dirname) {${t
 let cachedData;
 if (!process.env.BERTH_WRITE_CODE_CACHE) {
   try {
-    cachedData = fs.readFileSync(cacheFile);
+    // V8 compares only the source's length, so a cache older than the code it was made from is not offered.
+    if (fs.statSync(cacheFile).mtimeMs >= fs.statSync(code).mtimeMs) cachedData = fs.readFileSync(cacheFile);
   } catch {
     // no cache: compile from source
   }
