@@ -32,8 +32,9 @@ export async function buildBaseline(rev: string): Promise<BaselineBuild> {
     const bin = path.join(REPO, 'node_modules/.bin');
     await execa(path.join(bin, 'tsc'), ['-p', 'tsconfig.json'], { cwd: tree });
     await execa(process.execPath, ['scripts/bundle.mjs'], { cwd: tree });
-    const bundle = path.join(tree, 'dist/bin/berthd.mjs');
-    if (!fs.existsSync(bundle)) throw new Error(`${rev} built no dist/bin/berthd.mjs`);
+    // What that commit starts in production: berthd.cjs (code cache) where it has one, else the ES module bundle.
+    const bundle = ['berthd.cjs', 'berthd.mjs'].map((f) => path.join(tree, 'dist/bin', f)).find((f) => fs.existsSync(f));
+    if (!bundle) throw new Error(`${rev} built no dist/bin/berthd.cjs or berthd.mjs`);
     return { rev: `${rev} (${commit.slice(0, 10)})`, bundle, remove };
   } catch (e) {
     await remove();

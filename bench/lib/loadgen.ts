@@ -44,7 +44,7 @@ export interface LoadOptions {
 }
 
 /** utime + stime of a process in µs (clock ticks of 10 ms), undefined when it is gone. */
-function cpuMicros(pid: number): number | undefined {
+export function cpuMicros(pid: number): number | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -11,8 +11,8 @@ import { execa } from 'execa';
 import { VarlinkClient } from '../../src/varlink/client.js';
 import { DIST, owe, REPO, runtimeDir, waitFor } from './util.js';
 
-/** The bundle that berth-activate and the units start (see scripts/bundle.mjs). */
-export const BERTHD = path.join(DIST, 'bin/berthd.mjs');
+/** What berth-activate and the units start: the bundle run from its code cache (see scripts/bundle.mjs). */
+export const BERTHD = path.join(DIST, 'bin/berthd.cjs');
 export { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
 import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
 export const MACHINED_SOCKET = '/run/systemd/machine/io.systemd.Machine';

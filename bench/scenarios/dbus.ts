@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connectBus } from '../../src/dbus/bus.js';
+import { VarlinkClient } from '../../src/varlink/client.js';
 import type { Connection } from '../../src/dbus/connection.js';
 import type { BenchContext } from '../lib/context.js';
 import { LeaderSet, Scopes } from '../lib/leaders.js';
@@ -54,8 +55,8 @@ class Bus {
   }
 }
 
-/** Calls `member` with `body` for `seconds`, 16 in flight; calls per second. */
-async function callRate(conn: Connection, member: string, signature: string | undefined, body: unknown[], seconds: number): Promise<number> {
+/** Calls `member` with `body` for `seconds`, 16 in flight; calls per second (`calls` counts them too, when given). */
+async function callRate(conn: Connection, member: string, signature: string | undefined, body: unknown[], seconds: number, calls?: { n: number }): Promise<number> {
   const end = performance.now() + seconds * 1000;
   let n = 0;
   const worker = async () => {
@@ -66,7 +67,22 @@ async function callRate(conn: Connection, member: string, signature: string | un
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: 16 }, worker));
+  if (calls) calls.n += n;
   return n / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * The same kind of query over Varlink, `count` times, 16 in flight, so that the berthd without D-Bus has
+ * served as many calls as the one with it when their RSS is compared (a server's heap grows with what it served).
+ */
+async function varlinkCalls(client: VarlinkClient, parameters: object, count: number): Promise<void> {
+  let left = count;
+  const worker = async () => {
+    while (left-- > 0) {
+      for await (const _ of client.moreRaw('io.systemd.Machine.List', parameters)) void _;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
 }
 
 export async function dbusScenarios(ctx: BenchContext): Promise<void> {
@@ -82,6 +98,7 @@ export async function dbusScenarios(ctx: BenchContext): Promise<void> {
   const scopes = new Scopes();
   const conns: Connection[] = [];
   const registered: { socket: string; name: string }[] = [];
+  const closeLater: (() => void)[] = [];
   try {
     bus = await Bus.start();
     const env = { ...process.env, BERTH_DBUS: 'yes', DBUS_SYSTEM_BUS_ADDRESS: bus.address };
@@ -104,21 +121,27 @@ export async function dbusScenarios(ctx: BenchContext): Promise<void> {
     await waitFor('berthd to own org.freedesktop.machine1', 10_000, () =>
       cb.call({ ...M1, member: 'ListMachines' }).then(() => true, () => false),
     );
+    const plainClient = await VarlinkClient.connect(`unix:${plain.socket}`);
+    closeLater.push(() => plainClient.close());
     const cm = m262 ? await connectBus({ address: `unix:path=${m262.root}/run/dbus/system_bus_socket` }) : undefined;
     if (cm) conns.push(cm);
     const rows = [
-      { name: 'dbus.list-machines', member: 'ListMachines', sig: undefined, body: () => [] as unknown[] },
-      { name: 'dbus.get-machine', member: 'GetMachine', sig: 's', body: (i: number) => [specs[i === 0 ? 0 : 2]!.name] },
-      { name: 'dbus.get-machine-by-pid', member: 'GetMachineByPID', sig: 'u', body: (i: number) => [specs[i === 0 ? 0 : 2]!.leader] },
+      { name: 'dbus.list-machines', member: 'ListMachines', sig: undefined, body: () => [] as unknown[], varlink: {} },
+      { name: 'dbus.get-machine', member: 'GetMachine', sig: 's', body: (i: number) => [specs[i === 0 ? 0 : 2]!.name], varlink: { name: specs[1]!.name } },
+      { name: 'dbus.get-machine-by-pid', member: 'GetMachineByPID', sig: 'u', body: (i: number) => [specs[i === 0 ? 0 : 2]!.leader], varlink: { pid: { pid: specs[1]!.leader } } },
     ];
+    /** What the berthd without D-Bus is given for each round of a row, so both have served alike by dbus.rss. */
+    const servePlain = (row: (typeof rows)[number], calls: { n: number }) => varlinkCalls(plainClient, row.varlink, calls.n);
     for (const row of rows) {
       if (!ctx.selected(row.name)) continue;
       try {
         const b: number[] = [];
         const m: number[] = [];
         for (let round = 0; round < ctx.rounds; round++) {
-          b.push(await callRate(cb, row.member, row.sig, row.body(0), ctx.duration));
+          const calls = { n: 0 };
+          b.push(await callRate(cb, row.member, row.sig, row.body(0), ctx.duration, calls));
           if (cm) m.push(await callRate(cm, row.member, row.sig, row.body(2), ctx.duration));
+          if (ctx.selected('dbus.rss')) await servePlain(row, calls);
         }
         r.versus(row.name, median(b), { '262': cm ? median(m) : undefined }, 1.0, 'one connection, 16 calls in flight, same client for both; each on a dbus-daemon of its own', rate);
       } catch (e) {
@@ -126,6 +149,13 @@ export async function dbusScenarios(ctx: BenchContext): Promise<void> {
       }
     }
     if (ctx.selected('dbus.rss')) {
+      // Rows not run: both serve the same queries now, the one over D-Bus, the other over Varlink.
+      for (const row of rows) {
+        if (ctx.selected(row.name)) continue;
+        const calls = { n: 0 };
+        await callRate(cb, row.member, row.sig, row.body(0), ctx.duration, calls);
+        await servePlain(row, calls);
+      }
       await sleep(1000);
       const withBus = rssBytes(berthd.pid);
       const without = rssBytes(plain.pid);
@@ -135,13 +165,14 @@ export async function dbusScenarios(ctx: BenchContext): Promise<void> {
         target: 10 * 1024 * 1024,
         atMost: true,
         unitText: '10 MB more than without D-Bus',
-        note: `RSS with the binding active ${megabytes(withBus)}, without ${megabytes(without)}; one machine each, after the call rows`,
+        note: `RSS with the binding active ${megabytes(withBus)}, without ${megabytes(without)}; one machine each, after both served as many of the call rows' queries (D-Bus and Varlink)`,
       });
     }
   } catch (e) {
     failAll(errorText(e));
   } finally {
     for (const c of conns) c.close();
+    for (const close of closeLater) close();
     for (const m of registered) await unregisterAll(m.socket, [m.name]);
     await berthd?.stop();
     await plain?.stop();
@@ -165,7 +196,9 @@ async function activation(ctx: BenchContext): Promise<void> {
   const bus = await Bus.start(services);
   const conns: Connection[] = [];
   try {
-    const exec = ['/usr/bin/env', `DBUS_SYSTEM_BUS_ADDRESS=${bus.address}`, process.execPath, ...BERTHD_NODE_OPTIONS, BERTHD,
+    // The system bus starts its services with a clean environment; this host's shells carry NODE_EXTRA_CA_CERTS,
+    // which makes every Node start read a CA bundle (about 50 ms here) that berthd never uses.
+    const exec = ['/usr/bin/env', '-u', 'NODE_EXTRA_CA_CERTS', `DBUS_SYSTEM_BUS_ADDRESS=${bus.address}`, process.execPath, ...BERTHD_NODE_OPTIONS, BERTHD,
       '--runtime-dir', runtime, '--log-level', 'warn', '--dbus=yes', '--idle-exit', '1'];
     fs.writeFileSync(path.join(services, 'org.freedesktop.machine1.service'), `[D-BUS Service]\nName=org.freedesktop.machine1\nExec=${exec.join(' ')}\n`);
     const c = await connectBus({ address: bus.address });

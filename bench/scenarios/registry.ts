@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { VarlinkClient } from '../../src/varlink/client.js';
 import type { BenchContext } from '../lib/context.js';
 import { LeaderSet, Scopes } from '../lib/leaders.js';
-import { byPeer, interleaved, latencies, type LoadResult } from '../lib/loadgen.js';
+import { byPeer, cpuMicros, interleaved, latencies, type LoadResult } from '../lib/loadgen.js';
 import { listStream, registerAll, registerCycles, unregisterAll, type MachineSpec } from '../lib/machines.js';
 import { megabytes, micros, millis, rate } from '../lib/report.js';
 import { Berthd, type Peer } from '../lib/servers.js';
@@ -97,13 +97,27 @@ async function cycles(ctx: BenchContext, mode: (typeof CYCLE_MODES)[number]): Pr
   await withMachines(ctx, tag, mode.callers * mode.perCaller, false, async ({ berthd, berth, peers, peerMachines }) => {
     const sockets = [berthd.socket, ...peers.map((p) => p.socket)];
     const machines = [berth, ...peerMachines];
+    const pids = [berthd.pid, ...peers.map((p) => p.pid())];
     const runs: { rate: number; retries: number }[][] = sockets.map(() => []);
+    /** Server CPU time and cycles over all rounds, for CPU µs per cycle. */
+    const cpu = sockets.map(() => ({ us: 0, cycles: 0, known: true }));
     // Alternating rounds, as interleaved() does for the load generator.
     for (let round = 0; round < ctx.rounds; round++) {
       for (const [k, socket] of sockets.entries()) {
-        runs[k]!.push(await registerCyclesConcurrent(socket, machines[k]!, mode.callers, ctx.duration));
+        const pid = pids[k];
+        const c0 = pid === undefined ? undefined : cpuMicros(pid);
+        const run = await registerCyclesConcurrent(socket, machines[k]!, mode.callers, ctx.duration);
+        const c1 = pid === undefined ? undefined : cpuMicros(pid);
+        runs[k]!.push(run);
+        if (c0 === undefined || c1 === undefined) cpu[k]!.known = false;
+        else {
+          cpu[k]!.us += c1 - c0;
+          cpu[k]!.cycles += run.rate * ctx.duration;
+        }
       }
     }
+    const cpuText = (k: number) => (cpu[k]!.known && cpu[k]!.cycles > 0 ? (cpu[k]!.us / cpu[k]!.cycles).toFixed(0) : '?');
+    const cpuNote = `; server CPU µs/cycle ${cpuText(0)}${peers.map((p, i) => ` vs ${p.label} ${cpuText(i + 1)}`).join('')}`;
     const med = runs.map((rs) => ({ rate: median(rs.map((r) => r.rate)), retries: rs.reduce((a, r) => a + r.retries, 0) }));
     const retried = med.some((m) => m.retries) ? `; Register retried on MachineExists: ${med.map((m) => m.retries).join('/')}` : '';
     ctx.report.versus(
@@ -111,7 +125,7 @@ async function cycles(ctx: BenchContext, mode: (typeof CYCLE_MODES)[number]): Pr
       med[0]!.rate,
       byPeer(peers, med.slice(1), (x) => x.rate),
       1.0,
-      `${mode.what}${retried}`,
+      `${mode.what}${retried}${cpuNote}`,
       (v) => rate(v, 'cycles/s'),
     );
   });

@@ -29,8 +29,8 @@ export const REPO = (() => {
 })();
 
 /** berthd as it ships: the bundle when built, else tsc's output; run with the Node options it is meant for. */
-export const BERTHD = fs.existsSync(path.join(REPO, 'dist/bin/berthd.mjs'))
-  ? path.join(REPO, 'dist/bin/berthd.mjs')
+export const BERTHD = fs.existsSync(path.join(REPO, 'dist/bin/berthd.cjs'))
+  ? path.join(REPO, 'dist/bin/berthd.cjs')
   : path.join(REPO, 'dist/src/server/main.js');
 export const BERTHD_NODE_ARGS: string[] = [...BERTHD_NODE_OPTIONS];
 export const ACTIVATE = path.join(REPO, 'dist/src/server/berth-activate.js');

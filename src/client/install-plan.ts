@@ -54,7 +54,7 @@ export interface Manifest {
 export interface InstallInput {
   root: string;
   prefix: string;
-  /** the build: a directory with dist/bin/berthd.mjs and units/ */
+  /** the build: a directory with dist/bin/berthd.cjs and units/ */
   source: string;
   node: string;
   force: boolean;
@@ -66,7 +66,7 @@ export const BERTH_SOCKETS = ['berthd.socket', 'berthd-userdb.socket', 'berthd-r
 export const MANIFEST_DIR = '/var/lib/berth';
 export const MANIFEST = `${MANIFEST_DIR}/install.json`;
 const PROGRAMS: [string, string][] = [
-  ['berthd', 'dist/bin/berthd.mjs'],
+  ['berthd', 'dist/bin/berthd.cjs'],
   ['berthctl', 'dist/bin/berthctl.mjs'],
   ['berth-spawn', 'dist/bin/berth-spawn.mjs'],
   ['berth-activate', 'dist/src/server/berth-activate.js'],

@@ -32,8 +32,8 @@ if (values.help) {
 }
 const runtime = values['runtime-dir'] ?? DEFAULT_RUNTIME_DIR;
 const service = values['userdb-service'] ?? DEFAULT_USERDB_SERVICE;
-// The bundle starts faster (see scripts/bundle.mjs); the compiled module serves when it is absent.
-const bundle = fileURLToPath(new URL('../../bin/berthd.mjs', import.meta.url));
+// The bundle run from its code cache starts fastest (see scripts/bundle.mjs); the compiled module serves when it is absent.
+const bundle = fileURLToPath(new URL('../../bin/berthd.cjs', import.meta.url));
 const berthd = existsSync(bundle) ? bundle : join(fileURLToPath(new URL('.', import.meta.url)), 'main.js');
 const args = [...BERTHD_NODE_OPTIONS, berthd, '--runtime-dir', runtime, '--userdb-service', service, '--idle-exit', values['idle-exit'] ?? '30', ...positionals];
 const activator = new Activator({

@@ -33,6 +33,7 @@ export function machineInfo(ctx: BerthContext, m: Machine): MachineInfo {
   if (m.sshAddress !== undefined) info.sshAddress = m.sshAddress;
   if (m.ifIndices?.length) info.ifIndices = [...m.ifIndices];
   info.registeredBy = m.registeredBy;
+  ctx.userdb.settle(); // the warnings come from indexing the machine's ID maps
   const warnings = ctx.warnings.get(m.name);
   if (warnings?.length) info.warnings = warnings;
   return info;

@@ -30,7 +30,7 @@ import { UserDb } from './userdb/userdb.js';
 import { Policy } from './policy.js';
 import { ChangeJournal } from './watch.js';
 import type { BerthContext, DaemonOptions } from './context.js';
-import { followRegistry, indexMachine } from './userdb-sync.js';
+import { followRegistry } from './userdb-sync.js';
 import { machineApi } from './machine-api.js';
 import { imageApi } from './image-api.js';
 import { userdbApi } from './userdb-api.js';
@@ -133,8 +133,7 @@ export class Daemon {
     // Leftover scopes are looked for once the first callers had their answers: reading berthd's mark on
     // them loads libc, which a socket-activated start should not wait for.
     setTimeout(() => registry.sweepLeftoverScopes(), LEFTOVER_SWEEP_DELAY_MS).unref();
-    followRegistry(this.context);
-    for (const m of registry.machines()) indexMachine(this.context, m);
+    followRegistry(this.context, registry.machines());
 
     const handed = activatedSockets();
     let userdbHanded = false;

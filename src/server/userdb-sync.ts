@@ -1,7 +1,9 @@
 /**
- * Keeps the user database in step with the registry: when a machine appears its leader's
- * uid_map and gid_map are read once and indexed; lookups then never touch /proc. A new range
- * that overlaps an existing machine's is logged and remembered as a warning of the machine.
+ * Keeps the user database in step with the registry: a machine's leader's uid_map and gid_map are read
+ * once and indexed; lookups then never touch /proc. The reading waits until the database is next
+ * asked anything (UserDb.settle, before every read), so a Register is not slowed by it and a machine
+ * unregistered before anyone asked is never read at all; machines are indexed in registration order.
+ * A new range that overlaps an existing machine's is logged and remembered as a warning of the machine.
  */
 import type { BerthContext } from './context.js';
 import type { Machine } from './registry/machine.js';
@@ -27,13 +29,25 @@ export function indexMachine(ctx: BerthContext, m: Machine): void {
   for (const n of notes) ctx.logger.warn({ machine: m.name }, n);
 }
 
-export function followRegistry(ctx: BerthContext): void {
+/**
+ * Follows the registry from now on; `initial` (the restored machines) are indexed like machines added
+ * later, at the first question.
+ */
+export function followRegistry(ctx: BerthContext, initial: Iterable<Machine> = []): void {
+  const pending = new Map<string, Machine>();
+  for (const m of initial) pending.set(m.name, m);
+  ctx.userdb.setSettler(() => {
+    if (pending.size === 0) return;
+    const machines = [...pending.values()];
+    pending.clear();
+    for (const m of machines) indexMachine(ctx, m);
+  });
   ctx.registry.on('event', (e) => {
     if (e.type === 'removed') {
-      ctx.userdb.removeMachine(e.machine.name);
+      if (!pending.delete(e.machine.name)) ctx.userdb.removeMachine(e.machine.name);
       ctx.warnings.delete(e.machine.name);
     } else if (e.type === 'added') {
-      indexMachine(ctx, e.machine);
+      pending.set(e.machine.name, e.machine);
     }
   });
 }

@@ -82,7 +82,7 @@ describe('berthctl install', () => {
     const sd = fakeSystemd(false, []);
     install(sd);
     const wrapper = fs.readFileSync(path.join(root, 'usr/local/bin/berthd'), 'utf8');
-    expect(wrapper).toContain(`exec /usr/bin/node --max-semi-space-size=1 ${source}/dist/bin/berthd.mjs "$@"`);
+    expect(wrapper).toContain(`exec /usr/bin/node --max-semi-space-size=1 ${source}/dist/bin/berthd.cjs "$@"`);
     expect(fs.statSync(path.join(root, 'usr/local/bin/berth-activate')).mode & 0o777).toBe(0o755);
     expect(fs.existsSync(path.join(root, 'etc/systemd/system/berthd.socket'))).toBe(false);
     expect(fs.readFileSync(path.join(root, 'usr/local/share/dbus-1/system-services/org.freedesktop.machine1.service'), 'utf8'))
@@ -136,7 +136,7 @@ describe('berthctl install', () => {
     expect(() => install(sd)).toThrow(/usr\/local\/bin\/berthd exists and is not berth's/);
     expect(snapshot(root)).toEqual(before);
     install(sd, { force: true });
-    expect(fs.readFileSync(path.join(root, 'usr/local/bin/berthd'), 'utf8')).toContain('dist/bin/berthd.mjs');
+    expect(fs.readFileSync(path.join(root, 'usr/local/bin/berthd'), 'utf8')).toContain('dist/bin/berthd.cjs');
     applySteps(root, planUninstall(root, sd).steps, sd, () => undefined);
     expect(snapshot(root)).toEqual(before);
     expect(fs.statSync(path.join(root, 'usr/local/bin/berthd')).mode & 0o777).toBe(0o750);

@@ -1,8 +1,9 @@
 // Noticing that pinned leaders exit: one epoll instance holds every leader's pidfd and is waited on by a
 // koffi async call (a libuv pool thread). Adding or removing leaders is epoll_ctl from the main thread,
 // which the kernel allows while another thread waits, so the cost per change is O(1) for any number of
-// leaders. While no leader is watched the waiting call is not running, so the watcher never keeps the
-// process alive by itself.
+// leaders. Once no leader is watched the waiting call is ended after a short linger (a machine registered
+// right after the last one went, as in a Register/Unregister cycle, reuses the waiting call instead of
+// starting another), so the watcher keeps the process alive by itself for at most LINGER_MS.
 
 import { EventEmitter } from 'node:events';
 import {
@@ -13,6 +14,8 @@ import type { Leader } from './leader.js';
 /** struct epoll_event is packed on x86-64: u32 events, u64 data. */
 const EVENT_SIZE = 12;
 const BATCH = 256;
+/** How long the waiting call outlives the last watched leader. */
+const LINGER_MS = 500;
 
 /**
  * Watches pinned leaders and emits `exit` (with the key given to `watch`) once per leader when it exits.
@@ -27,6 +30,8 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
   #waiting = false;
   #closed = false;
   #buf = Buffer.alloc(EVENT_SIZE * BATCH);
+  #ev = Buffer.alloc(EVENT_SIZE);
+  #linger?: NodeJS.Timeout;
 
   /** The epoll instance and its wake-up eventfd are made with the first watched leader. */
   #open(): void {
@@ -47,6 +52,7 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
     if (this.#closed) throw new Error('LeaderWatcher is closed');
     this.#open();
     this.unwatch(key);
+    this.#stopLinger();
     const token = this.#nextToken++;
     if (this.#ctl(EPOLL_CTL_ADD, leader.pidfd, token) < 0) throw new Error(`epoll_ctl failed: errno ${errno()}`);
     this.#byToken.set(token, { key, fd: leader.pidfd });
@@ -61,7 +67,17 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
     this.#ctl(EPOLL_CTL_DEL, entry.fd, 0n);
     this.#byToken.delete(token);
     this.#byKey.delete(key);
-    if (this.#byKey.size === 0) this.#wake();
+    if (this.#byKey.size === 0 && this.#waiting && !this.#linger) {
+      this.#linger = setTimeout(() => {
+        this.#linger = undefined;
+        if (this.#byKey.size === 0) this.#wake();
+      }, LINGER_MS).unref();
+    }
+  }
+
+  #stopLinger(): void {
+    if (this.#linger) clearTimeout(this.#linger);
+    this.#linger = undefined;
   }
 
   /** Stop watching everything and release the epoll instance (once the waiting call has returned). */
@@ -69,12 +85,13 @@ export class LeaderWatcher extends EventEmitter<{ exit: [key: string] }> {
     if (this.#closed) return;
     this.#closed = true;
     for (const key of [...this.#byKey.keys()]) this.unwatch(key);
+    this.#stopLinger();
     if (this.#waiting) this.#wake();
     else this.#release();
   }
 
   #ctl(op: number, fd: number, token: bigint): number {
-    const ev = Buffer.alloc(EVENT_SIZE);
+    const ev = this.#ev;
     ev.writeUInt32LE(EPOLLIN, 0);
     ev.writeBigUInt64LE(token, 4);
     return libc().epoll_ctl(this.#epfd, op, fd, ev);

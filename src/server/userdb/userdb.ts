@@ -133,11 +133,31 @@ export class UserDb {
   private readonly uidIndex = new RangeIndex<IdRange>();
   private readonly gidIndex = new RangeIndex<IdRange>();
   private seq = 0;
+  private changes = 0;
+  private settler?: () => void;
+
   /** Changes whenever a machine is set or removed: answers computed before are stale then. */
-  version = 0;
+  get version(): number {
+    this.settle();
+    return this.changes;
+  }
 
   constructor(options: UserDbOptions = {}) {
     this.service = options.service ?? DEFAULT_USERDB_SERVICE;
+  }
+
+  /**
+   * `fn` brings the database up to date (userdb-sync.ts indexes machines registered since, which it
+   * defers until someone asks); every read calls it first, so an answer never misses a machine that
+   * was registered before the question.
+   */
+  setSettler(fn: () => void): void {
+    this.settler = fn;
+  }
+
+  /** Runs the settler (see setSettler); reads call it, and so may users of what it maintains beside this database. */
+  settle(): void {
+    this.settler?.();
   }
 
   /**
@@ -162,7 +182,7 @@ export class UserDb {
       );
     }
     this.machines.set(m.name, entry);
-    this.version++;
+    this.changes++;
     return { overlaps };
   }
 
@@ -170,16 +190,18 @@ export class UserDb {
     if (!this.machines.delete(name)) return false;
     this.uidIndex.delete(name);
     this.gidIndex.delete(name);
-    this.version++;
+    this.changes++;
     return true;
   }
 
   hasMachine(name: string): boolean {
+    this.settle();
     return this.machines.has(name);
   }
 
   /** Machines whose uid or gid map was empty when set (user namespace created, map not written yet), with their leaders. */
   unmappedMachines(): { name: string; leader?: number }[] {
+    this.settle();
     const out: { name: string; leader?: number }[] = [];
     for (const { machine: m } of this.machines.values()) {
       const empty = (s: IdMapSource) => !isIdMapError(s) && s.length === 0;
@@ -190,6 +212,7 @@ export class UserDb {
 
   /** Every private UID and GID range, or one machine's; ordered by registration, then by map line. */
   ranges(name?: string): IdRange[] {
+    this.settle();
     const entries = name === undefined ? [...this.machines.values()] : [this.machines.get(name)].filter((e): e is Entry => !!e);
     entries.sort((a, b) => a.seq - b.seq);
     return entries.flatMap((e) => [...e.uidRanges, ...e.gidRanges]);
@@ -197,20 +220,24 @@ export class UserDb {
 
   /** Who owns host UID `uid`: every machine mapping it, first-registered first. Any ID, not only ≥ 65536. */
   uidOwner(uid: number): IdOwner[] {
+    this.settle();
     return this.owners(this.uidIndex, uid);
   }
 
   gidOwner(gid: number): IdOwner[] {
+    this.settle();
     return this.owners(this.gidIndex, gid);
   }
 
   /** io.systemd.UserDatabase.GetUserRecord with the call's parameters. */
   getUserRecord(params: Params): UserDbResult<ContainerUserRecord> {
+    this.settle();
     return this.getRecord(params, USER_SPEC, (id) => this.userByUid(id), (n) => this.userByName(n), (r) => r.userName, userPasses);
   }
 
   /** io.systemd.UserDatabase.GetGroupRecord with the call's parameters. */
   getGroupRecord(params: Params): UserDbResult<ContainerGroupRecord> {
+    this.settle();
     return this.getRecord(params, GROUP_SPEC, (id) => this.groupByGid(id), (n) => this.groupByName(n), (r) => r.groupName, groupPasses);
   }
 
@@ -221,10 +248,12 @@ export class UserDb {
    * ENUMERATION_TICK candidates it yields undefined, so that a caller can let other work run.
    */
   enumerateUsers(f: RecordFilter): Generator<EnumerationHit | undefined> {
+    this.settle();
     return enumerateRanges(f, 'uid', this.containerRanges('uid'));
   }
 
   enumerateGroups(f: RecordFilter): Generator<EnumerationHit | undefined> {
+    this.settle();
     return enumerateRanges(f, 'gid', this.containerRanges('gid'));
   }
 
@@ -283,6 +312,7 @@ export class UserDb {
 
   /** The user record for host UID `uid`, bypassing parameter checks. */
   userByUid(uid: number): UserDbResult<ContainerUserRecord> {
+    this.settle();
     const hit = this.translateOut(this.uidIndex, uid);
     if ('error' in hit) return hit;
     const name = userNameFor(hit.machine, hit.inside);
@@ -291,6 +321,7 @@ export class UserDb {
   }
 
   groupByGid(gid: number): UserDbResult<ContainerGroupRecord> {
+    this.settle();
     const hit = this.translateOut(this.gidIndex, gid);
     if ('error' in hit) return hit;
     const name = groupNameFor(hit.machine, hit.inside);
@@ -299,12 +330,14 @@ export class UserDb {
   }
 
   userByName(userName: string): UserDbResult<ContainerUserRecord> {
+    this.settle();
     const hit = this.translateIn(userName, 'vu-', 'uid');
     if ('error' in hit) return hit;
     return { records: [userRecord(userName, hit.host, hit.machine, hit.inside, this.service)] };
   }
 
   groupByName(groupName: string): UserDbResult<ContainerGroupRecord> {
+    this.settle();
     const hit = this.translateIn(groupName, 'vg-', 'gid');
     if ('error' in hit) return hit;
     return { records: [groupRecord(groupName, hit.host, hit.machine, hit.inside, this.service)] };

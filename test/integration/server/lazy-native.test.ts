@@ -1,4 +1,4 @@
-// berthd (the bundle, dist/bin/berthd.mjs) answers calls that need no libc without loading the native
+// berthd as it starts in production (dist/bin/berthd.cjs, the bundle run from its code cache) answers calls that need no libc without loading the native
 // module (koffi): a socket-activated berthd's first client waits for its start-up. A preload
 // (test/helpers/record-native.cjs) logs every native module the daemon loads; the log must stay empty
 // through GetInfo and a userdb miss, and fill once a lookup of `.host` opens a pidfd.
@@ -12,7 +12,8 @@ import { exited } from '../../helpers/processes.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { waitFor, within } from '../../helpers/wait.js';
 
-const BERTHD = join(REPO, 'dist/bin/berthd.mjs');
+const BERTHD = join(REPO, 'dist/bin/berthd.cjs');
+const CODE = join(REPO, 'dist/bin/berthd-code.cjs');
 const PRELOAD = join(REPO, 'test/helpers/record-native.cjs');
 const why =
   process.getuid?.() !== 0 ? 'needs root (berthd runs as root)' : !existsSync(BERTHD) ? `${BERTHD} is not built (run npm run build)` : undefined;
@@ -92,7 +93,7 @@ async function getInfo(address: string): Promise<VarlinkClient> {
 describe.skipIf(why)(`berthd loads koffi only when a call needs it${why ? ` (skipped: ${why})` : ''}`, () => {
   it('answers GetInfo without the native module, and loads it for a lookup of .host', async () => {
     // scripts/bundle.mjs keeps koffi external, and berth requires it only inside functions.
-    expect(readFileSync(BERTHD, 'utf8')).not.toMatch(/^import\b[^;]*\bfrom\s*["']koffi["']/m);
+    expect(readFileSync(CODE, 'utf8')).not.toMatch(/^(var|const|let) \w+ = (__toESM\()?require\(["']koffi["']\)/m);
     const { runtime, loads } = await startBerthd();
     expect(loads(), 'native modules loaded at start-up').toEqual([]);
     const m = await getInfo(`unix:${join(runtime, 'systemd/machine/io.systemd.Machine')}`);
