@@ -10,7 +10,7 @@
  * layer to translate.
  *
  * Besides machined's lookups it answers berth's own questions: every machine's ranges, who owns a
- * host ID, and which existing ranges a new machine's ranges overlap.
+ * host ID, and which existing ranges a new machine's ranges overlap. Its types are in userdb-types.ts.
  */
 import { type IdMapLine, type IdMapSource, isIdMapError } from './idmap.js';
 import { CONTAINER_ID_MIN, UID_INVALID, UID_INVALID16, isValidUid, isValidUserGroupNameRelaxed, isValidUserGroupNameStrict, parseUid } from './names.js';
@@ -21,72 +21,20 @@ import { GROUP_SPEC, MEMBERSHIP_SPEC, type Spec, USER_SPEC, idlCheck, isFilterKe
 import { type EnumerationHit, enumerateRanges } from './enumerate.js';
 import { DEFAULT_USERDB_SERVICE } from '../../domain/runtime-paths.js';
 
-export const UserDbErrors = {
-  NoRecordFound: 'io.systemd.UserDatabase.NoRecordFound',
-  BadService: 'io.systemd.UserDatabase.BadService',
-  ConflictingRecordFound: 'io.systemd.UserDatabase.ConflictingRecordFound',
-  EnumerationNotSupported: 'io.systemd.UserDatabase.EnumerationNotSupported',
-  NonMatchingRecordFound: 'io.systemd.UserDatabase.NonMatchingRecordFound',
-} as const;
-export type UserDbErrorName = (typeof UserDbErrors)[keyof typeof UserDbErrors];
+import {
+  type IdKind,
+  type IdOwner,
+  type IdRange,
+  type RangeOverlap,
+  type UserDbErrorName,
+  type UserDbMachine,
+  type UserDbResult,
+  UserDbErrors,
+} from './userdb-types.js';
+
+export * from './userdb-types.js';
 
 const EINVAL = 22;
-
-/**
- * What a lookup answers. `records` holds exactly one record (machined never streams several);
- * `invalidParameter` names the offending key (→ org.varlink.service.InvalidParameter);
- * `errno` comes with `io.systemd.System`.
- */
-export type UserDbResult<R> =
-  | { records: R[] }
-  | { error: UserDbErrorName }
-  | { error: 'io.systemd.System'; errno: number }
-  | { invalidParameter: string }
-  /** A valid filtered enumeration: the caller lists `enumerateUsers`/`enumerateGroups` of it. */
-  | { enumerate: RecordFilter };
-
-export type IdKind = 'uid' | 'gid';
-
-export interface UserDbMachine {
-  readonly name: string;
-  /** `container` machines get records; other classes (`vm`) only show up in ranges and owners. */
-  readonly class: string;
-  /** The leader's PID, kept so that a caller can re-read maps that were still empty at registration. */
-  readonly leader?: number;
-  readonly uidMap: IdMapSource;
-  readonly gidMap: IdMapSource;
-  /** UID of the peer that registered the machine. */
-  readonly registeredBy: number;
-}
-
-/** One line of a machine's uid or gid map, as berth reports it. */
-export interface IdRange {
-  readonly machine: string;
-  readonly class: string;
-  readonly kind: IdKind;
-  /** First host ID. */
-  readonly base: number;
-  readonly size: number;
-  /** First ID inside the machine. */
-  readonly inside: number;
-  readonly registeredBy: number;
-}
-
-export interface IdOwner {
-  readonly machine: string;
-  readonly class: string;
-  /** The ID as the machine sees it. */
-  readonly inside: number;
-  readonly range: IdRange;
-}
-
-export interface RangeOverlap {
-  readonly kind: IdKind;
-  /** The new machine's range. */
-  readonly range: IdRange;
-  /** The existing range it overlaps. */
-  readonly other: IdRange;
-}
 
 interface Entry {
   readonly machine: UserDbMachine;
