@@ -15,6 +15,8 @@ import { VarlinkClient } from '../../src/varlink/client.js';
 import { detectCgroupLayout } from '../../src/domain/cgroup-paths.js';
 import { MACHINE_SLICE, machineScopeUnit } from '../../src/domain/unit-names.js';
 import { BERTHD_NODE_OPTIONS } from '../../src/server/node-options.js';
+import { findMarkedScopes } from '../../src/server/registry/leftover-scopes.js';
+import { berthdScopeMaker } from '../../src/server/registry/scope.js';
 import { running } from '../lib/util.js';
 
 /** The repository root: the first directory above this file holding package.json. */
@@ -372,25 +374,45 @@ export function removeScopes(prefix: string, exact = false): number {
     }
     for (const d of entries) {
       if (exact ? d !== unitPrefix : !d.startsWith(unitPrefix)) continue;
-      const dir = path.join(slice, d);
-      // Anything still inside goes first (a leader that outlived its machine).
+      if (removeScopeDir(path.join(slice, d))) removed++;
+    }
+  }
+  return removed;
+}
+
+/** Kills what is still inside a scope directory (a leader that outlived its machine), then removes it. */
+function removeScopeDir(dir: string): boolean {
+  try {
+    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
       try {
-        for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
+        process.kill(Number(pid), 'SIGKILL');
       } catch {
-        /* no procs file */
+        /* gone */
       }
-      try {
-        fs.rmdirSync(dir);
-        removed++;
-      } catch {
-        /* busy: a zombie not reaped yet */
-      }
+    }
+  } catch {
+    /* no procs file */
+  }
+  try {
+    fs.rmdirSync(dir);
+    return true;
+  } catch {
+    return false; /* busy: a zombie not reaped yet */
+  }
+}
+
+/**
+ * Removes every scope the berthd of `runtime` made (its mark names that runtime's state directory),
+ * whatever the machine was called: a fuzzer registers names no prefix covers. For after that berthd stopped,
+ * since a berthd keeps its machines, and their scopes, across a stop.
+ */
+export function removeScopesMadeBy(runtime: string): number {
+  const layout = detectCgroupLayout();
+  let removed = 0;
+  for (const unitCgroup of findMarkedScopes(layout, berthdScopeMaker(path.join(runtime, 'systemd/machines')), () => false)) {
+    for (const h of layout.hierarchies) {
+      const dir = path.join(h.root, unitCgroup);
+      if (fs.existsSync(dir) && removeScopeDir(dir)) removed++;
     }
   }
   return removed;

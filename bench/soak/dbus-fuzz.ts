@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connectBus, type Connection } from '../../src/dbus/index.js';
 import {
-  asUser, call, cannotRunBerthd, cgroupsUsable, connect, exited, isRoot, logLines, lookupUser, machineSocket, removeScopes,
+  asUser, call, cannotRunBerthd, cgroupsUsable, connect, exited, isRoot, logLines, lookupUser, machineSocket, removeScopes, removeScopesMadeBy,
   REPO, rmrf, sleeper, startBerthd, tempRuntime, within, type ScenarioOptions, type ScenarioResult,
 } from './common.js';
 import { BUS_NAME, introspectMethods, MANAGER, MANAGER_PATH, startSoakBus, type BusMethod } from './dbus-bus.js';
@@ -166,6 +166,8 @@ export async function runDbusFuzz(opts: ScenarioOptions & { seed?: number }): Pr
     for (const s of sleepers) s.kill('SIGKILL');
     await Promise.all(sleepers.map((s) => exited(s, 5000).catch(() => undefined)));
     removeScopes(prefix);
+    // Root's fuzzed calls may have made machines under any name (CreateMachine 'self'): their scopes too.
+    removeScopesMadeBy(runtime);
     await bus.stop();
     rmrf(runtime);
     rmrf(jobs);
