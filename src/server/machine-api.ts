@@ -163,10 +163,12 @@ export function machineApi(ctx: BerthContext): Handlers<IoSystemdMachineMethods>
   };
 
   return {
-    async Register(params, call) {
+    Register(params, call) {
       const spec = unwrap(validateRegistration(params, liveProcessProbe));
-      const m = unwrap(await ops.register(spec, call.peer));
-      call.log.info({ machine: m.name, leader: m.leader.pid, unit: m.unit }, 'registered');
+      // The registry logs the registration. The reply goes out in this turn unless systemd makes the scope.
+      const r = ops.register(spec, call.peer);
+      if (r instanceof Promise) return r.then((done) => (unwrap(done), {}));
+      unwrap(r);
       return {};
     },
 

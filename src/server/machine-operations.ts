@@ -53,9 +53,17 @@ const denied = { permissionDenied: true } as const;
 const no = <T = never>(error: OperationError): OpResult<T> => ({ ok: false, error });
 const O_DIRECTORY = 0o200000;
 
-/** The registry's view of a caller. */
+const contexts = new WeakMap<Caller, CallerContext>();
+
+/**
+ * The registry's view of a caller, one object per caller object: a Varlink connection passes the same
+ * peer credentials with every call, so what the registry learns about that peer once (supervisor.ts) holds
+ * for the connection.
+ */
 export function callerContext(c: Caller): CallerContext {
-  return { uid: c.uid, ...(c.pid !== undefined && c.pid > 0 ? { pid: c.pid } : {}) };
+  let ctx = contexts.get(c);
+  if (!ctx) contexts.set(c, (ctx = { uid: c.uid, ...(c.pid !== undefined && c.pid > 0 ? { pid: c.pid } : {}) }));
+  return ctx;
 }
 
 /** The policy's view of a caller (it decides by uid only). */
@@ -81,8 +89,11 @@ export class MachineOperations {
     return this.ctx.registry.lookup(spec, callerContext(c));
   }
 
-  /** Register a validated spec: the policy's leader rule (not for `.host`), then the registry. */
-  async register(spec: RegistrationSpec, c: Caller): Promise<OpResult<Machine>> {
+  /**
+   * Register a validated spec: the policy's leader rule (not for `.host`), then the registry. Answered at
+   * once unless systemd is asked for the scope.
+   */
+  register(spec: RegistrationSpec, c: Caller): OpResult<Machine> | Promise<OpResult<Machine>> {
     if (spec.class !== 'host' && !this.ctx.policy.mayRegisterLeader(peer(c), spec.leader?.pid ?? callerContext(c).pid)) return no(denied);
     return this.ctx.registry.register(spec, callerContext(c));
   }

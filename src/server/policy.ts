@@ -33,6 +33,8 @@ export class Policy {
 
   /** mayRegister for a leader given by pid (the uid owning it is read from /proc). */
   mayRegisterLeader(peer: PeerCredentials, leaderPid: number | undefined): boolean {
+    // /proc is read only when the answer depends on it.
+    if (this.isPrivileged(peer)) return true;
     return this.mayRegister(peer, leaderPid !== undefined ? processUid(leaderPid) : undefined);
   }
 

@@ -3,7 +3,7 @@
  *
  * Every registry change gets a sequence number that only grows, across restarts too: it is the
  * larger of the previous number plus one and the current time in microseconds, so a restarted
- * daemon never reuses a number a client has seen. The last `capacity` changes are kept; a client
+ * daemon never reuses a number a client has seen. At least the last `capacity` changes are kept; a client
  * that reconnects with the last number it saw gets exactly the changes after it when they are
  * all still kept, and a full listing marked `reset` otherwise (after a restart, or a long gap).
  */
@@ -47,7 +47,9 @@ export class ChangeJournal extends EventEmitter<{ entry: [JournalEntry] }> {
   private record(e: RegistryEvent): void {
     const entry: JournalEntry = { sequence: this.next(), type: e.type, machine: e.machine };
     this.entries.push(entry);
-    if (this.entries.length > this.capacity) {
+    // Up to twice the capacity is kept, and the older half dropped at once: dropping one entry per change
+    // would move the whole array every time.
+    if (this.entries.length >= 2 * this.capacity) {
       const gone = this.entries.splice(0, this.entries.length - this.capacity);
       this.droppedUpTo = gone[gone.length - 1]!.sequence;
     }

@@ -36,10 +36,26 @@ export function unitOfPid(pid: number, layout: CgroupLayout): { unit: string; un
 }
 
 /**
+ * The unit of a process and where it sits below that unit's cgroup (see subgroupOf), from one read of
+ * /proc/PID/cgroup; undefined when it is gone or not in a unit-shaped cgroup.
+ */
+export function unitPlaceOfPid(pid: number, layout: CgroupLayout): { unit: string; unitCgroup: string; subgroup?: string } | undefined {
+  const p = pidCgroupPath(pid, layout);
+  const u = p === undefined ? undefined : unitFromCgroupPath(p);
+  if (!u) return undefined;
+  const sub = subgroupIn(p!, u.unitCgroup);
+  return sub === undefined ? u : { ...u, subgroup: sub };
+}
+
+function subgroupIn(cgroupPath: string, unitCgroup: string): string | undefined {
+  return cgroupPath.startsWith(`${unitCgroup}/`) ? cgroupPath.slice(unitCgroup.length + 1) : undefined;
+}
+
+/**
  * Where a process sits below its unit's cgroup: `a/b` for /system.slice/x.service/a/b when the unit's
  * cgroup is /system.slice/x.service; undefined when it sits in the unit's cgroup itself (or elsewhere).
  */
 export function subgroupOf(pid: number, unitCgroup: string, layout: CgroupLayout): string | undefined {
   const p = pidCgroupPath(pid, layout);
-  return p !== undefined && p.startsWith(`${unitCgroup}/`) ? p.slice(unitCgroup.length + 1) : undefined;
+  return p === undefined ? undefined : subgroupIn(p, unitCgroup);
 }

@@ -8,13 +8,15 @@ import { Errno, fail, ok, type RegistrationSpec, type Result } from './machine.j
 import type { CgroupLayout } from '../../domain/cgroup-paths.js';
 import { createScope } from './scope.js';
 import { systemdIsPid1 } from './systemd-scope.js';
-import { unitOfPid } from './pid-cgroup.js';
+import { unitPlaceOfPid } from './pid-cgroup.js';
 
 export interface Placement {
   unit: string;
   unitCgroup: string;
   /** True when berth made the scope cgroup itself and removes it when the machine goes. */
   ownsScope: boolean;
+  /** Where the leader sits below the unit's cgroup (pid-cgroup.ts, subgroupOf), when not in it itself. */
+  subgroup?: string;
 }
 
 export interface PlacementContext {
@@ -33,7 +35,7 @@ export interface PlacementContext {
  */
 export function placeMachine(spec: RegistrationSpec, pid: number, ctx: PlacementContext): Result<Placement> {
   if (!spec.allocateUnit) {
-    const u = unitOfPid(pid, ctx.cgroups);
+    const u = unitPlaceOfPid(pid, ctx.cgroups);
     if (!u) return fail({ errno: Errno.ENXIO });
     if (ctx.leaderTaken(pid)) return fail({ errno: Errno.EEXIST });
     return ok({ ...u, ownsScope: false });

@@ -177,7 +177,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return release(fail({ errno: Errno.EEXIST }));
     }
 
-    const subgroup = subgroupOf(pinned.pid, unitCgroup, this.cgroups);
+    // placeMachine read the leader's cgroup already; a scope systemd made is asked about here.
+    const subgroup = preset ? subgroupOf(pinned.pid, unitCgroup, this.cgroups) : placed.value.subgroup;
     const machine: Machine = {
       name: spec.name,
       ...(spec.id ? { id: spec.id } : {}),
@@ -190,7 +191,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       ...(spec.sshAddress !== undefined ? { sshAddress: spec.sshAddress } : {}),
       ...(spec.sshPrivateKeyPath !== undefined ? { sshPrivateKeyPath: spec.sshPrivateKeyPath } : {}),
       ...(spec.controlAddress !== undefined ? { controlAddress: spec.controlAddress } : {}),
-      ...supervisorOf(caller.pid),
+      ...supervisorOf(caller),
       unit,
       unitCgroup,
       ...(subgroup !== undefined ? { subgroup } : {}),
@@ -220,7 +221,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
    * scope (the name is held meanwhile, and a leader that died before it exists gets ESRCH and no unit);
    * otherwise registerSpec at once.
    */
-  async register(spec: RegistrationSpec, caller: CallerContext): Promise<Result<Machine>> {
+  register(spec: RegistrationSpec, caller: CallerContext): Result<Machine> | Promise<Result<Machine>> {
     if (!this.#systemd || !spec.allocateUnit || this.#closed) return this.registerSpec(spec, caller);
     return this.#systemd.register(spec, caller);
   }
@@ -373,7 +374,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     this.#watcher.unwatch(m.name);
     this.#index.remove(e);
     if (e.stopTimer) clearTimeout(e.stopTimer);
-    this.store.remove(m.name, m.unit);
+    this.store.forget(m.name, m.unit);
     if (m.ownsScope && m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader)) {
       // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
       // its leader and remove the scope when it has ended (systemd would collect the empty scope).

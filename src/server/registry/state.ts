@@ -248,7 +248,7 @@ const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_
  * Reads and writes the state directory (RUNTIME/systemd/machines). All calls are synchronous and cheap:
  * the directory is on a memory file system, and a Register is answered only once its file and link are in
  * place, so a kill -9 right after the answer still finds them. The writes use as few system calls as an
- * atomic replacement allows (open, write, close, rename; symlink, rename) and raise no exception on the
+ * atomic replacement allows (open, write, close, rename; symlink) and raise no exception on the
  * way, which in Node costs more than the system call itself.
  */
 export class StateStore {
@@ -282,12 +282,39 @@ export class StateStore {
     return `${this.dir}/.#${process.pid}.${++this.#tmpSeq}.tmp`;
   }
 
-  /** Point `unit:UNIT` at NAME (replacing a stale link). */
+  /**
+   * Point `unit:UNIT` at NAME. Usually no link is there (a machine's link goes with it), so the link is
+   * made in place; a stale one is replaced atomically (temp link + rename).
+   */
   linkUnit(unit: string, name: string): void {
     const link = `${this.dir}/unit:${unit}`;
+    try {
+      fs.symlinkSync(name, link);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     const tmp = this.#tmp();
     fs.symlinkSync(name, tmp);
     fs.renameSync(tmp, link);
+  }
+
+  /**
+   * Remove the files of a machine the registry holds. Its unit link is its own (the registry admits one
+   * machine per unit), so the link is not read before it is removed.
+   */
+  forget(name: string, unit?: string): void {
+    try {
+      fs.unlinkSync(`${this.dir}/${name}`);
+    } catch {
+      /* already gone */
+    }
+    if (!unit) return;
+    try {
+      fs.unlinkSync(`${this.dir}/unit:${unit}`);
+    } catch {
+      /* already gone */
+    }
   }
 
   /** Remove a machine's file, and its unit link if that still points at it. */

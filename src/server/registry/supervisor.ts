@@ -5,9 +5,24 @@
 import { Errno, fail, ok, type Result, type SupervisorInfo } from './machine.js';
 import { closeLeader, pinLeader, signalLeader } from './leader.js';
 import { uidMaySignal } from '../../domain/process.js';
+import type { CallerContext } from './registry-types.js';
 
-/** The `supervisor` field of a new machine: the caller, when its PID is known and it still runs. */
-export function supervisorOf(pid: number | undefined): { supervisor?: SupervisorInfo } {
+/** What supervisorOf found for a caller, kept while the caller's context object lives. */
+const known = new WeakMap<CallerContext, { supervisor?: SupervisorInfo }>();
+
+/**
+ * The `supervisor` field of a new machine: the caller, when its PID is known and it still runs. A Varlink
+ * connection keeps one context for its peer (machine-operations.ts, callerContext), so a process that
+ * registers many machines over one connection is looked up once: its identity is the one it had when it
+ * connected, whatever happens to its PID later.
+ */
+export function supervisorOf(caller: CallerContext): { supervisor?: SupervisorInfo } {
+  let r = known.get(caller);
+  if (!r) known.set(caller, (r = lookUpSupervisor(caller.pid)));
+  return r;
+}
+
+function lookUpSupervisor(pid: number | undefined): { supervisor?: SupervisorInfo } {
   if (pid === undefined || pid <= 0) return {};
   const pinned = pinLeader(pid);
   if (typeof pinned === 'number') return {};

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Machine } from '../../../src/server/registry/machine.js';
-import { formatStateFile, parseStateFile } from '../../../src/server/registry/state.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { formatStateFile, parseStateFile, StateStore } from '../../../src/server/registry/state.js';
 import { cescape, cunescape } from '../../../src/domain/c-escape.js';
 
 const machine: Machine = {
@@ -92,5 +95,39 @@ describe('state files', () => {
     expect(parseStateFile('').ok).toBe(false);
     expect(parseStateFile('\u0000\u0001garbage').ok).toBe(false);
     expect(parseStateFile('# This is private data. Do not parse.\nNAM').ok).toBe(false);
+  });
+});
+
+describe('StateStore links', () => {
+  it('makes a unit link in place, replaces a stale one, and forget() removes file and link', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-state-'));
+    try {
+      const store = new StateStore(dir);
+      store.linkUnit('machine-a.scope', 'a');
+      expect(fs.readlinkSync(path.join(dir, 'unit:machine-a.scope'))).toBe('a');
+      // A link left by a machine that is gone is replaced, not refused.
+      store.linkUnit('machine-a.scope', 'b');
+      expect(fs.readlinkSync(path.join(dir, 'unit:machine-a.scope'))).toBe('b');
+      store.write({ ...machine, name: 'b', unit: 'machine-a.scope' });
+      expect(fs.existsSync(path.join(dir, 'b'))).toBe(true);
+      store.forget('b', 'machine-a.scope');
+      expect(fs.readdirSync(dir)).toEqual([]);
+      // Forgetting what is already gone is no error.
+      expect(() => store.forget('b', 'machine-a.scope')).not.toThrow();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('remove() keeps a unit link that points at another machine', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-state-'));
+    try {
+      const store = new StateStore(dir);
+      store.linkUnit('machine-a.scope', 'other');
+      store.remove('a', 'machine-a.scope');
+      expect(fs.readlinkSync(path.join(dir, 'unit:machine-a.scope'))).toBe('other');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
