@@ -106,7 +106,7 @@ async function cycles(ctx: BenchContext, mode: (typeof CYCLE_MODES)[number]): Pr
       for (const [k, socket] of sockets.entries()) {
         const pid = pids[k];
         const c0 = pid === undefined ? undefined : cpuMicros(pid);
-        const run = await registerCyclesConcurrent(socket, machines[k]!, mode.callers, ctx.duration);
+        const run = await registerCyclesConcurrent(socket, machines[k]!, mode.callers, ctx.duration, ctx.warmup);
         const c1 = pid === undefined ? undefined : cpuMicros(pid);
         runs[k]!.push(run);
         if (c0 === undefined || c1 === undefined) cpu[k]!.known = false;
@@ -137,10 +137,11 @@ async function registerCyclesConcurrent(
   machines: MachineSpec[],
   callers: number,
   seconds: number,
+  warmup: number,
 ): Promise<{ rate: number; retries: number }> {
   const per = Math.floor(machines.length / callers);
   const results = await Promise.all(
-    Array.from({ length: callers }, (_, i) => registerCycles(socket, machines.slice(i * per, (i + 1) * per), seconds)),
+    Array.from({ length: callers }, (_, i) => registerCycles(socket, machines.slice(i * per, (i + 1) * per), seconds, warmup)),
   );
   return { rate: results.reduce((a, r) => a + r.rate, 0), retries: results.reduce((a, r) => a + r.retries, 0) };
 }

@@ -15,8 +15,8 @@ export interface Leader {
   pidfd: number;
   /** st_ino of the pidfd when pidfd inode numbers identify processes on this kernel (pidfs, Linux ≥ 6.9). */
   pidfdId?: number;
-  /** Field 22 of /proc/PID/stat: start time in clock ticks after boot. */
-  starttime: number;
+  /** Field 22 of /proc/PID/stat: start time in clock ticks after boot (read only when there is no pidfdId). */
+  starttime?: number;
 }
 
 let pidfdIdsUniqueCache: boolean | undefined;
@@ -73,9 +73,19 @@ export interface LeaderIdentity {
 export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number {
   const fd = pidfdOpen(pid);
   if (fd < 0) return fd;
-  // Read the start time after opening the pidfd: if the process is still alive now, the pidfd refers to it.
-  const starttime = readStartTime(pid);
   const pidfdId = inodeOf(fd);
+  // Where pidfd inode numbers name processes, the pidfd is the identity and /proc/PID/stat is read only to
+  // check a record that has no such number. Otherwise the start time is read after opening the pidfd: if
+  // the process is still alive then, the pidfd refers to it.
+  const byInode = pidfdId !== undefined && (expect === undefined || expect.pidfdId !== undefined || (expect.starttime === undefined && expect.aliveAtRealtime === undefined));
+  if (byInode) {
+    if (expect?.pidfdId !== undefined && expect.pidfdId !== pidfdId) {
+      libc().close(fd);
+      return -ESRCH;
+    }
+    return { pid, pidfd: fd, pidfdId };
+  }
+  const starttime = readStartTime(pid);
   const fresh = starttime !== undefined && (() => {
     if (expect?.pidfdId !== undefined && pidfdId !== undefined) return expect.pidfdId === pidfdId;
     if (expect?.starttime !== undefined) return expect.starttime === starttime;
@@ -88,6 +98,15 @@ export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number
     return -ESRCH;
   }
   return { pid, pidfd: fd, ...(pidfdId !== undefined ? { pidfdId } : {}), starttime: starttime! };
+}
+
+/** What is recorded of a pinned process (a machine's leader, its supervisor): PID, and the fields that tell it apart. */
+export function identityOf(l: Leader): { pid: number; starttime?: number; pidfdId?: number } {
+  return {
+    pid: l.pid,
+    ...(l.starttime !== undefined ? { starttime: l.starttime } : {}),
+    ...(l.pidfdId !== undefined ? { pidfdId: l.pidfdId } : {}),
+  };
 }
 
 /** One pollfd reused by every liveness check (they are synchronous), so a lookup allocates nothing. */

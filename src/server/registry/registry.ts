@@ -21,7 +21,7 @@ import {
   type Result,
 } from './machine.js';
 import { bootId, processExists, processUid } from '../../domain/process.js';
-import { closeLeader, leaderAlive, pidfdIdOf, pinLeader } from './leader.js';
+import { closeLeader, identityOf, leaderAlive, pidfdIdOf, pinLeader } from './leader.js';
 import { LeaderWatcher } from './leader-watcher.js';
 import { detectCgroupLayout, type CgroupLayout } from '../../domain/cgroup-paths.js';
 import { DEFAULT_RUNTIME_DIR, machineStateDir } from '../../domain/runtime-paths.js';
@@ -29,6 +29,7 @@ import { berthdScopeMaker, removeScope } from './scope.js';
 import { ScopeReaper } from './scope-reaper.js';
 import { subgroupOf, unitOfPid } from './pid-cgroup.js';
 import { supervisorOf } from './supervisor.js';
+import { AfterAnswer } from './after-answer.js';
 import { StateStore } from './state.js';
 import { restoreFromState } from './restore.js';
 import { hostMachine } from './host.js';
@@ -69,6 +70,8 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #reaper: ScopeReaper;
   /** the path through systemd where it is PID 1 (scopes, StopUnit, KillUnit) */
   #systemd: SystemdRegistration | undefined;
+  /** Leader watching, pidfd release and unit links, done once the caller is answered (after-answer.ts). */
+  #after = new AfterAnswer((err) => this.#log.warn({ err: (err as Error).message }, 'finishing a registry change failed'));
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -153,6 +156,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   /** Register an already validated spec. Checks, in machined's order: leader, owner, name, unit, leader reuse. */
   registerSpec(spec: RegistrationSpec, caller: CallerContext, preset?: Placement): Result<Machine> {
     if (this.#closed) return fail({ errno: Errno.EBADF });
+    this.#after.settle();
     const leaderRef = spec.leader ?? (caller.pid !== undefined ? { pid: caller.pid } : undefined);
     if (!leaderRef) return fail({ errno: Errno.ESRCH });
     const pinned = pinLeader(leaderRef.pid, leaderRef.pidfdId !== undefined ? { pidfdId: leaderRef.pidfdId } : undefined);
@@ -184,7 +188,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       ...(spec.id ? { id: spec.id } : {}),
       ...(spec.service !== undefined ? { service: spec.service } : {}),
       class: spec.class,
-      leader: { pid: pinned.pid, starttime: pinned.starttime, ...(pinned.pidfdId !== undefined ? { pidfdId: pinned.pidfdId } : {}) },
+      leader: identityOf(pinned),
       ...(spec.rootDirectory !== undefined ? { rootDirectory: spec.rootDirectory } : {}),
       ifIndices: spec.ifIndices ?? [],
       ...(spec.vSockCid !== undefined ? { vSockCid: spec.vSockCid } : {}),
@@ -203,7 +207,6 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     const entry: Entry = { machine, leader: pinned };
     try {
       this.store.write(machine);
-      this.store.linkUnit(unit, machine.name);
     } catch (e) {
       this.store.remove(machine.name, unit);
       if (ownsScope) removeScope(this.cgroups, unitCgroup);
@@ -211,6 +214,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
       return release(fail({ errno: (e as NodeJS.ErrnoException).errno ? -(e as NodeJS.ErrnoException).errno! : Errno.EIO }));
     }
     this.#insert(entry);
+    this.#after.defer(() => this.store.linkUnit(unit, machine.name));
     this.#log.info({ machine: machine.name, leader: machine.leader.pid, unit, uid: caller.uid }, 'machine registered');
     this.#emit('added', machine, 'registered');
     return ok(machine);
@@ -343,6 +347,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   /** Stop watching leaders; state files stay so a later start can restore. */
   close(): void {
     if (this.#closed) return;
+    this.#after.settle();
     this.#closed = true;
     this.#watcher.close();
     for (const e of this.#index.values()) {
@@ -357,10 +362,13 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   #insert(e: Entry): void {
     this.#ended.forget(e.machine.name);
     this.#index.insert(e);
-    this.#watcher.watch(e.machine.name, e.leader);
+    this.#after.defer(() => {
+      if (this.#index.isCurrent(e)) this.#watcher.watch(e.machine.name, e.leader);
+    });
   }
 
   #onLeaderExit(name: string): void {
+    this.#after.settle();
     if (this.#leftovers.leaderExited(name)) return;
     const e = this.#index.byName(name);
     if (!e) return;
@@ -369,20 +377,27 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
   }
 
   #finalize(e: Entry, reason: string): void {
+    this.#after.settle();
     const m = e.machine;
     if (!this.#index.isCurrent(e)) return;
-    this.#watcher.unwatch(m.name);
     this.#index.remove(e);
     if (e.stopTimer) clearTimeout(e.stopTimer);
-    this.store.forget(m.name, m.unit);
-    if (m.ownsScope && m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader)) {
-      // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
-      // its leader and remove the scope when it has ended (systemd would collect the empty scope).
-      this.#leftovers.track(m.name, e.leader, m.unitCgroup);
-    } else {
-      closeLeader(e.leader);
-      if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
-    }
+    this.store.forgetFile(m.name);
+    // Unregister kills nothing, so the scope berth made still holds the machine: keep watching
+    // its leader and remove the scope when it has ended (systemd would collect the empty scope).
+    const keepScope = m.ownsScope && !!m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader);
+    const finish = () => {
+      this.#watcher.unwatch(m.name);
+      if (m.unit) this.store.forgetLink(m.unit);
+      if (keepScope) this.#leftovers.track(m.name, e.leader, m.unitCgroup!);
+      else {
+        closeLeader(e.leader);
+        if (m.ownsScope && m.unitCgroup) this.#removeOwnedScope(m, reason);
+      }
+    };
+    // Closing down, nothing is left for later.
+    if (this.#closed) finish();
+    else this.#after.defer(finish);
     if (reason === 'leader-exited') this.#ended.remember(m);
     if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed) this.#systemd!.leaderExited(m);
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');

@@ -7,7 +7,7 @@
 import { isValidMachineName } from '../../domain/machine-name.js';
 import { now, type Machine } from './machine.js';
 import { processExists } from '../../domain/process.js';
-import { closeLeader, leaderAlive, pinLeader, type Leader } from './leader.js';
+import { closeLeader, identityOf, leaderAlive, pinLeader, type Leader } from './leader.js';
 import { machineScopeCgroup, type CgroupLayout } from '../../domain/cgroup-paths.js';
 import { machineScopeUnit } from '../../domain/unit-names.js';
 import { removeScope } from './scope.js';
@@ -62,7 +62,7 @@ export function reviveSavedMachine(fileName: string, text: string, cgroups: Cgro
     ...(rec.id ? { id: rec.id } : {}),
     ...(rec.service !== undefined ? { service: rec.service } : {}),
     class: rec.class === 'vm' ? 'vm' : 'container',
-    leader: { pid: pinned.pid, starttime: pinned.starttime, ...(pinned.pidfdId !== undefined ? { pidfdId: pinned.pidfdId } : {}) },
+    leader: identityOf(pinned),
     ...(rec.rootDirectory !== undefined ? { rootDirectory: rec.rootDirectory } : {}),
     ifIndices: rec.ifIndices ?? [],
     ...(rec.vSockCid !== undefined ? { vSockCid: rec.vSockCid } : {}),

@@ -299,17 +299,20 @@ export class StateStore {
     fs.renameSync(tmp, link);
   }
 
-  /**
-   * Remove the files of a machine the registry holds. Its unit link is its own (the registry admits one
-   * machine per unit), so the link is not read before it is removed.
-   */
-  forget(name: string, unit?: string): void {
+  /** Remove the file of a machine the registry holds (its unit link is forgetLink's). */
+  forgetFile(name: string): void {
     try {
       fs.unlinkSync(`${this.dir}/${name}`);
     } catch {
       /* already gone */
     }
-    if (!unit) return;
+  }
+
+  /**
+   * Remove the unit link of a machine the registry holds. The link is that machine's own (the registry
+   * admits one machine per unit), so it is not read before it is removed.
+   */
+  forgetLink(unit: string): void {
     try {
       fs.unlinkSync(`${this.dir}/unit:${unit}`);
     } catch {

@@ -3,7 +3,7 @@
 // `whom: supervisor` reaches that very process or nobody (ESRCH), never a process that reused its PID.
 
 import { Errno, fail, ok, type Result, type SupervisorInfo } from './machine.js';
-import { closeLeader, pinLeader, signalLeader } from './leader.js';
+import { closeLeader, identityOf, pinLeader, signalLeader } from './leader.js';
 import { uidMaySignal } from '../../domain/process.js';
 import type { CallerContext } from './registry-types.js';
 
@@ -27,7 +27,7 @@ function lookUpSupervisor(pid: number | undefined): { supervisor?: SupervisorInf
   const pinned = pinLeader(pid);
   if (typeof pinned === 'number') return {};
   closeLeader(pinned);
-  return { supervisor: { pid, starttime: pinned.starttime, ...(pinned.pidfdId !== undefined ? { pidfdId: pinned.pidfdId } : {}) } };
+  return { supervisor: identityOf(pinned) };
 }
 
 /**

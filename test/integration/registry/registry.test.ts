@@ -19,6 +19,12 @@ function register(r: Registry, input: Record<string, unknown>, caller: CallerCon
   return v.ok ? r.registerSpec(v.value, caller) : v;
 }
 
+/**
+ * A registry finishes a change once its caller is answered: the unit link and the leader watch are made
+ * in a microtask after the call (registry/after-answer.ts). In-process callers wait for that here.
+ */
+const answered = () => Promise.resolve();
+
 async function replaceIfDead(r: Registry, input: Record<string, unknown>, caller: CallerContext) {
   const v = validateRegistration(input, liveProcessProbe);
   return v.ok ? r.registerOrReplaceIfDead(v.value, caller) : v;
@@ -148,6 +154,7 @@ suite('registry with real processes', () => {
       expect(procs.split('\n')).toContain(String(c.pid));
     }
     expect(fs.readFileSync(stateFile(name), 'utf8')).toContain(`LEADER=${c.pid}\n`);
+    await answered();
     expect(fs.readlinkSync(unitLink(unit))).toBe(name);
     expect(r.findByPid(c.pid)?.name).toBe(name);
 
@@ -436,6 +443,7 @@ suite('registry with real processes', () => {
     const c = sleeper();
     const name = `${tag}-ps`;
     expect(register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    await answered();
     try {
       const out = execFileSync('ps', ['-o', 'machine=', '-p', String(c.pid)], { encoding: 'utf8' }).trim();
       expect(out).toBe(name);
