@@ -99,7 +99,7 @@ describe('state files', () => {
 });
 
 describe('StateStore links', () => {
-  it('makes a unit link in place, replaces a stale one, and forget() removes file and link', () => {
+  it('makes a unit link in place, replaces a stale one; forgetFile and forgetLink remove them', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-state-'));
     try {
       const store = new StateStore(dir);
@@ -110,10 +110,15 @@ describe('StateStore links', () => {
       expect(fs.readlinkSync(path.join(dir, 'unit:machine-a.scope'))).toBe('b');
       store.write({ ...machine, name: 'b', unit: 'machine-a.scope' });
       expect(fs.existsSync(path.join(dir, 'b'))).toBe(true);
-      store.forget('b', 'machine-a.scope');
+      store.forgetFile('b');
+      expect(fs.readdirSync(dir)).toEqual(['unit:machine-a.scope']);
+      store.forgetLink('machine-a.scope');
       expect(fs.readdirSync(dir)).toEqual([]);
       // Forgetting what is already gone is no error.
-      expect(() => store.forget('b', 'machine-a.scope')).not.toThrow();
+      expect(() => {
+        store.forgetFile('b');
+        store.forgetLink('machine-a.scope');
+      }).not.toThrow();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
