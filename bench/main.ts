@@ -25,11 +25,12 @@ import { REGISTRY_SCENARIOS, registryScenarios } from './scenarios/registry.js';
 import { USERDB_SCENARIOS, userdbScenarios } from './scenarios/userdb.js';
 import { VARLINK_SCENARIOS, varlinkScenarios } from './scenarios/varlink.js';
 import { DBUS_SCENARIOS, dbusScenarios } from './scenarios/dbus.js';
+import { SYSTEMD_HOST_SCENARIOS, systemdHostScenarios } from './scenarios/systemd-host.js';
 
 // The berthds measured here stay off the system bus, where the reference machined owns org.freedesktop.machine1.
 process.env.BERTH_DBUS ??= 'no';
 
-const ALL = [...VARLINK_SCENARIOS, ...REGISTRY_SCENARIOS, ...USERDB_SCENARIOS, ...DBUS_SCENARIOS, ...LAUNCHER_SCENARIOS];
+const ALL = [...VARLINK_SCENARIOS, ...REGISTRY_SCENARIOS, ...USERDB_SCENARIOS, ...DBUS_SCENARIOS, ...LAUNCHER_SCENARIOS, ...SYSTEMD_HOST_SCENARIOS];
 
 const USAGE = `Usage: npm run bench -- [--quick] [--only NAME[,NAME…]] [--no-262] [--baseline REV] [--list]
 
@@ -111,7 +112,7 @@ async function main(): Promise<number> {
   try {
     let machinedLine = 'not used';
     let line262 = ctx.options.with262 ? 'not used' : 'not measured (--no-262)';
-    if (ctx.anySelected(ALL.filter((n) => !n.startsWith('launcher.') && n !== 'varlink.activation' && !n.startsWith('registry.scale.')))) {
+    if (ctx.anySelected(ALL.filter((n) => !n.startsWith('launcher.') && !n.startsWith('systemd-host.') && n !== 'varlink.activation' && !n.startsWith('registry.scale.')))) {
       const m = await ctx.machined();
       machinedLine = `${await m.product()} on ${m.socket}${m.startedHere ? ' (started by the bench)' : ' (already running)'}`;
       const m262 = await ctx.machined262();
@@ -134,6 +135,7 @@ async function main(): Promise<number> {
     await userdbScenarios(ctx);
     await dbusScenarios(ctx);
     await launcherScenarios(ctx);
+    await systemdHostScenarios(ctx);
   } catch (e) {
     crashed = true;
     process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

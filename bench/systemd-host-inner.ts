@@ -1,31 +1,76 @@
 /**
- * Run inside the booted systemd machine by bench/systemd-host.ts: measures whoever owns
+ * Run inside the booted systemd machine by bench/scenarios/systemd-host.ts: measures whoever owns
  * org.freedesktop.machine1 there (systemd-machined or berthd) and prints one JSON line.
  *
- *   node dist/bench/systemd-host-inner.js register N     CreateMachine (a systemd scope) + TerminateMachine cycles/s
+ *   node dist/bench/systemd-host-inner.js register N [PREFIX]   CreateMachine (a systemd scope) + TerminateMachine cycles/s
+ *   node dist/bench/systemd-host-inner.js register-varlink N [PREFIX]   the same through Varlink: Register with allocateUnit + Terminate
  *   node dist/bench/systemd-host-inner.js first-call N   berthd stopped, then one Varlink Ping through the socket: ms each
  */
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { connectBus } from '../src/dbus/index.js';
+import { VarlinkClient } from '../src/varlink/client.js';
 
 const MANAGER = { destination: 'org.freedesktop.machine1', path: '/org/freedesktop/machine1', interface: 'org.freedesktop.machine1.Manager' };
 
 async function register(n: number): Promise<object> {
   const bus = await connectBus();
+  try {
+    return await cycles(
+      n,
+      async (name, leader) => void (await bus.call({ ...MANAGER, member: 'CreateMachine', signature: 'sayssusa(sv)', body: [name, Buffer.alloc(0), 'bench', 'container', leader, '', []] })),
+      async (name) => void (await bus.call({ ...MANAGER, member: 'TerminateMachine', signature: 's', body: [name] })),
+    );
+  } finally {
+    bus.close();
+  }
+}
+
+/**
+ * What both register loops share: a fresh leader per cycle, one warm-up cycle, then N timed ones; with the
+ * mean time of each step (the register call, the terminate call, and the leader's exit after it), in ms.
+ */
+async function cycles(n: number, register: (name: string, leader: number) => Promise<void>, terminate: (name: string) => Promise<void>): Promise<object> {
+  const sum = { spawn: 0, register: 0, terminate: 0, exit: 0 };
   const once = async (name: string): Promise<void> => {
+    const t0 = monoMs();
     const leader = spawn('sleep', ['100000'], { stdio: 'ignore' });
     const exited = new Promise<void>((r) => leader.once('exit', () => r()));
-    await bus.call({ ...MANAGER, member: 'CreateMachine', signature: 'sayssusa(sv)', body: [name, Buffer.alloc(0), 'bench', 'container', leader.pid!, '', []] });
-    await bus.call({ ...MANAGER, member: 'TerminateMachine', signature: 's', body: [name] });
+    await new Promise<void>((r) => leader.once('spawn', () => r()));
+    const t1 = monoMs();
+    await register(name, leader.pid!);
+    const t2 = monoMs();
+    await terminate(name);
+    const t3 = monoMs();
     await exited;
+    const t4 = monoMs();
+    sum.spawn += t1 - t0;
+    sum.register += t2 - t1;
+    sum.terminate += t3 - t2;
+    sum.exit += t4 - t3;
   };
-  await once('warmup');
+  // A scope systemd is still stopping keeps its name a moment: each run names its machines apart.
+  await once(`${prefix}-warmup`);
+  for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] = 0;
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await once(`bench-${i}`);
+  for (let i = 0; i < n; i++) await once(`${prefix}-${i}`);
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  bus.close();
-  return { cycles: n, seconds: s, perSecond: n / s };
+  const mean = (x: number) => x / n;
+  return { cycles: n, seconds: s, perSecond: n / s, spawnMs: mean(sum.spawn), registerMs: mean(sum.register), terminateMs: mean(sum.terminate), exitMs: mean(sum.exit) };
+}
+
+/** Register (allocateUnit: the service asks systemd for the scope) + Terminate over one Varlink connection. */
+async function registerVarlink(n: number): Promise<object> {
+  const c = await VarlinkClient.connect('unix:/run/systemd/machine/io.systemd.Machine', { timeout: 60_000 });
+  try {
+    return await cycles(
+      n,
+      async (name, leader) => void (await c.callRaw('io.systemd.Machine.Register', { name, class: 'container', service: 'bench', leader, allocateUnit: true })),
+      async (name) => void (await c.callRaw('io.systemd.Machine.Terminate', { name })),
+    );
+  } finally {
+    c.close();
+  }
 }
 
 /** One Varlink Ping through the socket: when it connected and when the reply came (ms, CLOCK_MONOTONIC). */
@@ -120,11 +165,14 @@ async function firstCall(n: number): Promise<object> {
   };
 }
 
-const [what, count] = process.argv.slice(2);
+const [what, count, namePrefix] = process.argv.slice(2);
 const n = Number(count ?? 50);
-const r = what === 'register' ? await register(n) : what === 'first-call' ? await firstCall(n) : undefined;
+/** Machine names are PREFIX-0, PREFIX-1, …; PREFIX (the third argument) defaults to 'bench'. */
+const prefix = namePrefix ?? 'bench';
+const modes: Record<string, (n: number) => Promise<object>> = { register, 'register-varlink': registerVarlink, 'first-call': firstCall };
+const r = what !== undefined && modes[what] ? await modes[what](n) : undefined;
 if (!r) {
-  process.stderr.write('usage: systemd-host-inner.js register|first-call N\n');
+  process.stderr.write('usage: systemd-host-inner.js register|register-varlink|first-call N\n');
   process.exit(2);
 }
 process.stdout.write(`${JSON.stringify(r)}\n`);

@@ -4,7 +4,7 @@
  * `NEGOTIATE_UNIX_FD`, then `BEGIN`, after which the stream carries messages.
  */
 import { DBusError, DBusErrors } from './errors.js';
-import type { Transport } from './transport.js';
+import type { ByteStream } from './transport.js';
 import { closeFd } from './unix-socket.js';
 
 export interface AuthResult {
@@ -16,7 +16,7 @@ export interface AuthResult {
 
 const MAX_LINE = 16 * 1024;
 
-export function authenticate(t: Transport, options: { uid?: number; negotiateFds?: boolean; timeoutMs?: number } = {}): Promise<AuthResult> {
+export function authenticate(t: ByteStream, options: { uid?: number; negotiateFds?: boolean; timeoutMs?: number } = {}): Promise<AuthResult> {
   const uid = options.uid ?? process.geteuid?.() ?? 0;
   const negotiate = options.negotiateFds ?? true;
   return new Promise((resolve, reject) => {

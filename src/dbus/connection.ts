@@ -12,7 +12,8 @@ import { EventEmitter } from 'node:events';
 import { DBusError, DBusErrors, DBusProtocolError } from './errors.js';
 import { createMessage, encodeMessage, MessageFlags, MessageType, type Message } from './message.js';
 import { MessageFramer } from './framer.js';
-import { Transport, type TransportOptions } from './transport.js';
+import { Transport, type ByteStream, type TransportOptions } from './transport.js';
+import { StreamTransport } from './stream-transport.js';
 import { authenticate } from './auth.js';
 import { closeFd } from './unix-socket.js';
 
@@ -23,7 +24,10 @@ export interface ConnectionOptions extends TransportOptions {
   address: string;
   /** The uid to authenticate as (default: the effective uid). */
   uid?: number;
-  /** Ask to pass descriptors (default true). */
+  /**
+   * Ask to pass descriptors (default true). Without, the connection reads through the event loop
+   * (stream-transport.ts) instead of the poller's thread.
+   */
   negotiateFds?: boolean;
   /** Default timeout of method calls in ms (default 25 s). */
   timeoutMs?: number;
@@ -70,7 +74,7 @@ export class Connection extends EventEmitter {
   private closedError: Error | null = null;
 
   constructor(
-    readonly transport: Transport,
+    readonly transport: ByteStream,
     options: { unixFds: boolean; timeoutMs?: number },
   ) {
     super();
@@ -82,7 +86,7 @@ export class Connection extends EventEmitter {
 
   /** Connects and authenticates (no Hello: `connectBus` in bus.ts does that for a bus). */
   static async connect(options: ConnectionOptions): Promise<Connection> {
-    const t = Transport.connect(options.address, options);
+    const t = options.negotiateFds === false ? await StreamTransport.connect(options.address, options) : Transport.connect(options.address, options);
     const auth = await authenticate(t, { uid: options.uid, negotiateFds: options.negotiateFds, timeoutMs: options.authTimeoutMs });
     return new Connection(t, { unixFds: auth.unixFds, timeoutMs: options.timeoutMs });
   }

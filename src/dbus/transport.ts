@@ -18,6 +18,18 @@ export interface TransportOptions {
   readBudget?: number;
 }
 
+/**
+ * What a Connection needs of its byte stream; Transport here, and StreamTransport (stream-transport.ts) for a
+ * connection that passes no descriptors. Events: 'data' (data: Buffer, fds: number[]), 'close' (error?),
+ * 'drain'.
+ */
+export interface ByteStream extends EventEmitter {
+  readonly isClosed: boolean;
+  readonly queuedBytes: number;
+  write(data: Buffer, fds?: number[], owned?: boolean): void;
+  close(error?: Error): void;
+}
+
 interface Pending {
   data: Buffer;
   fds: number[];
@@ -29,7 +41,7 @@ interface Pending {
  * Events: 'data' (data: Buffer, fds: number[]) — bytes in order, descriptors owned by the listener;
  * 'close' (error?: Error) — once, when the peer hung up, a system call failed, or close() was called.
  */
-export class Transport extends EventEmitter {
+export class Transport extends EventEmitter implements ByteStream {
   private queue: Pending[] = [];
   private queued = 0;
   private closed = false;

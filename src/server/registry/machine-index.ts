@@ -11,6 +11,8 @@ export interface Entry {
   leader: Leader;
   /** Pending SIGKILL after Terminate's grace period. */
   stopTimer?: NodeJS.Timeout;
+  /** systemd took a StopUnit for the machine's unit (Terminate): the leader's exit needs no second one. */
+  unitStopping?: boolean;
 }
 
 export class MachineIndex {

@@ -399,7 +399,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     if (this.#closed) finish();
     else this.#after.defer(finish);
     if (reason === 'leader-exited') this.#ended.remember(m);
-    if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed) this.#systemd!.leaderExited(m);
+    if (reason === 'leader-exited' && m.allocateUnit && this.#bySystemd(e, undefined) && !this.#closed && !e.unitStopping) this.#systemd!.leaderExited(m);
     if (reason !== 'unregistered') this.#log.debug({ machine: m.name, reason }, 'machine finalized');
     else this.#log.info({ machine: m.name }, 'machine unregistered');
     this.#emit('removed', m, reason);

@@ -79,7 +79,9 @@ export class SystemdRegistration {
     const name = e.machine.name;
     const unit = e.machine.unit!;
     this.host.log.info({ machine: name, unit }, 'terminating machine (StopUnit)');
+    e.unitStopping = true;
     void this.scopes.stop(unit).catch((err: Error) => {
+      e.unitStopping = false;
       this.host.log.warn({ machine: name, unit, err: err.message }, 'systemd did not stop the unit; signalling it directly');
       fallback();
     });
@@ -90,7 +92,7 @@ export class SystemdRegistration {
     void this.scopes.kill(e.machine.unit!, 'all', signal).catch(() => fallback());
   }
 
-  /** As machined: a scope systemd made for the machine is stopped once its leader is gone. */
+  /** As machined: a scope systemd made for the machine is stopped once its leader is gone (unless a Terminate already asked). */
   leaderExited(m: Machine): void {
     void this.scopes.stop(m.unit!).catch(() => undefined);
   }

@@ -52,7 +52,8 @@ export class SystemdScopes {
 
   #bus(): Promise<Connection> {
     this.#conn ??= (async () => {
-      const c = await connectBus(this.address ? { address: this.address } : {});
+      // No descriptors go over this connection: it reads through the event loop (dbus/stream-transport.ts).
+      const c = await connectBus({ ...(this.address ? { address: this.address } : {}), negotiateFds: false });
       c.on('signal', (m: Message) => this.#onSignal(m));
       c.on('close', () => {
         this.#conn = undefined;

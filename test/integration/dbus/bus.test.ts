@@ -172,6 +172,35 @@ describe('calls between two of our connections', () => {
   });
 });
 
+describe('a connection that passes no descriptors (read through the event loop)', () => {
+  it('says Hello, calls, gets signals and refuses descriptors; a closed bus socket closes it', async () => {
+    const plain = await connectBus({ address: bus.address, negotiateFds: false });
+    try {
+      expect(plain.unixFds).toBe(false);
+      expect(plain.uniqueName).toMatch(/^:1\.\d+$/);
+      const r = await plain.call({ destination: NAME, path: PATH, interface: IFACE, member: 'Echo', signature: 's', body: ['über'] });
+      expect(r.body).toEqual(['über']);
+      // Many calls in flight at once come back complete and in order.
+      const many = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+        plain.call({ destination: NAME, path: PATH, interface: IFACE, member: 'Echo', signature: 's', body: [`n${i}`.repeat(200)] })));
+      expect(many.map((m) => m.body[0])).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`.repeat(200)));
+      await addMatch(plain, "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'");
+      const seen = new Promise<Message>((resolve) => plain.on('signal', (m: Message) => {
+        if (m.member === 'NameOwnerChanged' && m.body[0] === 'org.berth.NoFds') resolve(m);
+      }));
+      expect(await requestName(client, 'org.berth.NoFds')).toBe(RequestNameReply.PrimaryOwner);
+      expect((await within(seen, 5000, 'NameOwnerChanged')).body[2]).toBe(client.uniqueName);
+      await releaseName(client, 'org.berth.NoFds');
+      // Descriptors were not agreed: a call carrying one is refused before it is sent.
+      const fd = (await import('node:fs')).openSync('/dev/null', 'r');
+      await expect(plain.call({ destination: NAME, path: PATH, interface: IFACE, member: 'Stat', signature: 'h', body: [fd] })).rejects.toThrow(DBusError);
+    } finally {
+      plain.close();
+    }
+    expect(plain.isClosed).toBe(true);
+  });
+});
+
 describe('real clients', () => {
   it('dbus-send, with error names', async () => {
     const { stdout } = await run('dbus-send', [`--bus=${bus.address}`, '--print-reply', `--dest=${NAME}`, PATH, `${IFACE}.Add`, 'int32:40', 'int32:2']);
