@@ -51,3 +51,20 @@ export function socketAddress(a: BusAddress): Buffer {
   else name.copy(addr, 3);
   return addr;
 }
+
+/**
+ * Tries the addresses of a list in order with `open` and gives what the first that accepts gave; when none
+ * does, DBusError NoServer with the last failure.
+ */
+export async function connectFirst<T>(address: string, open: (a: BusAddress) => T | Promise<T>): Promise<T> {
+  let last: unknown;
+  for (const a of parseBusAddress(address)) {
+    try {
+      return await open(a);
+    } catch (e) {
+      last = e;
+    }
+  }
+  const why = last instanceof Error ? last.message : String(last);
+  throw new DBusError(DBusErrors.NoServer, `cannot connect to ${address}: ${why}`);
+}

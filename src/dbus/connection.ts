@@ -86,7 +86,7 @@ export class Connection extends EventEmitter {
 
   /** Connects and authenticates (no Hello: `connectBus` in bus.ts does that for a bus). */
   static async connect(options: ConnectionOptions): Promise<Connection> {
-    const t = options.negotiateFds === false ? await StreamTransport.connect(options.address, options) : Transport.connect(options.address, options);
+    const t = options.negotiateFds === false ? await StreamTransport.connect(options.address, options) : await Transport.connect(options.address, options);
     const auth = await authenticate(t, { uid: options.uid, negotiateFds: options.negotiateFds, timeoutMs: options.authTimeoutMs });
     return new Connection(t, { unixFds: auth.unixFds, timeoutMs: options.timeoutMs });
   }

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { DBusError, DBusErrors } from './errors.js';
-import { parseBusAddress } from './address.js';
+import { connectFirst } from './address.js';
 import type { ByteStream, TransportOptions } from './transport.js';
 import { closeFd } from './unix-socket.js';
 
@@ -30,26 +30,18 @@ export class StreamTransport extends EventEmitter implements ByteStream {
   }
 
   /** Connects to the first address of a D-Bus address list that accepts. */
-  static async connect(address: string, options: TransportOptions = {}): Promise<StreamTransport> {
-    let last: unknown;
-    for (const a of parseBusAddress(address)) {
-      const path = a.kind === 'path' ? a.path : `\0${a.name}`;
-      try {
-        const socket = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect({ path });
-          s.once('connect', () => {
-            s.off('error', reject);
-            resolve(s);
-          });
-          s.once('error', reject);
+  static connect(address: string, options: TransportOptions = {}): Promise<StreamTransport> {
+    return connectFirst(address, async (a) => {
+      const socket = await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ path: a.kind === 'path' ? a.path : `\0${a.name}` });
+        s.once('connect', () => {
+          s.off('error', reject);
+          resolve(s);
         });
-        return new StreamTransport(socket, options);
-      } catch (e) {
-        last = e;
-      }
-    }
-    const why = last instanceof Error ? last.message : String(last);
-    throw new DBusError(DBusErrors.NoServer, `cannot connect to ${address}: ${why}`);
+        s.once('error', reject);
+      });
+      return new StreamTransport(socket, options);
+    });
   }
 
   get isClosed(): boolean {

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { DBusError, DBusErrors } from './errors.js';
 import { closeFd, connectUnix, POLLERR, POLLHUP, POLLIN, POLLOUT, receiveSome, sendSome, SystemCallError } from './unix-socket.js';
 import { poller } from './poller.js';
-import { parseBusAddress, socketAddress } from './address.js';
+import { connectFirst, socketAddress } from './address.js';
 
 export interface TransportOptions {
   /** Bytes that may wait unsent before `write` fails with LimitsExceeded (default 16 MiB). */
@@ -62,17 +62,8 @@ export class Transport extends EventEmitter implements ByteStream {
   }
 
   /** Connects to the first address of a D-Bus address list that accepts. */
-  static connect(address: string, options: TransportOptions = {}): Transport {
-    let last: unknown;
-    for (const a of parseBusAddress(address)) {
-      try {
-        return new Transport(connectUnix(socketAddress(a)), options);
-      } catch (e) {
-        last = e;
-      }
-    }
-    const why = last instanceof Error ? last.message : String(last);
-    throw new DBusError(DBusErrors.NoServer, `cannot connect to ${address}: ${why}`);
+  static connect(address: string, options: TransportOptions = {}): Promise<Transport> {
+    return connectFirst(address, (a) => new Transport(connectUnix(socketAddress(a)), options));
   }
 
   get isClosed(): boolean {
