@@ -203,6 +203,8 @@ export class Daemon {
       await this.dbus.stop();
       await Promise.all([this.machineServer.close(), this.userdbServer.close(), this.hookServer.close()]);
       this.context.registry.close();
+      // A scope of a machine that just ended may still be waiting for its last process to go.
+      await this.context.registry.finishScopeRemovals(1000);
     })();
     return this.stopping;
   }

@@ -100,7 +100,9 @@ export class LeftoverScopes {
     return true;
   }
 
+  /** Stop watching; a watched scope already empty (its exit not yet seen) goes to the reaper now. */
   close(): void {
+    for (const unitCgroup of this.#waiting.keys()) if (scopePids(this.layout, unitCgroup).length === 0) this.reaper.add(unitCgroup, false);
     for (const s of this.#byKey.values()) closeLeader(s.leader);
     this.#byKey.clear();
     this.#waiting.clear();

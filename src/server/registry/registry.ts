@@ -344,6 +344,14 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     return found;
   }
 
+  /**
+   * Removals of scopes berth made that are still under way, finished or given up after `withinMs`
+   * (for berthd's stop, after close()).
+   */
+  finishScopeRemovals(withinMs: number): Promise<void> {
+    return this.#reaper.finish(withinMs);
+  }
+
   /** Stop watching leaders; state files stay so a later start can restore. */
   close(): void {
     if (this.#closed) return;

@@ -28,6 +28,19 @@ export class ScopeReaper {
     this.#schedule(0);
   }
 
+  /**
+   * Keep removing what is queued until nothing is, or `withinMs` has passed: berthd does this before it
+   * exits, since its timers do not keep it running and a scope left for a later retry would stay empty.
+   */
+  async finish(withinMs: number): Promise<void> {
+    const deadline = performance.now() + withinMs;
+    while (this.#queue.length > 0 && performance.now() < deadline) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#run();
+      if (this.#queue.length > 0) await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   #schedule(delayMs: number): void {
     if (this.#timer) return;
     this.#timer = setTimeout(() => this.#run(), delayMs);

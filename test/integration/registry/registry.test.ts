@@ -170,6 +170,25 @@ suite('registry with real processes', () => {
     await until(() => layout.hierarchies.every((h) => !exists(path.join(h.root, MACHINE_SLICE, unit))), 1000);
   });
 
+  it('finishes removing the scope of a machine that just ended before it closes for good (berthd stop)', async () => {
+    const { r } = newRegistry();
+    const c = sleeper();
+    const other = sleeper();
+    const name = `${tag}-fin`;
+    expect(register(r, { name, class: 'container', leader: c.pid, allocateUnit: true }, { uid: 0 }).ok).toBe(true);
+    const unit = machineScopeUnit(name);
+    // A second process in the scope: after the leader goes it is killed, and the scope can only be removed
+    // once that process is gone too, which takes a retry.
+    for (const h of layout.hierarchies) fs.writeFileSync(path.join(h.root, MACHINE_SLICE, unit, 'cgroup.procs'), `${other.pid}\n`);
+    const removed = nextEvent(r, (e) => e.type === 'removed' && e.machine.name === name, 1000);
+    c.kill('SIGKILL');
+    await removed;
+    r.close();
+    await r.finishScopeRemovals(1000);
+    expect(layout.hierarchies.filter((h) => exists(path.join(h.root, MACHINE_SLICE, unit)))).toEqual([]);
+    await exited(other);
+  });
+
   it('after Unregister keeps the scope it made while the leader runs, and removes it once the leader has ended', async () => {
     const { r } = newRegistry();
     const c = sleeper();
