@@ -86,8 +86,8 @@ export function pinLeader(pid: number, expect?: LeaderIdentity): Leader | number
     return { pid, pidfd: fd, pidfdId };
   }
   const starttime = readStartTime(pid);
+  // (A record with a pidfd id, where this kernel has them too, was decided by inode above.)
   const fresh = starttime !== undefined && (() => {
-    if (expect?.pidfdId !== undefined && pidfdId !== undefined) return expect.pidfdId === pidfdId;
     if (expect?.starttime !== undefined) return expect.starttime === starttime;
     // 20 ms of slack: /proc/uptime and the start time have a 10 ms resolution.
     if (expect?.aliveAtRealtime !== undefined) return startRealtime(starttime) <= expect.aliveAtRealtime + 20_000;

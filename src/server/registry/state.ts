@@ -246,8 +246,9 @@ const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_
 
 /**
  * Reads and writes the state directory (RUNTIME/systemd/machines). All calls are synchronous and cheap:
- * the directory is on a memory file system, and a Register is answered only once its file and link are in
- * place, so a kill -9 right after the answer still finds them. The writes use as few system calls as an
+ * the directory is on a memory file system, and a Register is answered only once its file is in place
+ * (and an Unregister once it is gone), so a kill -9 right after the answer finds exactly the acknowledged
+ * machines; the unit link follows just after the answer, and restore rebuilds it. The writes use as few system calls as an
  * atomic replacement allows (open, write, close, rename; symlink) and raise no exception on the
  * way, which in Node costs more than the system call itself.
  */
