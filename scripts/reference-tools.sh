@@ -19,7 +19,8 @@
 #
 # Environment: BERTH_REFERENCE_SUITE (trixie: systemd 257; sid: systemd 262), BERTH_REFERENCE_ROOT (default
 # /var/tmp/berth-reference for trixie, /var/tmp/berth-reference-SUITE for any other suite, so that the
-# versions live side by side and each install is idempotent on its own).
+# versions live side by side and each install is idempotent on its own), BERTH_REFERENCE_STATE (default
+# ROOT/state; set it to run an installed root that is mounted read-only, as the booted-machine bench does).
 # Needs root and Debian's package archive. These tools are used by tests only; they are never shipped.
 set -euo pipefail
 
@@ -27,7 +28,8 @@ SUITE=${BERTH_REFERENCE_SUITE:-trixie}
 if [[ $SUITE == trixie ]]; then ROOT=${BERTH_REFERENCE_ROOT:-/var/tmp/berth-reference}
 else ROOT=${BERTH_REFERENCE_ROOT:-/var/tmp/berth-reference-$SUITE}; fi
 TREE=$ROOT/tree
-STATE=$ROOT/state
+# Where machined's pid file and log go (and the bus config, when a bus is started); elsewhere with a read-only root.
+STATE=${BERTH_REFERENCE_STATE:-$ROOT/state}
 MACHINE_SOCKET=/run/systemd/machine/io.systemd.Machine
 DBUS_SOCKET=/run/dbus/system_bus_socket
 # Bump when the package list changes so that existing installs are refreshed.

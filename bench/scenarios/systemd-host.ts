@@ -12,17 +12,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BenchContext } from '../lib/context.js';
-import { bootMachine, cannotBoot, systemdHostTree, type Booted } from '../lib/booted-machine.js';
+import { execa } from 'execa';
+import { bootMachine, cannotBoot, checkout, systemdHostTree, type Booted } from '../lib/booted-machine.js';
 import { millis, rate } from '../lib/report.js';
 import { errorText, median } from '../lib/util.js';
 
 export const SYSTEMD_HOST_SCENARIOS = ['systemd-host.register-dbus', 'systemd-host.register-varlink', 'systemd-host.first-call'];
 
-/** The reference 257 tree (scripts/reference-tools.sh), bind-mounted read-only at the same path. */
-const REFERENCE_TREE = '/var/tmp/berth-reference/tree';
-/** Inside the machine: a writable root for reference-tools.sh whose tree is the bound one. */
-const REF_ROOT = '/var/tmp/berth-ref257';
-const REF = `BERTH_REFERENCE_ROOT=${REF_ROOT} bash scripts/reference-tools.sh`;
+/** reference-tools.sh inside the machine for the install at `root` (bound read-only there), its state kept apart. */
+const referenceTools = (root: string) => `BERTH_REFERENCE_ROOT=${root} BERTH_REFERENCE_STATE=/var/tmp/berth-ref257-state bash scripts/reference-tools.sh`;
 const MACHINED_UNITS = 'systemd-machined.service systemd-machined.socket';
 
 async function inner(m: Booted, what: string, n: number, prefix = ''): Promise<Record<string, number | null>> {
@@ -48,10 +46,12 @@ export async function systemdHostScenarios(ctx: BenchContext): Promise<void> {
   fs.chmodSync(work, 0o755);
   let m: Booted | undefined;
   try {
-    const with257 = fs.existsSync(path.join(REFERENCE_TREE, 'usr/lib/systemd/systemd-machined'));
-    m = await bootMachine(await systemdHostTree(), work, `syshost-bench-${process.pid}`, with257 ? [`${REFERENCE_TREE}:${REFERENCE_TREE}`] : []);
-    if (with257) await must(m, `mkdir -p ${REF_ROOT}/state && ln -sfn ${REFERENCE_TREE} ${REF_ROOT}/tree && echo 1 trixie > ${REF_ROOT}/.installed`);
-    await measure(ctx, m, with257);
+    // The 257 install (scripts/reference-tools.sh path names its tree; the root is the folder above).
+    const tree = (await execa('bash', [path.join(checkout, 'scripts/reference-tools.sh'), 'path'])).stdout.trim();
+    const root = path.dirname(tree);
+    const with257 = fs.existsSync(path.join(tree, 'usr/lib/systemd/systemd-machined'));
+    m = await bootMachine(await systemdHostTree(), work, `syshost-bench-${process.pid}`, with257 ? [`${root}:${root}`] : []);
+    await measure(ctx, m, with257 ? { ref: referenceTools(root) } : { no257: `${tree} is missing (scripts/reference-tools.sh install)` });
   } catch (e) {
     for (const n of SYSTEMD_HOST_SCENARIOS) if (ctx.selected(n) && !r.rows.some((row) => row.scenario === n)) r.fail(n, errorText(e));
   } finally {
@@ -60,7 +60,9 @@ export async function systemdHostScenarios(ctx: BenchContext): Promise<void> {
   }
 }
 
-async function measure(ctx: BenchContext, m: Booted, with257: boolean): Promise<void> {
+/** `ref`: how to run reference-tools.sh inside for 257; else `no257`, why 257 is not measured. */
+async function measure(ctx: BenchContext, m: Booted, { ref, no257 }: { ref?: string; no257?: string }): Promise<void> {
+  const with257 = ref !== undefined;
   const n = ctx.quick ? 40 : 100;
   const rounds = ctx.rounds;
   const fig = { m252: [] as number[], m257: [] as number[], m257v: [] as number[], berth: [] as number[], berthV: [] as number[] };
@@ -76,7 +78,7 @@ async function measure(ctx: BenchContext, m: Booted, with257: boolean): Promise<
   for (let round = 0; round < rounds; round++) {
     fig.m252.push(keep('252 dbus', await inner(m, 'register', n, `m252d${round}`)));
     if (with257) {
-      await must(m, `systemctl stop systemd-machined.service && systemctl mask --runtime ${MACHINED_UNITS} && ${REF} machined start`);
+      await must(m, `systemctl stop systemd-machined.service && systemctl mask --runtime ${MACHINED_UNITS} && ${ref} machined start`);
       try {
         // machined 257 next to systemd 252 now and then fails a Register with EDEADLK (a scope job that systemd
         // refuses): such a round is left out of 257's figures and named in the row.
@@ -88,7 +90,7 @@ async function measure(ctx: BenchContext, m: Booted, with257: boolean): Promise<
           }
         }
       } finally {
-        await must(m, `${REF} machined stop; systemctl unmask --runtime ${MACHINED_UNITS}`);
+        await must(m, `${ref} machined stop; systemctl unmask --runtime ${MACHINED_UNITS}`);
       }
     }
     await must(m, 'node dist/bin/berthctl.mjs install');
@@ -112,10 +114,10 @@ async function measure(ctx: BenchContext, m: Booted, with257: boolean): Promise<
     const m252 = per(fig.m252)!;
     r.versus('systemd-host.register-dbus', b, { '257': per(fig.m257), '252': m252 }, 1.0,
       `CreateMachine + TerminateMachine in the booted machine; its own machined 252: ${perSecond(m252)} (${(b / m252).toFixed(2)}×)` +
-      `${with257 ? '' : `; 257 not measured: ${REFERENCE_TREE} is missing (scripts/reference-tools.sh install)`}; ${what}${stepNote('dbus')}`, perSecond);
+      `${with257 ? '' : `; 257 not measured: ${no257}`}; ${what}${stepNote('dbus')}`, perSecond);
   }
   if (ctx.selected('systemd-host.register-varlink')) {
-    if (!with257) r.skip('systemd-host.register-varlink', `machined 252 has no Varlink Register, and the reference 257 is missing (${REFERENCE_TREE})`);
+    if (!with257) r.skip('systemd-host.register-varlink', `machined 252 has no Varlink Register, and the reference 257 is not there: ${no257}`);
     else {
       r.versus('systemd-host.register-varlink', per(fig.berthV)!, { '257': per(fig.m257v) }, 1.0,
         `Register (allocateUnit) + Terminate in the booted machine; 252 has no Varlink Register; ${what}${stepNote('varlink')}`, perSecond);
