@@ -20,7 +20,7 @@ export interface CallContext {
   /** MessageFlags bits of the call (e.g. AllowInteractiveAuthorization). */
   flags: number;
   message: Message;
-  /** The broker's credentials of the sender (asked once per call, then cached). */
+  /** The broker's credentials of the sender (asked once per sender while it is on the bus; never a descriptor). */
   credentials(): Promise<Credentials>;
   /**
    * Takes ownership of the descriptors that came with the call. Without this they are closed once the

@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 import type { Connection } from './connection.js';
 import { DBusError, DBusErrors, StandardErrors } from './errors.js';
-import { getConnectionCredentials, type Credentials } from './bus.js';
+import type { Credentials } from './bus.js';
+import { SenderCredentials } from './sender-credentials.js';
 import type { Message } from './message.js';
 import { closeFd } from './unix-socket.js';
 import { isObjectPath } from './names.js';
@@ -67,6 +68,7 @@ class Call implements CallContext {
 
   constructor(
     readonly connection: Connection,
+    private readonly senders: SenderCredentials,
     private readonly m: Message | null,
     readonly path: string,
     iface: string,
@@ -82,7 +84,7 @@ class Call implements CallContext {
   }
 
   credentials(): Promise<Credentials> {
-    return (this.creds ??= getConnectionCredentials(this.connection, this.sender));
+    return (this.creds ??= this.senders.get(this.sender));
   }
 
   takeFds(): number[] {
@@ -94,11 +96,14 @@ class Call implements CallContext {
 export class ObjectServer {
   private objects = new Map<string, InterfaceSpec[]>();
   private subtrees = new Map<string, SubtreeSpec>();
+  /** What the broker said of each sender, asked once per sender (sender-credentials.ts). */
+  readonly senders: SenderCredentials;
 
   constructor(
     readonly connection: Connection,
     private readonly options: ObjectServerOptions = {},
   ) {
+    this.senders = new SenderCredentials(connection);
     connection.onCall = (m) => void this.dispatch(m);
   }
 
@@ -163,7 +168,7 @@ export class ObjectServer {
   }
 
   private context(m: Message | null, path: string, iface: string, member: string): Call {
-    return new Call(this.connection, m, path, iface, member);
+    return new Call(this.connection, this.senders, m, path, iface, member);
   }
 
   private async dispatch(m: Message): Promise<void> {

@@ -3,7 +3,7 @@
  * object paths, the caller as the broker vouches for it, the error replies named and worded as machined
  * gives them, and the operation failures (machine-operations.ts) turned into those replies.
  */
-import { DBusError, DBusErrors, errnoError, closeFd, pathForLabel, type CallContext } from '../dbus/index.js';
+import { DBusError, DBusErrors, errnoError, pathForLabel, type CallContext } from '../dbus/index.js';
 import type { OperationError, OpResult, Caller } from './machine-operations.js';
 
 export const BUS_NAME = 'org.freedesktop.machine1';
@@ -31,12 +31,8 @@ export const notSupported = (message = 'Not supported') => new DBusError(DBusErr
 
 /** The sender, as the broker vouches for it (never a field of the message). An unknown uid counts as unprivileged. */
 export async function callerOf(ctx: CallContext): Promise<Caller> {
+  // berth decides by uid and pid (the object server keeps no pidfd the broker offered).
   const creds = await ctx.credentials();
-  // berth decides by uid and pid; a pidfd the broker offered is not kept.
-  if (creds.pidfd !== undefined) {
-    closeFd(creds.pidfd);
-    delete creds.pidfd;
-  }
   return { uid: creds.uid ?? -1, ...(creds.pid !== undefined ? { pid: creds.pid } : {}) };
 }
 

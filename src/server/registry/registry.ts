@@ -285,7 +285,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     });
     if (!r.ok) return r;
     if (r.value) {
-      this.#log.info({ machine: name, unit: e.machine.unit }, 'terminating machine');
+      this.#log.debug({ machine: name, unit: e.machine.unit }, 'terminating machine');
       this.#emit('changed', e.machine, 'terminating');
     }
     return ok(undefined);

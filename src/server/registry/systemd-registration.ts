@@ -78,7 +78,7 @@ export class SystemdRegistration {
   terminate(e: Entry, fallback: () => void): void {
     const name = e.machine.name;
     const unit = e.machine.unit!;
-    this.host.log.info({ machine: name, unit }, 'terminating machine (StopUnit)');
+    this.host.log.debug({ machine: name, unit }, 'terminating machine (StopUnit)');
     e.unitStopping = true;
     void this.scopes.stop(unit).catch((err: Error) => {
       e.unitStopping = false;

@@ -14,7 +14,7 @@ import {
 } from '../../../src/dbus/index.js';
 import { startPrivateBus, type PrivateBus } from './private-bus.js';
 import { exportTestObject, IFACE, NAME, PATH } from './test-object.js';
-import { within } from '../../helpers/wait.js';
+import { waitFor, within } from '../../helpers/wait.js';
 
 const run = promisify(execFile);
 const REFERENCE = '/work/shared/tools/systemd-reference';
@@ -137,6 +137,39 @@ describe('calls between two of our connections', () => {
 
   it('the handler asks the bus who called', async () => {
     expect((await call('WhoAmI')).body).toEqual([process.getuid!(), process.pid]);
+  });
+
+  it('the broker is asked once per sender, each sender answered as itself, and a sender that left is forgotten', async () => {
+    const senders = exported.server.senders;
+    let asked = 0;
+    const callOf = service.call.bind(service);
+    service.call = (o) => {
+      if (o.member === 'GetConnectionCredentials') asked++;
+      return callOf(o);
+    };
+    try {
+      await call('WhoAmI');
+      await call('WhoAmI');
+      await call('WhoAmI');
+    } finally {
+      service.call = callOf;
+    }
+    expect(asked).toBeLessThanOrEqual(1);
+    expect(senders.size).toBeGreaterThan(0);
+    const before = senders.size;
+    // Two other processes, one of them nobody: each gets its own answer, though the first is remembered.
+    const whoAmI = async (argv: string[]) => {
+      const { stdout } = await run(argv[0]!, [...argv.slice(1), 'dbus-send', `--bus=${bus.address}`, '--print-reply', `--dest=${NAME}`, PATH, `${IFACE}.WhoAmI`]);
+      return [...stdout.matchAll(/uint32 (\d+)/g)].map((m) => Number(m[1]));
+    };
+    const [rootUid, rootPid] = await whoAmI(['env']);
+    const [nobodyUid, nobodyPid] = await whoAmI(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']);
+    expect(rootUid).toBe(process.getuid!());
+    expect(nobodyUid).toBe(65534);
+    expect(new Set([rootPid, nobodyPid, process.pid]).size).toBe(3);
+    // Both dbus-sends have left the bus: NameOwnerChanged takes them out again.
+    await waitFor(() => senders.size === before, 'the two dbus-sends forgotten', { timeoutMs: 5000 });
+    expect(senders.size).toBe(before);
   });
 
   it('signals and PropertiesChanged', async () => {
