@@ -2,8 +2,8 @@
  * Run inside the booted systemd machine by bench/scenarios/systemd-host.ts: measures whoever owns
  * org.freedesktop.machine1 there (systemd-machined or berthd) and prints one JSON line.
  *
- *   node dist/bench/systemd-host-inner.js register N [PREFIX]   CreateMachine (a systemd scope) + TerminateMachine cycles/s
- *   node dist/bench/systemd-host-inner.js register-varlink N [PREFIX]   the same through Varlink: Register with allocateUnit + Terminate
+ *   node dist/bench/systemd-host-inner.js register N [PREFIX [WARMUP]]   CreateMachine (a systemd scope) + TerminateMachine cycles/s
+ *   node dist/bench/systemd-host-inner.js register-varlink N [PREFIX [WARMUP]]   the same through Varlink: Register with allocateUnit + Terminate
  *   node dist/bench/systemd-host-inner.js first-call N   berthd stopped, then one Varlink Ping through the socket: ms each
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -27,8 +27,9 @@ async function register(n: number): Promise<object> {
 }
 
 /**
- * What both register loops share: a fresh leader per cycle, one warm-up cycle, then N timed ones; with the
- * mean time of each step (the register call, the terminate call, and the leader's exit after it), in ms.
+ * What both register loops share: a fresh leader per cycle, WARMUP cycles untimed (their rate is reported
+ * apart), then N timed ones; with the mean time of each step (the register call, the terminate call, and the
+ * leader's exit after it), in ms.
  */
 async function cycles(n: number, register: (name: string, leader: number) => Promise<void>, terminate: (name: string) => Promise<void>): Promise<object> {
   const sum = { spawn: 0, register: 0, terminate: 0, exit: 0 };
@@ -50,13 +51,15 @@ async function cycles(n: number, register: (name: string, leader: number) => Pro
     sum.exit += t4 - t3;
   };
   // A scope systemd is still stopping keeps its name a moment: each run names its machines apart.
-  await once(`${prefix}-warmup`);
+  const w0 = process.hrtime.bigint();
+  for (let i = 0; i < warmup; i++) await once(`${prefix}-w${i}`);
+  const warmupPerSecond = warmup / (Number(process.hrtime.bigint() - w0) / 1e9);
   for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] = 0;
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) await once(`${prefix}-${i}`);
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const mean = (x: number) => x / n;
-  return { cycles: n, seconds: s, perSecond: n / s, spawnMs: mean(sum.spawn), registerMs: mean(sum.register), terminateMs: mean(sum.terminate), exitMs: mean(sum.exit) };
+  return { cycles: n, seconds: s, perSecond: n / s, warmup, warmupPerSecond, terminateRetries, spawnMs: mean(sum.spawn), registerMs: mean(sum.register), terminateMs: mean(sum.terminate), exitMs: mean(sum.exit) };
 }
 
 /** Register (allocateUnit: the service asks systemd for the scope) + Terminate over one Varlink connection. */
@@ -66,7 +69,19 @@ async function registerVarlink(n: number): Promise<object> {
     return await cycles(
       n,
       async (name, leader) => void (await c.callRaw('io.systemd.Machine.Register', { name, class: 'container', service: 'bench', leader, allocateUnit: true })),
-      async (name) => void (await c.callRaw('io.systemd.Machine.Terminate', { name })),
+      async (name) => {
+        // machined 257 answers Register before systemd has run the scope's start job; a Terminate that comes
+        // first fails with EDEADLK ('destructive transaction'), and a client has to ask again.
+        for (;;) {
+          try {
+            await c.callRaw('io.systemd.Machine.Terminate', { name });
+            return;
+          } catch (e) {
+            if ((e as { parameters?: { errno?: number } }).parameters?.errno !== 35 || ++terminateRetries > 10_000) throw e;
+            await new Promise((r) => setImmediate(r));
+          }
+        }
+      },
     );
   } finally {
     c.close();
@@ -165,10 +180,14 @@ async function firstCall(n: number): Promise<object> {
   };
 }
 
-const [what, count, namePrefix] = process.argv.slice(2);
+const [what, count, namePrefix, warmupCount] = process.argv.slice(2);
 const n = Number(count ?? 50);
 /** Machine names are PREFIX-0, PREFIX-1, …; PREFIX (the third argument) defaults to 'bench'. */
-const prefix = namePrefix ?? 'bench';
+const prefix = namePrefix || 'bench';
+/** Untimed cycles before the timed ones (the fourth argument, default 1). */
+const warmup = Number(warmupCount ?? 1);
+/** Terminate calls asked again after EDEADLK (see registerVarlink). */
+let terminateRetries = 0;
 const modes: Record<string, (n: number) => Promise<object>> = { register, 'register-varlink': registerVarlink, 'first-call': firstCall };
 const r = what !== undefined && modes[what] ? await modes[what](n) : undefined;
 if (!r) {
