@@ -109,7 +109,7 @@ describe('berth on a host with systemd as PID 1', () => {
     expect((await run(['systemctl', 'is-active', 'berthd.service'])).stdout.trim()).toBe('inactive');
     const u = await run(['userdbctl', 'user', '--output=classic']);
     expect(u.exitCode).toBe(0);
-    // BusName= makes the service Type=dbus: 'active' once berthd also owns its bus name, just after it answers
+    // Type=exec: 'active' once berthd is exec'd, which may be just after the first answer is on its way
     expect((await run(['systemctl', 'is-active', 'berthd.service'])).stdout.trim()).toMatch(/^(activating|active)$/);
     await until('berthd.service active', async () => (await m!.inside(['systemctl', 'is-active', 'berthd.service'])).stdout.trim() === 'active');
     // and it has the machine it restored from the state files
@@ -125,6 +125,27 @@ describe('berth on a host with systemd as PID 1', () => {
     expect(r.stdout).toContain('"old"');
     expect((await run(['systemctl', 'is-active', 'berthd.service'])).stdout.trim()).toBe('active');
     expect((await run(['busctl', 'status', 'org.freedesktop.machine1'])).stdout).toMatch(/^Unit=berthd\.service$/m);
+  });
+
+  it('berthd exits when idle, and the next lookup (getent through nss-systemd) starts it again with its machines', async (ctx) => {
+    if (why) ctx.skip(why);
+    // The installed unit waits 60 s; a runtime drop-in makes it 2 s for this step, and is taken out again.
+    const exec = (await run(['systemctl', 'show', '-p', 'ExecStart', '--value', 'berthd.service'])).stdout;
+    const argv = /argv\[\]=([^;]+);/.exec(exec)?.[1]?.trim();
+    expect(argv).toMatch(/--idle-exit 60$/);
+    const dropIn = '/run/systemd/system/berthd.service.d/zz-test-idle.conf';
+    await sh(`mkdir -p ${path.dirname(dropIn)} && printf '[Service]\\nExecStart=\\nExecStart=${argv!.replace(/60$/, '2')}\\n' > ${dropIn} && systemctl daemon-reload && systemctl restart berthd.service`);
+    try {
+      expect((await run(['systemctl', 'is-active', 'berthd.service'])).stdout.trim()).toBe('active');
+      await until('berthd to exit when idle', async () => (await m!.inside(['systemctl', 'is-active', 'berthd.service'])).stdout.trim() === 'inactive', 20_000);
+      expect((await run(['systemctl', 'show', '-p', 'Result', '--value', 'berthd.service'])).stdout.trim()).toBe('success');
+      // nss-systemd asks every userdb service for a name it does not find in the files: berthd's socket starts it
+      expect((await run(['getent', 'passwd', 'vu-nosuch-0'])).exitCode).toBe(2);
+      expect((await run(['systemctl', 'is-active', 'berthd.service'])).stdout.trim()).toMatch(/^(activating|active)$/);
+      expect((await run(['berthctl', 'list', '--no-legend'])).stdout).toMatch(/^old\s/m);
+    } finally {
+      await sh(`rm -f ${dropIn} && systemctl daemon-reload && systemctl restart berthd.service`);
+    }
   });
 
   it('a machine berth registers gets a transient machine-NAME.scope in machine.slice from systemd, kept by systemctl restart berthd', async (ctx) => {
