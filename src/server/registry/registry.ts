@@ -396,7 +396,7 @@ export class Registry extends EventEmitter<{ event: [RegistryEvent] }> {
     const keepScope = m.ownsScope && !!m.unitCgroup && reason === 'unregistered' && !this.#closed && leaderAlive(e.leader);
     const finish = () => {
       this.#watcher.unwatch(m.name);
-      if (m.unit) this.store.forgetLink(m.unit);
+      if (m.unit) this.store.unlinkUnit(m.unit);
       if (keepScope) this.#leftovers.track(m.name, e.leader, m.unitCgroup!);
       else {
         closeLeader(e.leader);

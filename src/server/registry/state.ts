@@ -300,7 +300,7 @@ export class StateStore {
     fs.renameSync(tmp, link);
   }
 
-  /** Remove the file of a machine the registry holds (its unit link is forgetLink's). */
+  /** Remove a machine's file (its unit link is unlinkUnit's). */
   forgetFile(name: string): void {
     try {
       fs.unlinkSync(`${this.dir}/${name}`);
@@ -309,30 +309,18 @@ export class StateStore {
     }
   }
 
-  /**
-   * Remove the unit link of a machine the registry holds. The link is that machine's own (the registry
-   * admits one machine per unit), so it is not read before it is removed.
-   */
-  forgetLink(unit: string): void {
-    try {
-      fs.unlinkSync(`${this.dir}/unit:${unit}`);
-    } catch {
-      /* already gone */
-    }
-  }
-
   /** Remove a machine's file, and its unit link if that still points at it. */
   remove(name: string, unit?: string): void {
-    try {
-      fs.unlinkSync(path.join(this.dir, name));
-    } catch {
-      /* already gone */
-    }
+    this.forgetFile(name);
     if (unit) this.unlinkUnit(unit, name);
   }
 
+  /**
+   * Remove the link of `unit`; with `name`, only while it points at that machine. Without, it is not read
+   * first: the registry removes a link it holds as its machine's own (it admits one machine per unit).
+   */
   unlinkUnit(unit: string, name?: string): void {
-    const link = path.join(this.dir, `unit:${unit}`);
+    const link = `${this.dir}/unit:${unit}`;
     try {
       if (name !== undefined && fs.readlinkSync(link) !== name) return;
       fs.unlinkSync(link);

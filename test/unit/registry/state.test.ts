@@ -99,7 +99,7 @@ describe('state files', () => {
 });
 
 describe('StateStore links', () => {
-  it('makes a unit link in place, replaces a stale one; forgetFile and forgetLink remove them', () => {
+  it('makes a unit link in place, replaces a stale one; forgetFile and unlinkUnit remove them', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-state-'));
     try {
       const store = new StateStore(dir);
@@ -112,12 +112,12 @@ describe('StateStore links', () => {
       expect(fs.existsSync(path.join(dir, 'b'))).toBe(true);
       store.forgetFile('b');
       expect(fs.readdirSync(dir)).toEqual(['unit:machine-a.scope']);
-      store.forgetLink('machine-a.scope');
+      store.unlinkUnit('machine-a.scope');
       expect(fs.readdirSync(dir)).toEqual([]);
       // Forgetting what is already gone is no error.
       expect(() => {
         store.forgetFile('b');
-        store.forgetLink('machine-a.scope');
+        store.unlinkUnit('machine-a.scope');
       }).not.toThrow();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
